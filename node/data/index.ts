@@ -1,0 +1,54 @@
+/**
+ * Data specs as users type them: `mnist` (the bundled digits) or `idx:DIR` (an MNIST-format folder),
+ * optionally cut to one participant's shard.
+ */
+import { DataError, InvalidArgumentError } from '../errors.js'
+import { splitTrainTest } from './dataset.js'
+import { loadIdxDir } from './idx.js'
+import { loadBundledMnist } from './mnist.js'
+import { partition } from './partition.js'
+import type { TrainTest } from './dataset.js'
+import type { Partition } from './partition.js'
+
+export * from './dataset.js'
+export { parsePartition, partition } from './partition.js'
+export type { Partition } from './partition.js'
+
+/** Share of the rows held out for testing when a source has no test set of its own. */
+export const DEFAULT_TEST_FRACTION = 0.2
+
+export const DATA_SPEC_HELP = '`mnist` (10,000 bundled digits) or `idx:DIR` (a folder of MNIST-format IDX files, gzipped or not)'
+
+/** Loads a spec into train and test sets; sources without a test set are split with `seed`. */
+export function loadData (spec: string, seed: number | string = 0): TrainTest {
+  if (spec === 'mnist') return splitTrainTest(loadBundledMnist(), DEFAULT_TEST_FRACTION, seed)
+  if (spec.startsWith('idx:')) {
+    const dir = spec.slice('idx:'.length)
+    if (dir === '') throw new DataError('data spec "idx:" needs a folder, e.g. idx:./data/fashion')
+    const { train, test } = loadIdxDir(dir)
+    return test === null ? splitTrainTest(train, DEFAULT_TEST_FRACTION, seed) : { train, test }
+  }
+  throw new DataError(`data spec "${spec}" is not known; use ${DATA_SPEC_HELP}`)
+}
+
+export interface Shard {
+  index: number
+  count: number
+}
+
+/** Parses "i/N" (0-based i) as used by --shard. */
+export function parseShard (text: string): Shard {
+  const match = /^(\d+)\/(\d+)$/.exec(text)
+  const index = Number(match?.[1])
+  const count = Number(match?.[2])
+  if (match === null || count < 1 || index >= count) {
+    throw new InvalidArgumentError(`shard "${text}" must be i/N with 0 <= i < N, e.g. 0/4 for the first of four participants`)
+  }
+  return { index, count }
+}
+
+/** The participant's own train and test rows: the same on every machine for the same spec, seed and partition. */
+export function loadShard (spec: string, shard: Shard, how: Partition, seed: number | string): TrainTest {
+  const data = loadData(spec, seed)
+  return shard.count === 1 ? data : partition(data, shard.count, how, seed)[shard.index]
+}

@@ -1,0 +1,29 @@
+/**
+ * Typed errors. Code and tests match on `name`, never on the message; the CLI maps each name to an
+ * exit code. Every message says what was wrong, where, and what to do about it.
+ */
+
+export class InvalidConfigError extends Error {
+  override readonly name = 'InvalidConfigError'
+}
+
+export class InvalidArgumentError extends Error {
+  override readonly name = 'InvalidArgumentError'
+}
+
+export class BackendUnavailableError extends Error {
+  override readonly name = 'BackendUnavailableError'
+}
+
+export class DataError extends Error {
+  override readonly name = 'DataError'
+}
+
+export class ModelFileError extends Error {
+  override readonly name = 'ModelFileError'
+}
+
+/** Builds the message for a config field that broke a rule: the field, the value, the rule. */
+export function invalidField (field: string, value: unknown, rule: string): InvalidConfigError {
+  return new InvalidConfigError(`${field} = ${JSON.stringify(value)}: ${rule}`)
+}

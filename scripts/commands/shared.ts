@@ -1,0 +1,63 @@
+/** Flag groups and helpers that several commands share: data selection, training settings, output. */
+import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
+import { DEFAULT_BATCH_SIZE, stepsForEpochs } from '../../node/train/trainer.js'
+import { consoleProgress } from '../../node/train/progress.js'
+import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
+import type { TrainTest } from '../../node/data/index.js'
+import type { TrainOptions } from '../../node/train/trainer.js'
+import type { Flags, FlagSpec } from '../args.js'
+
+export const DATA_FLAGS: Record<string, FlagSpec> = {
+  data: { type: 'string', value: 'SPEC', help: `training data: ${DATA_SPEC_HELP}`, default: 'mnist' },
+  shard: { type: 'string', value: 'i/N', help: 'use only participant i of N (0-based), split by --partition', default: '0/1' },
+  partition: { type: 'string', value: 'HOW', help: 'how shards are cut: iid, or dirichlet:ALPHA (label skew; 0.5 is strong, 100 is near iid)', default: 'iid' },
+  seed: { type: 'string', value: 'N', help: 'seed for the train/test split, shards, initial weights and batch order', default: '0' }
+}
+
+export const TRAIN_FLAGS: Record<string, FlagSpec> = {
+  'batch-size': { type: 'string', value: 'N', help: 'examples per step', default: String(DEFAULT_BATCH_SIZE) },
+  lr: { type: 'string', value: 'RATE', help: 'peak AdamW learning rate (linear warm-up, cosine decay)', default: '0.002' },
+  'weight-decay': { type: 'string', value: 'W', help: 'AdamW decoupled weight decay on matrices', default: '0.05' }
+}
+
+export const FORMAT_FLAG: Record<string, FlagSpec> = {
+  format: { type: 'string', value: 'FMT', help: 'output: table (for people) or json (one JSON object on stdout)', default: 'table' }
+}
+
+export function readSeed (flags: Flags): number {
+  return numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true)
+}
+
+export function readData (flags: Flags): TrainTest {
+  return loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), parsePartition(stringFlag(flags, 'partition')), readSeed(flags))
+}
+
+/** Steps from --steps, or else --epochs over `trainCount` rows. */
+export function readTrainOptions (flags: Flags, trainCount: number, phase: string): TrainOptions {
+  const batchSize = numberFlag(flags, 'batch-size', 1, 65536, true)
+  const steps = optionalString(flags, 'steps') !== undefined
+    ? numberFlag(flags, 'steps', 0, 1e9, true)
+    : stepsForEpochs(trainCount, numberFlag(flags, 'epochs', 0, 1e6, true), batchSize)
+  return {
+    steps,
+    batchSize,
+    learningRate: numberFlag(flags, 'lr', 0, 10),
+    weightDecay: numberFlag(flags, 'weight-decay', 0, 10),
+    seed: readSeed(flags),
+    phase,
+    onProgress: consoleProgress()
+  }
+}
+
+export type OutputFormat = 'table' | 'json'
+
+export function readFormat (flags: Flags): OutputFormat {
+  return choiceFlag(flags, 'format', ['table', 'json'] as const)
+}
+
+/** Prints `result` as one JSON object, or `lines` for people. */
+export function printResult (format: OutputFormat, result: unknown, lines: string[]): void {
+  process.stdout.write(format === 'json' ? JSON.stringify(result) + '\n' : lines.join('\n') + '\n')
+}
+
+export const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)}%`

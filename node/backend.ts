@@ -70,6 +70,8 @@ export interface ActiveBackend {
 
 /** Selects and initialises a backend; throws BackendUnavailableError when an explicit choice cannot load. */
 export async function initBackend (choice: BackendChoice): Promise<ActiveBackend> {
+  // PROD silences tfjs's console advert for tfjs-node on the cpu backend; fedgrow logs its own backend line.
+  tf.env().set('PROD', true)
   switch (choice) {
     case 'tensorflow':
       return { name: 'tensorflow', source: await loadNative() }

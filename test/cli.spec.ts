@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from './helpers.js'
+
+describe('fedgrow CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedgrow-cli-'))
+
+  it('describes every command and flag in --help', async () => {
+    const main = await runCli(['--help'])
+    assert.equal(main.code, 0)
+    assert.match(main.stdout, /pretrain/)
+    assert.match(main.stdout, /eval/)
+    const pretrain = await runCli(['pretrain', '--help'])
+    for (const flag of ['--dim', '--layers', '--heads', '--mlp-ratio', '--epochs', '--data', '--out', '--backend', '--format']) assert.match(pretrain.stdout, new RegExp(flag))
+  })
+
+  it('pretrains, saves, and evaluates to the same accuracy', async () => {
+    const out = join(dir, 'small.fgm')
+    const trained = await runCli(['pretrain', '--dim', '16', '--layers', '1', '--heads', '2', '--steps', '30', '--out', out, '--format', 'json'])
+    assert.equal(trained.code, 0, trained.stderr)
+    assert.match(trained.stderr, /compute backend wasm/)
+    const t = JSON.parse(trained.stdout)
+    assert.equal(t.steps, 30)
+    assert.ok(t.accuracy > 0.2, `accuracy after 30 steps: ${t.accuracy}`)
+    const evaluated = await runCli(['eval', '--model', out, '--format', 'json'])
+    assert.equal(evaluated.code, 0, evaluated.stderr)
+    const e = JSON.parse(evaluated.stdout)
+    assert.equal(e.accuracy, t.accuracy)
+    assert.equal(e.count, 2000)
+  })
+
+  it('exits with a typed code and a one-line reason on bad input', async () => {
+    const badFlag = await runCli(['pretrain', '--dimm', '3'])
+    assert.equal(badFlag.code, 2)
+    assert.match(badFlag.stderr, /--dimm/)
+    const badValue = await runCli(['pretrain', '--dim', 'ten', '--out', join(dir, 'x.fgm')])
+    assert.equal(badValue.code, 2)
+    assert.match(badValue.stderr, /--dim ten: must be a whole number/)
+    const badConfig = await runCli(['pretrain', '--dim', '10', '--heads', '4', '--out', join(dir, 'x.fgm')])
+    assert.equal(badConfig.code, 3)
+    const missing = await runCli(['eval', '--model', join(dir, 'missing.fgm')])
+    assert.equal(missing.code, 5)
+    assert.match(missing.stderr, /cannot read/)
+    const noNative = await runCli(['eval', '--model', join(dir, 'missing.fgm'), '--backend', 'tensorflow'])
+    assert.equal(noNative.code, 6)
+    assert.match(noNative.stderr, /npm install @tensorflow\/tfjs-node-gpu/)
+  })
+})

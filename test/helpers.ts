@@ -1,0 +1,61 @@
+/** Shared test set-up: the backend, a leak check, and small synthetic data. */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import * as tf from '../node/tf.js'
+import { initBackend } from '../node/backend.js'
+import { checkDataset } from '../node/data/dataset.js'
+import { Rng } from '../node/random.js'
+import type { Dataset } from '../node/data/dataset.js'
+
+/** Every maths test runs on these backends (both ship inside npm packages). */
+export const TEST_BACKENDS = ['wasm', 'cpu'] as const
+
+export async function useBackend (name: typeof TEST_BACKENDS[number] = 'wasm'): Promise<void> {
+  await initBackend(name)
+}
+
+/** Runs `fn` once to warm up, then again, and fails if the second run left tensors behind (tfjs test_utils). */
+export function expectNoLeakedTensors (fn: () => void, label: string): void {
+  fn()
+  const before = tf.memory().numTensors
+  fn()
+  assert.equal(tf.memory().numTensors, before, `${label} leaked ${tf.memory().numTensors - before} tensors`)
+}
+
+/**
+ * A learnable toy image set: class k has a bright square whose position depends on k, plus noise.
+ * Seeded; `imageSize` must be a multiple of the patch size used with it.
+ */
+export function toyDataset (count: number, seed: number, imageSize = 8, numClasses = 4): Dataset {
+  const rng = new Rng(`toy:${seed}`)
+  const px = imageSize * imageSize
+  const images = new Float32Array(count * px)
+  const labels = new Uint8Array(count)
+  for (let i = 0; i < count; i++) {
+    const label = i % numClasses
+    labels[i] = label
+    for (let p = 0; p < px; p++) images[i * px + p] = 0.1 * rng.next()
+    const row = Math.floor(label / 2) * (imageSize / 2)
+    const col = (label % 2) * (imageSize / 2)
+    for (let r = 0; r < imageSize / 2; r++) for (let c = 0; c < imageSize / 2; c++) images[i * px + (row + r) * imageSize + col + c] += 0.8
+  }
+  return checkDataset({ source: `toy:${seed}`, imageSize, channels: 1, numClasses, images, labels, count })
+}
+
+export const CLI = fileURLToPath(new URL('../scripts/fedgrow.js', import.meta.url))
+
+export interface CliResult { code: number, stdout: string, stderr: string }
+
+/** Runs the real `fedgrow` command in a child process. */
+export function runCli (args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : 1), stdout, stderr })
+    })
+  })
+}
+
+export function maxAbsDiff (a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])
+}

@@ -3,10 +3,11 @@ import '../node/polyfill.js'
 import { initBackend, parseBackendChoice } from '../node/backend.js'
 import { commandHelp, parseCommandArgs, optionalString } from './args.js'
 import { evalCommand } from './commands/eval.js'
+import { growCommand } from './commands/grow.js'
 import { pretrainCommand } from './commands/pretrain.js'
 import type { Command } from './args.js'
 
-const COMMANDS: Command[] = [pretrainCommand, evalCommand]
+const COMMANDS: Command[] = [pretrainCommand, evalCommand, growCommand]
 
 /** Exit codes by error name; anything else is an internal error (1). */
 export const EXIT_CODES: Record<string, number> = {

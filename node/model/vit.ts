@@ -104,12 +104,14 @@ export function checkParams (c: VitConfig, params: NamedTensors): void {
 /**
  * x @ w + b with a hand-written gradient: tfjs's own matMul gradient uses transpose flags, which drop
  * wasm into a scalar loop (stack-notes.md); explicit transposes keep every product on the fast path.
+ * The bias is added separately rather than fused: wasm's fused kernel checks the rank of the bias's
+ * underlying buffer, which for a grown bias (a reshaped matMul result) is not 1.
  */
 const dense = tf.customGrad((x, w, b, save) => {
   const [x2, w2, b1] = [x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D]
   ;(save as tf.GradSaveFunc)([x2, w2])
   return {
-    value: tf.fused.matMul({ a: x2, b: w2, bias: b1 }), // [rows, out]
+    value: tf.add(tf.matMul(x2, w2), b1), // [rows, out]
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
       const dy2 = dy as tf.Tensor2D

@@ -19,7 +19,7 @@ export function pretrain (config: VitConfig, data: Dataset, options: TrainOption
   tf.dispose(Object.values(init))
   try {
     const report = train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, options)
-    return { params: tf.tidy(() => Object.fromEntries(vars.names.map(n => [n, tf.clone(vars.byName.get(n)!)]))), report }
+    return { params: vars.snapshot(), report }
   } finally {
     vars.dispose()
   }

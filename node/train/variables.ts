@@ -40,6 +40,11 @@ export class VariableSet {
     return { loss: value, grads: named }
   }
 
+  /** Copies of the current values, owned by the caller. */
+  snapshot (): NamedTensors {
+    return tf.tidy(() => Object.fromEntries([...this.byName].map(([name, v]) => [name, tf.clone(v)])))
+  }
+
   /** Overwrites every variable with the same-named tensor (shapes must match); inputs stay the caller's. */
   assign (tensors: NamedTensors): void {
     for (const [name, v] of this.byName) v.assign(tensors[name])

@@ -1,0 +1,107 @@
+import { loadModel, saveModel } from '../../node/model/model-file.js'
+import { countParams } from '../../node/model/vit.js'
+import { countLigoParams, finetune, growAndTrain, grownConfig, LIGO_INITS } from '../../node/ligo/index.js'
+import { predictWith } from '../../node/train/pretrain.js'
+import { evaluate } from '../../node/train/trainer.js'
+import { DataError } from '../../node/errors.js'
+import * as tf from '../../node/tf.js'
+import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
+import { DATA_FLAGS, FORMAT_FLAG, TRAIN_FLAGS, percent, printResult, readData, readFormat, readTrainOptions } from './shared.js'
+import type { VitConfig } from '../../node/model/config.js'
+import type { NamedTensors } from '../../node/model/vit.js'
+import type { GrowthResult } from '../../node/ligo/index.js'
+import type { Command, Flags } from '../args.js'
+
+function sizeFlags (flags: Flags, prefix: 'to' | 'via', from: VitConfig): VitConfig {
+  const ratio = optionalString(flags, `${prefix}-mlp-ratio`)
+  return grownConfig(from, {
+    dim: numberFlag(flags, `${prefix}-dim`, 1, 8192, true),
+    layers: numberFlag(flags, `${prefix}-layers`, 1, 128, true),
+    ...(ratio !== undefined ? { mlpRatio: numberFlag(flags, `${prefix}-mlp-ratio`, 0.01, 16) } : {})
+  })
+}
+
+const describe = (c: VitConfig): string => `${c.dim}x${c.layers} (mlp ratio ${c.mlpRatio})`
+
+export const growCommand: Command = {
+  name: 'grow',
+  summary: 'Grow a small model into a larger one with a learned LiGO operator, on one machine (no network).',
+  details: [
+    'The small model stays frozen; only the operator (E, B, w) is trained, on the local data. With --via-dim and',
+    '--via-layers it runs Dual-LiGO as one federation participant would: a Local-LiGO to the intermediate shape,',
+    'then a Global-LiGO to the target, each for --steps. Prints test accuracy before and after training.'
+  ].join('\n'),
+  flags: {
+    from: { type: 'string', value: 'FILE', help: 'the small .fgm model to grow' },
+    'to-dim': { type: 'string', value: 'D', help: 'target width (a multiple of the head count)' },
+    'to-layers': { type: 'string', value: 'L', help: 'target depth' },
+    'to-mlp-ratio': { type: 'string', value: 'R', help: 'target FFN ratio (default: the source\'s)' },
+    'via-dim': { type: 'string', value: 'D', help: 'Dual-LiGO: intermediate width (with --via-layers)' },
+    'via-layers': { type: 'string', value: 'L', help: 'Dual-LiGO: intermediate depth' },
+    'via-mlp-ratio': { type: 'string', value: 'R', help: 'Dual-LiGO: intermediate FFN ratio' },
+    init: { type: 'string', value: 'INIT', help: `operator initialisation: ${LIGO_INITS.join(' or ')} (see README)`, default: 'ligo' },
+    steps: { type: 'string', value: 'N', help: 'operator training steps (per operator)', default: '100' },
+    'finetune-steps': { type: 'string', value: 'N', help: 'then train the grown model\'s own weights this many steps', default: '0' },
+    ...TRAIN_FLAGS,
+    ...DATA_FLAGS,
+    out: { type: 'string', value: 'FILE', help: 'where to save the grown model (.fgm)' },
+    ...FORMAT_FLAG
+  },
+  async run (flags) {
+    const format = readFormat(flags)
+    const out = stringFlag(flags, 'out')
+    const init = choiceFlag(flags, 'init', LIGO_INITS)
+    const fromPath = stringFlag(flags, 'from')
+    const small = loadModel(fromPath)
+    const owned: NamedTensors[] = [small.params]
+    try {
+      const data = readData(flags)
+      if (data.train.imageSize !== small.config.imageSize || data.train.channels !== small.config.channels) {
+        throw new DataError(`${fromPath} takes ${small.config.imageSize}x${small.config.imageSize}x${small.config.channels} images; ${data.train.source} has ${data.train.imageSize}x${data.train.imageSize}x${data.train.channels}`)
+      }
+      const options = readTrainOptions(flags, data.train.count, 'grow')
+      const sourceAccuracy = evaluate(predictWith(small.config, small.params), data.test).accuracy
+      const dual = optionalString(flags, 'via-dim') !== undefined || optionalString(flags, 'via-layers') !== undefined
+      const chain = dual ? [small.config, sizeFlags(flags, 'via', small.config)] : [small.config]
+      chain.push(sizeFlags(flags, 'to', chain[chain.length - 1]))
+      const stages: Array<{ name: string, from: VitConfig, to: VitConfig, operatorParams: number, result: GrowthResult }> = []
+      let source = small.params
+      for (let s = 1; s < chain.length; s++) {
+        const shape = { from: chain[s - 1], to: chain[s] }
+        const name = !dual ? 'ligo' : s === 1 ? 'local-ligo' : 'global-ligo'
+        const result = growAndTrain(shape, source, init, `${name}:${options.seed}`, data, { ...options, phase: `grow: ${name}` })
+        owned.push(result.grown, result.operator)
+        stages.push({ name, from: shape.from, to: shape.to, operatorParams: countLigoParams(shape), result })
+        source = result.grown
+      }
+      const target = chain[chain.length - 1]
+      let final = source
+      let finetuned: number | undefined
+      const finetuneSteps = numberFlag(flags, 'finetune-steps', 0, 1e9, true)
+      if (finetuneSteps > 0) {
+        final = finetune(target, source, data.train, { ...options, steps: finetuneSteps, phase: 'grow: finetune' }).params
+        owned.push(final)
+        finetuned = evaluate(predictWith(target, final), data.test).accuracy
+      }
+      const last = stages[stages.length - 1].result
+      saveModel(out, target, final, { producedBy: 'fedgrow grow', from: fromPath, init, stages: stages.map(s => s.name), steps: options.steps, finetuneSteps, testAccuracy: finetuned ?? last.after.accuracy })
+      printResult(format, {
+        out,
+        init,
+        sourceAccuracy,
+        stages: stages.map(s => ({ name: s.name, from: s.from, to: s.to, operatorParams: s.operatorParams, steps: s.result.report.steps, accuracyBefore: s.result.before.accuracy, accuracyAfter: s.result.after.accuracy })),
+        targetParams: countParams(target),
+        accuracyBefore: stages[0].result.before.accuracy,
+        accuracyAfter: last.after.accuracy,
+        ...(finetuned !== undefined ? { accuracyFinetuned: finetuned } : {})
+      }, [
+        `source     ${describe(small.config)}: ${countParams(small.config).toLocaleString('en-US')} params, test accuracy ${percent(sourceAccuracy)}`,
+        ...stages.map(s => `${s.name.padEnd(10)} ${describe(s.from)} -> ${describe(s.to)}: operator ${s.operatorParams.toLocaleString('en-US')} params; accuracy ${percent(s.result.before.accuracy)} grown untrained, ${percent(s.result.after.accuracy)} after ${s.result.report.steps} steps`),
+        ...(finetuned !== undefined ? [`finetune   ${finetuneSteps} steps of the grown model's weights: accuracy ${percent(finetuned)}`] : []),
+        `target     ${describe(target)}: ${countParams(target).toLocaleString('en-US')} params, saved to ${out}`
+      ])
+    } finally {
+      for (const tensors of owned) tf.dispose(Object.values(tensors))
+    }
+  }
+}

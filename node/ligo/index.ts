@@ -1,5 +1,5 @@
 /** LiGO and Dual-LiGO: the growth operator, its initialisations, grow(), and the local training phases. */
-export { checkGrowthShape, countLigoParams, initLigo, ligoParamShapes, DEFAULT_LIGO_NOISE, LIGO_INITS } from './operator.js'
+export { checkGrowthShape, countLigoParams, growFlops, initLigo, ligoParamShapes, DEFAULT_LIGO_NOISE, LIGO_INITS } from './operator.js'
 export type { GrowthShape, LigoInit } from './operator.js'
 export { grow } from './grow.js'
 export { dualLigoParamCounts, finetune, globalShape, growIntermediate, grownConfig, initialGlobalLigo, localShape, materialise, trainOperator } from './dual.js'

@@ -66,6 +66,16 @@ export function countLigoParams (shape: GrowthShape): number {
   return Object.values(ligoParamShapes(shape)).reduce((s, d) => s + d[0] * d[1], 0)
 }
 
+/** Multiply-adds x2 of one grow(): the width step per source layer plus the depth mix. */
+export function growFlops (shape: GrowthShape): number {
+  const { from, to } = shape
+  const [d1, d2, f1, f2] = [from.dim, to.dim, hiddenDim(from), hiddenDim(to)]
+  const sandwich = (rows: number, inner: number, cols: number, out: number): number => 2 * (rows * inner * cols + rows * cols * out)
+  const perSourceLayer = 4 * sandwich(d2, d1, d1, d2) + sandwich(d2, d1, f1, f2) + sandwich(f2, f1, d1, d2)
+  const blockParams = 4 * d2 * d2 + 2 * d2 * f2 + 9 * d2 + f2
+  return from.layers * perSourceLayer + 2 * to.layers * from.layers * blockParams
+}
+
 /** xavier-normal: std sqrt(2 / (fanIn + fanOut)). */
 function xavier (rows: number, cols: number, rng: Rng): Float32Array {
   return rng.normalArray(rows * cols, Math.sqrt(2 / (rows + cols)))

@@ -19,9 +19,15 @@ export const PLAIN_PROGRESS_INTERVAL_S = 5
 const BAR_WIDTH = 30
 
 export function consoleProgress (stream: NodeJS.WriteStream = process.stderr): ProgressSink {
-  const started = Date.now()
+  let phase: string | undefined
+  let started = 0
   let lastPlain = 0
   return (e) => {
+    if (e.phase !== phase) {
+      phase = e.phase
+      started = Date.now()
+      lastPlain = 0
+    }
     const elapsedS = (Date.now() - started) / 1000
     const fraction = e.total > 0 ? e.done / e.total : 1
     const loss = e.loss === undefined ? '' : ` loss ${e.loss.toFixed(4)}`

@@ -11,6 +11,7 @@ import { crossEntropy } from '../model/vit.js'
 import { AdamW } from './adamw.js'
 import { silentProgress } from './progress.js'
 import type { Dataset } from '../data/dataset.js'
+import type { NamedTensors } from '../model/vit.js'
 import type { AdamWOptions } from './adamw.js'
 import type { ProgressSink } from './progress.js'
 import type { VariableSet } from './variables.js'
@@ -32,6 +33,8 @@ export interface TrainOptions extends AdamWOptions {
   /** Label for progress reports. */
   phase?: string
   onProgress?: ProgressSink
+  /** Called after every `every` steps (and after the last) with the step and a view of the live parameters (do not dispose), e.g. to evaluate. */
+  checkpoint?: { every: number, run: (step: number, params: NamedTensors) => void }
 }
 
 export interface TrainReport {
@@ -98,6 +101,7 @@ export function train (params: VariableSet, lossOf: BatchLoss, data: Dataset, op
         const recent = losses.slice(-PROGRESS_EVERY_STEPS)
         report({ phase, done: step, total: options.steps, loss: recent.reduce((a, b) => a + b, 0) / recent.length })
       }
+      if (options.checkpoint !== undefined && (step % options.checkpoint.every === 0 || step === options.steps)) options.checkpoint.run(step, params.tensors)
     }
   } finally {
     optimizer.dispose()

@@ -1,0 +1,18 @@
+/** `npm run bench -- NAME`: runs one benchmark and writes its section of BENCHMARKS.md. */
+import '../node/polyfill.js'
+import { trainStepBench } from './bench/train-step.js'
+import { ligoBench } from './bench/ligo.js'
+
+const BENCHES: Record<string, { help: string, run: (command: string, args: string[]) => Promise<void> }> = {
+  'train-step': { help: 'train-step time of target-size models on wasm and cpu, as a fraction of each backend\'s matMul ceiling', run: trainStepBench },
+  ligo: { help: 'grow a pre-trained small model with LiGO (both inits) vs train the target from scratch: steps and FLOPs to the same accuracy [--lr RATE]', run: ligoBench }
+}
+
+const [name, ...args] = process.argv.slice(2)
+const bench = name === undefined ? undefined : BENCHES[name]
+if (bench === undefined) {
+  process.stdout.write(`Usage: npm run bench -- NAME\n\n${Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(12)} ${b.help}`).join('\n')}\n`)
+  process.exitCode = name === undefined || name === '--help' ? 0 : 2
+} else {
+  await bench.run(`npm run bench -- ${process.argv.slice(2).join(' ')}`, args)
+}

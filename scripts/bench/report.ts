@@ -1,0 +1,31 @@
+/** Benchmark output: the machine, the command, and a section of BENCHMARKS.md replaced in place. */
+import { existsSync, readFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { writeFileAtomic } from '../../node/storage/files.js'
+
+export const BENCHMARKS_FILE = 'BENCHMARKS.md'
+
+export function machineLine (): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU'
+  return `${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`
+}
+
+export function markdownTable (header: string[], rows: Array<Array<string | number>>): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map(r => `| ${r.join(' | ')} |`)
+  ].join('\n')
+}
+
+/** Replaces (or appends) the section of BENCHMARKS.md that belongs to `name`. */
+export function writeSection (name: string, title: string, command: string, body: string): void {
+  const start = `<!-- bench:${name} -->`
+  const end = `<!-- /bench:${name} -->`
+  const section = [start, `## ${title}`, '', `Command: \`${command}\``, '', `Machine: ${machineLine()}; run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.`, '', body.trim(), end].join('\n')
+  const existing = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : '# Benchmarks\n\nWritten by `npm run bench -- NAME`; each section is replaced when its benchmark runs again.\n'
+  const pattern = new RegExp(`${start}[\\s\\S]*?${end}`)
+  const next = pattern.test(existing) ? existing.replace(pattern, section) : `${existing.trimEnd()}\n\n${section}\n`
+  writeFileAtomic(BENCHMARKS_FILE, new TextEncoder().encode(next))
+  process.stdout.write(`${section}\n\nwritten to ${BENCHMARKS_FILE}\n`)
+}

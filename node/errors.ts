@@ -27,3 +27,7 @@ export class ModelFileError extends Error {
 export function invalidField (field: string, value: unknown, rule: string): InvalidConfigError {
   return new InvalidConfigError(`${field} = ${JSON.stringify(value)}: ${rule}`)
 }
+
+export class NetworkError extends Error {
+  override readonly name = 'NetworkError'
+}

@@ -8,7 +8,7 @@
  * byte is caught on load. Other safetensors readers ignore it. Only F32 tensors are written.
  * Pure: bytes in, bytes out; the decoder checks every limit before it allocates.
  */
-import { createHash } from 'node:crypto'
+import { sha256Hex } from './canonical.js'
 
 export const SAFETENSORS_LIMITS = {
   /** Largest JSON header accepted (the reference implementation uses 100 MB). */
@@ -37,10 +37,6 @@ interface HeaderEntry {
 }
 
 const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1)
-
-export function sha256Hex (bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex')
-}
 
 /** Encodes tensors (in the given key order) and string metadata; adds the data checksum. */
 export function encodeSafetensors (tensors: TensorMap, metadata: Record<string, string> = {}): Uint8Array {

@@ -47,9 +47,10 @@ export function commandHelp (cmd: Command): string {
 
 export function parseCommandArgs (cmd: Command, argv: string[]): { flags: Flags, positionals: string[] } {
   const specs = { ...cmd.flags, ...COMMON_FLAGS }
-  const options: Record<string, { type: 'string' | 'boolean', multiple?: boolean, default?: string }> = {}
+  const options: Record<string, { type: 'string' | 'boolean', multiple?: boolean, default?: string | string[] }> = {}
   for (const [name, s] of Object.entries(specs)) {
-    options[name] = { type: s.type, ...(s.multiple === true ? { multiple: true } : {}), ...(s.default !== undefined && s.type === 'string' ? { default: s.default } : {}) }
+    const def = s.default !== undefined && s.type === 'string' ? { default: s.multiple === true ? [s.default] : s.default } : {}
+    options[name] = { type: s.type, ...(s.multiple === true ? { multiple: true } : {}), ...def }
   }
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: cmd.positionals !== undefined, strict: true })

@@ -4,10 +4,12 @@ import { initBackend, parseBackendChoice } from '../node/backend.js'
 import { commandHelp, parseCommandArgs, optionalString } from './args.js'
 import { evalCommand } from './commands/eval.js'
 import { growCommand } from './commands/grow.js'
+import { federationCommand } from './commands/federation.js'
+import { nodeCommand } from './commands/node.js'
 import { pretrainCommand } from './commands/pretrain.js'
 import type { Command } from './args.js'
 
-const COMMANDS: Command[] = [pretrainCommand, evalCommand, growCommand]
+const COMMANDS: Command[] = [pretrainCommand, evalCommand, growCommand, federationCommand, nodeCommand]
 
 /** Exit codes by error name; anything else is an internal error (1). */
 export const EXIT_CODES: Record<string, number> = {
@@ -15,7 +17,10 @@ export const EXIT_CODES: Record<string, number> = {
   InvalidConfigError: 3,
   DataError: 4,
   ModelFileError: 5,
-  BackendUnavailableError: 6
+  BackendUnavailableError: 6,
+  InvalidManifestError: 7,
+  ProtocolError: 8,
+  NetworkError: 9
 }
 
 function mainHelp (): string {

@@ -7,7 +7,7 @@
  * builds a single tensor, so a bad file never yields a half-loaded model.
  */
 import { ModelFileError, InvalidConfigError } from '../errors.js'
-import { readTensorFile, toTensors, writeTensorFile } from '../storage/files.js'
+import { readTensorFile, fromTensorMap, writeTensorFile } from '../storage/files.js'
 import { validateVitConfig } from './config.js'
 import { paramShapes } from './vit.js'
 import type { VitConfig } from './config.js'
@@ -64,5 +64,5 @@ export function loadModel (path: string): LoadedModel {
   }
   const extra = Object.keys(tensors).find(name => !(name in shapes))
   if (extra !== undefined) throw new ModelFileError(`${path}: tensor ${extra} does not belong to a ViT with dim ${config.dim} and ${config.layers} layers`)
-  return { config, params: toTensors(tensors), info: parseJson(path, 'info', metadata.info) as ModelInfo }
+  return { config, params: fromTensorMap(tensors), info: parseJson(path, 'info', metadata.info) as ModelInfo }
 }

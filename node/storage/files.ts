@@ -54,8 +54,15 @@ export function readTensorFile (path: string): { tensors: TensorMap, metadata: R
 }
 
 /** Tensors the caller owns, made from decoded entries. */
-export function toTensors (entries: TensorMap): NamedTensors {
+export function fromTensorMap (entries: TensorMap): NamedTensors {
   const out: NamedTensors = {}
   for (const [name, e] of Object.entries(entries)) out[name] = tf.tensor(e.data, e.shape, 'float32')
+  return out
+}
+
+/** Copies tensors' values out into plain arrays (the form payloads and aggregation use). */
+export function toTensorMap (tensors: NamedTensors): TensorMap {
+  const out: TensorMap = {}
+  for (const [name, t] of Object.entries(tensors)) out[name] = { shape: [...t.shape], data: Float32Array.from(t.dataSync()) }
   return out
 }

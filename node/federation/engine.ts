@@ -1,0 +1,263 @@
+/**
+ * The round engine: decentralized averaging of Global-LiGO with no server (Fed-Grow, arXiv 2406.13450,
+ * step 3). Each round a peer trains its copy of Global-LiGO, announces the update, collects the round's
+ * updates from its peers until every known participant has reported (and the quorum is met) or the
+ * deadline passes, then aggregates them in a canonical order, so peers that hold the same set hold
+ * bit-identical Global-LiGO. Late updates for past rounds are counted and dropped; updates for later
+ * rounds are kept for their round. A peer that starts late asks a peer for its last completed round.
+ */
+import { checkAnnouncement } from '../../protocol/messages.js'
+import { ProtocolError } from '../../protocol/errors.js'
+import { decodePayload, encodePayload, globalDigest, sha256Hex } from '../../protocol/payload.js'
+import type { Announce, State, TensorSpec } from '../../protocol/messages.js'
+import type { RejectionReason } from '../../protocol/errors.js'
+import type { TensorMap } from '../../protocol/safetensors.js'
+import type { Contribution } from './aggregate.js'
+import type { Strategy } from './strategy.js'
+import type { UpdateTransport } from './transport.js'
+
+/** How often a waiting round re-checks who has reported. */
+const POLL_MS = 50
+/**
+ * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
+ * exist when a message arrives, so an announcement made while peers are still joining can miss them;
+ * receivers drop repeats by (round, sender).
+ */
+export const REANNOUNCE_MS = 2_000
+
+export interface LocalUpdate {
+  tensors: TensorMap
+  sampleCount: number
+  /** Mean training loss of the round's local steps. */
+  loss: number
+}
+
+export interface RoundResult {
+  round: number
+  /** Contributions aggregated, own included. */
+  peersHeard: number
+  globalDigest: string
+  /** Bytes on the wire during this round (all protocols). */
+  bytesSent: number
+  bytesReceived: number
+  trainLoss: number
+  seconds: number
+}
+
+export interface EngineComponents {
+  transport: UpdateTransport
+  strategy: Strategy
+  /** Trains Global-LiGO from `global` on local data for one round; must not keep `global`. */
+  trainRound: (global: TensorMap, round: number) => LocalUpdate
+  /** Called when a round completes, with the new Global-LiGO. */
+  onRound: (result: RoundResult, global: TensorMap) => Promise<void> | void
+  /** Called for every update this peer drops, with the reason. */
+  onReject?: (from: string, reason: RejectionReason | 'late', detail: string) => void
+  /** Called with every contribution as it is accepted (used by audits and tests). */
+  onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
+}
+
+export interface EngineInit {
+  federationId: string
+  /** Global-LiGO tensor names and shapes, in canonical order. */
+  expected: TensorSpec[]
+  rounds: number
+  roundTimeoutMs: number
+  quorum: number
+  /** Global-LiGO to start from, and the last completed round it belongs to (0 = initial). */
+  initial: TensorMap
+  completedRound: number
+}
+
+interface Pending {
+  announce: Announce
+  from: string
+  contribution?: Contribution
+  /** Our own update's bytes, served to peers that fetch it. */
+  payload?: Uint8Array
+}
+
+export class RoundEngine {
+  private global: TensorMap
+  private globalPayload: Uint8Array
+  private completed: number
+  private collecting: number
+  /** Announcements and accepted contributions by round, then by sender. */
+  private readonly pool = new Map<number, Map<string, Pending>>()
+  /** Everyone we have heard announce: expected in later rounds too. */
+  private readonly knownParticipants = new Set<string>()
+  private stopped = false
+  lateUpdates = 0
+
+  constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
+    this.global = init.initial
+    this.globalPayload = encodePayload(init.initial)
+    this.completed = init.completedRound
+    this.collecting = init.completedRound + 1
+  }
+
+  get completedRound (): number {
+    return this.completed
+  }
+
+  get currentGlobal (): TensorMap {
+    return this.global
+  }
+
+  get payloadBytes (): number {
+    return this.globalPayload.length
+  }
+
+  /** Joins the topic and serves payloads and state. */
+  async join (): Promise<void> {
+    await this.components.transport.join({
+      payload: (req) => {
+        const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
+        return own?.announce.payloadHash === req.payloadHash ? own.payload ?? null : null
+      },
+      state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
+    }, (from, announce) => { this.receive(from, announce) })
+  }
+
+  private stateHeader (): State {
+    const pending = [...this.pool.entries()].filter(([round]) => round > this.completed).flatMap(([, peers]) => [...peers.values()].map(p => ({ from: p.from, announce: p.announce })))
+    return { type: 'state', federationId: this.init.federationId, round: this.completed, globalDigest: globalDigest(this.global), payloadBytes: this.globalPayload.length, pending }
+  }
+
+  /**
+   * Adopts a peer's state when it is ahead of ours: its last completed round and Global-LiGO, and the
+   * updates it holds for later rounds (fetched from their announcers). Returns the round adopted.
+   */
+  async catchUp (peers: string[]): Promise<number> {
+    for (const peer of peers) {
+      let answer
+      try {
+        answer = await this.components.transport.requestState(peer, this.globalPayload.length)
+      } catch {
+        continue
+      }
+      if (answer.header.round <= this.completed) continue
+      const tensors = decodePayload(answer.payload, this.init.expected)
+      if (globalDigest(tensors) !== answer.header.globalDigest) throw new ProtocolError('hash-mismatch', `state from ${peer} does not match its digest`)
+      this.global = tensors
+      this.globalPayload = answer.payload
+      this.completed = answer.header.round
+      this.collecting = this.completed + 1
+      for (const p of answer.header.pending) this.receive(p.from, p.announce)
+      return this.completed
+    }
+    return this.completed
+  }
+
+  private reject (from: string, reason: RejectionReason | 'late', detail: string): void {
+    this.components.onReject?.(from, reason, detail)
+    if (reason !== 'late' && reason !== 'stale-round') this.components.transport.penalise(from, reason)
+  }
+
+  /** Handles an announcement: checks it, then fetches and validates its payload once. */
+  private receive (from: string, announce: Announce): void {
+    if (from === this.components.transport.selfId) return
+    try {
+      checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected })
+    } catch (err) {
+      if (err instanceof ProtocolError && err.reason === 'stale-round') {
+        this.lateUpdates++
+        this.reject(from, 'late', err.message)
+      } else {
+        this.reject(from, err instanceof ProtocolError ? err.reason : 'malformed', (err as Error).message)
+      }
+      return
+    }
+    const round = this.roundPool(announce.round)
+    if (round.has(from)) return
+    this.knownParticipants.add(from)
+    const entry: Pending = { announce, from }
+    round.set(from, entry)
+    const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
+    this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then((payload) => {
+      if (sha256Hex(payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', 'payload does not hash to the announced value')
+      const contribution = { from, sampleCount: announce.sampleCount, tensors: decodePayload(payload, this.init.expected) }
+      entry.contribution = contribution
+      this.components.onContribution?.(announce.round, contribution, payload)
+    }).catch((err: Error) => {
+      round.delete(from)
+      this.reject(from, err instanceof ProtocolError ? err.reason : 'malformed', `fetching round ${announce.round} from ${from}: ${err.message}`)
+    })
+  }
+
+  private roundPool (round: number): Map<string, Pending> {
+    let pool = this.pool.get(round)
+    if (pool === undefined) {
+      pool = new Map()
+      this.pool.set(round, pool)
+    }
+    return pool
+  }
+
+  /** Runs rounds until the manifest's last round (or stop()). */
+  async run (): Promise<void> {
+    while (!this.stopped && this.completed < this.init.rounds) await this.runRound(this.completed + 1)
+  }
+
+  stop (): void {
+    this.stopped = true
+  }
+
+  private async runRound (round: number): Promise<void> {
+    const { transport } = this.components
+    const started = Date.now()
+    const bytesBefore = await transport.bytes()
+    this.collecting = round
+    // Keep the last completed round, whose payloads slower peers may still be fetching.
+    for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
+    const update = this.components.trainRound(this.global, round)
+    const payload = encodePayload(update.tensors)
+    const announce: Announce = {
+      type: 'announce',
+      federationId: this.init.federationId,
+      round,
+      sampleCount: update.sampleCount,
+      payloadHash: sha256Hex(payload),
+      payloadBytes: payload.length,
+      dtype: 'float32',
+      tensors: this.init.expected,
+      addresses: transport.addresses().slice(0, 16)
+    }
+    const own = { from: transport.selfId, sampleCount: update.sampleCount, tensors: update.tensors }
+    this.roundPool(round).set(transport.selfId, { announce, from: transport.selfId, contribution: own, payload })
+    await transport.announce(announce)
+    const deadline = Date.now() + this.init.roundTimeoutMs
+    let lastAnnounce = Date.now()
+    while (!this.stopped) {
+      if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
+        lastAnnounce = Date.now()
+        await transport.announce(announce)
+      }
+      const pool = this.roundPool(round)
+      const arrived = [...pool.values()].filter(p => p.contribution !== undefined)
+      const expected = new Set([...this.knownParticipants, ...transport.participants(), transport.selfId])
+      const allIn = [...expected].every(peer => pool.get(peer)?.contribution !== undefined)
+      if ((allIn && arrived.length >= this.init.quorum) || (Date.now() >= deadline && arrived.length >= 1)) break
+      await new Promise(resolve => setTimeout(resolve, POLL_MS))
+    }
+    if (this.stopped) return
+    const contributions = [...this.roundPool(round).values()].flatMap(p => p.contribution === undefined ? [] : [p.contribution])
+    const next = this.components.strategy.aggregate(contributions)
+    if (next !== null) {
+      this.global = next
+      this.globalPayload = encodePayload(next)
+    }
+    this.completed = round
+    this.collecting = round + 1
+    const bytesAfter = await transport.bytes()
+    await this.components.onRound({
+      round,
+      peersHeard: contributions.length,
+      globalDigest: globalDigest(this.global),
+      bytesSent: bytesAfter.sent - bytesBefore.sent,
+      bytesReceived: bytesAfter.received - bytesBefore.received,
+      trainLoss: update.loss,
+      seconds: (Date.now() - started) / 1000
+    }, this.global)
+  }
+}

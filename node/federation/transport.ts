@@ -1,0 +1,29 @@
+/**
+ * What the round engine needs from the network, and nothing more. node/p2p/federation-transport.ts
+ * implements it over libp2p; the engine never imports libp2p.
+ */
+import type { Announce, Fetch, State } from '../../protocol/messages.js'
+import type { RejectionReason } from '../../protocol/errors.js'
+import type { ExchangeHandlers } from '../p2p/exchange.js'
+
+export interface UpdateTransport {
+  /** Our own peer id. */
+  readonly selfId: string
+  /** Our multiaddrs, as announced to others. */
+  addresses: () => string[]
+  /** Starts receiving announcements (subscribes to the federation's topic) and serving requests. */
+  join: (handlers: ExchangeHandlers, onAnnounce: (from: string, announce: Announce) => void) => Promise<void>
+  announce: (announce: Announce) => Promise<void>
+  /** Fetches an announced payload from `from` (dialling its announced addresses if needed). */
+  fetch: (from: string, request: Fetch, addresses: string[], payloadBytes: number, signal?: AbortSignal) => Promise<Uint8Array>
+  /** Last completed round and Global-LiGO of `peer`. */
+  requestState: (peer: string, payloadBytes: number, signal?: AbortSignal) => Promise<{ header: State, payload: Uint8Array }>
+  /** Peers we see on the federation's topic. */
+  participants: () => string[]
+  /** Peers we are connected to. */
+  connectedPeers: () => string[]
+  /** Reports a bad update from `from`, so its gossipsub score drops. */
+  penalise: (from: string, reason: RejectionReason) => void
+  /** Bytes sent and received on every connection so far. */
+  bytes: () => Promise<{ sent: number, received: number }>
+}

@@ -1,0 +1,32 @@
+/**
+ * Structured events for people and machines: `text` prints one readable line per event, `json` one JSON
+ * object per line (JSON Lines) on stdout. Progress bars go to stderr and are not events.
+ */
+export type LogFormat = 'text' | 'json'
+
+export interface LogEvent {
+  event: string
+  [field: string]: unknown
+}
+
+export type Logger = (event: LogEvent) => void
+
+function describe (e: LogEvent): string {
+  const pct = (x: unknown): string => typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : '-'
+  switch (e.event) {
+    case 'listening':
+      return `peer ${String(e.peerId)} listening on:\n${(e.multiaddrs as string[]).map(a => `  ${a}`).join('\n')}\n(give one of these to other peers as --bootstrap)`
+    case 'round':
+      return `round ${String(e.round)}: ${String(e.peersHeard)} peers heard, accuracy ${pct(e.accuracy)}, train loss ${Number(e.trainLoss).toFixed(4)}, sent ${String(e.bytesSent)} B, received ${String(e.bytesReceived)} B, digest ${String(e.globalDigest).slice(0, 16)}…, ${Number(e.seconds).toFixed(1)} s`
+    case 'rejected':
+      return `rejected an update from ${String(e.from)}: ${String(e.reason)} (${String(e.detail)})`
+    default: {
+      const { event, ...rest } = e
+      return `${event}: ${Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ')}`
+    }
+  }
+}
+
+export function createLogger (format: LogFormat, write: (line: string) => void = (line) => { process.stdout.write(line + '\n') }): Logger {
+  return (e) => { write(format === 'json' ? JSON.stringify(e) : describe(e)) }
+}

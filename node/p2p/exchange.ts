@@ -1,0 +1,97 @@
+/**
+ * Direct streams between two peers of a federation, beside gossip: fetch an announced payload from its
+ * announcer, and ask for the last completed round (catch-up). One request and one answer per stream,
+ * each a length-prefixed frame: a control message (protocol/messages.ts), then for answers with tensors a
+ * payload frame. Frame sizes are bounded before anything is buffered.
+ */
+import { lpStream } from '@libp2p/utils'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { LIMITS, payloadProtocol, stateProtocol } from '../../protocol/constants.js'
+import { decodeMessage, encodeMessage, expectMessage } from '../../protocol/messages.js'
+import { ProtocolError } from '../../protocol/errors.js'
+import type { Fetch, Message, State } from '../../protocol/messages.js'
+import type { Host } from './host.js'
+import type { Stream } from '@libp2p/interface'
+
+/** How long one request may take, end to end, unless the caller's signal ends it sooner. */
+export const REQUEST_TIMEOUT_MS = 30_000
+/** Concurrent inbound requests per connection and protocol. */
+export const MAX_INBOUND_STREAMS = 16
+
+export interface ExchangeHandlers {
+  /** The payload bytes announced with this hash, or null if we do not hold them. */
+  payload: (request: Fetch) => Uint8Array | null
+  /** Our last completed round and its Global-LiGO payload. */
+  state: () => { header: State, payload: Uint8Array }
+}
+
+function frames (stream: Stream, maxPayloadBytes: number): ReturnType<typeof lpStream> {
+  const maxDataLength = Math.max(LIMITS.maxControlBytes, maxPayloadBytes)
+  // An answer is a control frame then a payload frame, which may arrive in one read.
+  return lpStream(stream, { maxDataLength, maxBufferSize: maxDataLength + LIMITS.maxControlBytes + 32 })
+}
+
+/** Registers this peer's payload and state handlers for one federation. */
+export async function serveExchange (libp2p: Host, federationId: string, maxPayloadBytes: number, handlers: ExchangeHandlers): Promise<void> {
+  await libp2p.handle(payloadProtocol(federationId), async (stream) => {
+    const lp = frames(stream, maxPayloadBytes)
+    try {
+      const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'fetch')
+      const payload = request.federationId === federationId ? handlers.payload(request) : null
+      if (payload === null) await lp.write(encodeMessage({ type: 'error', reason: `no payload ${request.payloadHash.slice(0, 12)}… for round ${request.round}` }))
+      else await lp.writeV([encodeMessage({ type: 'fetch', federationId, round: request.round, payloadHash: request.payloadHash }), payload])
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+  await libp2p.handle(stateProtocol(federationId), async (stream) => {
+    const lp = frames(stream, maxPayloadBytes)
+    try {
+      const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'state-request')
+      if (request.federationId !== federationId) {
+        await lp.write(encodeMessage({ type: 'error', reason: 'wrong federation' }))
+      } else {
+        const { header, payload } = handlers.state()
+        await lp.writeV([encodeMessage(header), payload])
+      }
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+}
+
+/** Sends one request; returns the answer's control message and the payload frame that follows it. */
+async function request (libp2p: Host, peer: string, protocol: string, message: Uint8Array, maxPayloadBytes: number, signal?: AbortSignal): Promise<{ header: Message, payload: Uint8Array }> {
+  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  const options = { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) }
+  const stream = await libp2p.dialProtocol(peerIdFromString(peer), protocol, options)
+  const lp = frames(stream, maxPayloadBytes)
+  try {
+    await lp.write(message, options)
+    const header = decodeMessage((await lp.read(options)).subarray())
+    if (header.type === 'error') throw new ProtocolError('malformed', `${peer} answered: ${header.reason}`)
+    const payload = (await lp.read(options)).subarray()
+    await stream.close(options)
+    return { header, payload }
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}
+
+/** Fetches one payload from its announcer; the caller checks its hash and contents. */
+export async function fetchPayload (libp2p: Host, peer: string, fetch: Fetch, payloadBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+  const { header, payload } = await request(libp2p, peer, payloadProtocol(fetch.federationId), encodeMessage(fetch), payloadBytes, signal)
+  if (header.type !== 'fetch') throw new ProtocolError('malformed', `expected a fetch answer, got ${header.type}`)
+  if (payload.length !== payloadBytes) throw new ProtocolError('too-large', `payload of ${payload.length} bytes, announced ${payloadBytes}`)
+  return payload
+}
+
+/** Asks `peer` for its last completed round and Global-LiGO. */
+export async function requestState (libp2p: Host, peer: string, federationId: string, payloadBytes: number, signal?: AbortSignal): Promise<{ header: State, payload: Uint8Array }> {
+  const { header, payload } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId }), payloadBytes, signal)
+  if (header.type !== 'state') throw new ProtocolError('malformed', `expected a state answer, got ${header.type}`)
+  return { header, payload }
+}

@@ -1,0 +1,80 @@
+/**
+ * UpdateTransport over libp2p: announcements on the federation's gossipsub topic, with a topic validator
+ * that rejects (and so scores down) malformed or foreign announcements; payloads and state over direct
+ * streams (node/p2p/exchange.ts).
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { updatesTopic } from '../../protocol/constants.js'
+import { decodeMessage, encodeMessage } from '../../protocol/messages.js'
+import { ProtocolError } from '../../protocol/errors.js'
+import { fetchPayload, requestState, serveExchange } from './exchange.js'
+import { transferBytes } from './host.js'
+import type { Announce } from '../../protocol/messages.js'
+import type { RejectionReason } from '../../protocol/errors.js'
+import type { UpdateTransport } from '../federation/transport.js'
+import type { StartedHost } from './host.js'
+
+export interface FederationTransportInit {
+  host: StartedHost
+  federationId: string
+  /** Largest payload this federation's Global-LiGO can have, in bytes. */
+  maxPayloadBytes: number
+  /** Called for every announcement the topic validator rejects, with the reason. */
+  onReject?: (from: string, reason: RejectionReason) => void
+}
+
+export function federationTransport (init: FederationTransportInit): UpdateTransport {
+  const { libp2p, registry } = init.host
+  const pubsub = libp2p.services.pubsub
+  const topic = updatesTopic(init.federationId)
+  const penalised = new Set<string>()
+
+  /** Decodes an announcement that claims to be ours; ProtocolError says why not. */
+  const decodeAnnounce = (data: Uint8Array): Announce => {
+    const message = decodeMessage(data)
+    if (message.type !== 'announce') throw new ProtocolError('malformed', `${message.type} on the updates topic`)
+    if (message.federationId !== init.federationId) throw new ProtocolError('wrong-federation', `announcement for ${message.federationId.slice(0, 12)}…`)
+    return message
+  }
+
+  return {
+    selfId: libp2p.peerId.toString(),
+    addresses: () => libp2p.getMultiaddrs().map(a => a.toString()),
+    async join (handlers, onAnnounce) {
+      pubsub.topicValidators.set(topic, (peer, msg) => {
+        const from = msg.type === 'signed' ? msg.from.toString() : peer.toString()
+        if (penalised.has(from)) return TopicValidatorResult.Reject
+        try {
+          decodeAnnounce(msg.data)
+          return TopicValidatorResult.Accept
+        } catch (err) {
+          init.onReject?.(from, err instanceof ProtocolError ? err.reason : 'malformed')
+          return TopicValidatorResult.Reject
+        }
+      })
+      pubsub.addEventListener('message', (evt) => {
+        const msg = evt.detail
+        if (msg.topic !== topic || msg.type !== 'signed') return
+        onAnnounce(msg.from.toString(), decodeAnnounce(msg.data))
+      })
+      await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers)
+      pubsub.subscribe(topic)
+    },
+    async announce (announce) {
+      await pubsub.publish(topic, encodeMessage(announce))
+    },
+    async fetch (from, request, addresses, payloadBytes, signal) {
+      if (libp2p.getConnections(peerIdFromString(from)).length === 0 && addresses.length > 0) {
+        await libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addresses.map(a => multiaddr(a)) })
+      }
+      return await fetchPayload(libp2p, from, request, payloadBytes, signal)
+    },
+    requestState: async (peer, payloadBytes, signal) => await requestState(libp2p, peer, init.federationId, payloadBytes, signal),
+    participants: () => pubsub.getSubscribers(topic).map(p => p.toString()),
+    connectedPeers: () => libp2p.getPeers().map(p => p.toString()),
+    penalise: (from) => { penalised.add(from) },
+    bytes: async () => await transferBytes(registry)
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The libp2p host of a participant: TCP, Noise, Yamux, identify, ping, bootstrap and gossipsub
+ * (StrictSign), with byte counters from @libp2p/prometheus-metrics in a registry of its own.
+ * libp2p 3 neither auto-dials discovered peers nor re-dials bootstrap peers (stack-notes.md): this host
+ * dials every discovered peer and re-dials its bootstrap list while it is not connected to it.
+ */
+import '../polyfill.js'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub } from '@libp2p/gossipsub'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { multiaddr } from '@multiformats/multiaddr'
+import { Registry } from 'prom-client'
+import { NetworkError } from '../errors.js'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { GossipSub } from '@libp2p/gossipsub'
+
+/** Re-dial period for bootstrap peers we are not connected to. */
+export const BOOTSTRAP_REDIAL_MS = 2_000
+/** Many peers on one machine dial each other at once; libp2p's default of 5 per second per host refuses them. */
+const INBOUND_CONNECTIONS_PER_SECOND = 1_000
+
+export interface HostInit {
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on, e.g. /ip4/127.0.0.1/tcp/0. */
+  listen: string[]
+  /** Multiaddrs to announce instead of the listen addresses (e.g. a public address). @default [] */
+  announce?: string[]
+  /** Peers to start from (full multiaddrs with /p2p/ peer ids). @default [] */
+  bootstrap?: string[]
+  /**
+   * Scores peers on one IP as one (gossipsub's colocation penalty). Off for local simulations, where
+   * every peer shares 127.0.0.1. @default true
+   */
+  ipColocationPenalty?: boolean
+  /** Largest gossipsub RPC accepted; must be equal on every peer. @default 4 MiB (gossipsub's) */
+  maxGossipBytes?: number
+}
+
+export type Host = Libp2p<{ pubsub: GossipSub, identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>
+
+export interface StartedHost {
+  libp2p: Host
+  /** This host's own byte counters (prom-client registry), read by transferBytes(). */
+  registry: Registry
+  stop: () => Promise<void>
+}
+
+/** Total bytes sent and received on every connection so far, from libp2p's transfer counters. */
+export async function transferBytes (registry: Registry): Promise<{ sent: number, received: number }> {
+  const metric = registry.getSingleMetric('libp2p_data_transfer_bytes_total')
+  const values = metric === undefined ? [] : (await metric.get()).values
+  const total = (suffix: string): number => values.filter(v => String(v.labels.protocol) === `global ${suffix}`).reduce((s, v) => s + v.value, 0)
+  return { sent: total('sent'), received: total('received') }
+}
+
+export async function startHost (init: HostInit): Promise<StartedHost> {
+  const registry = new Registry()
+  const bootstrapList = init.bootstrap ?? []
+  const libp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen, announce: init.announce ?? [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
+    connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND },
+    metrics: prometheusMetrics({ registry }),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        ...(init.maxGossipBytes !== undefined ? { maxInboundDataLength: init.maxGossipBytes } : {}),
+        scoreParams: init.ipColocationPenalty === false ? { IPColocationFactorWeight: 0 } : {}
+      })
+    }
+  }).catch((err: Error) => {
+    throw new NetworkError(`cannot start listening on ${init.listen.join(', ')}: ${err.message.split('\n')[0]}; pick another port or address with --listen`)
+  }) as unknown as Host
+
+  libp2p.addEventListener('peer:discovery', (evt) => {
+    if (libp2p.getConnections(evt.detail.id).length === 0) libp2p.dial(evt.detail.id).catch(() => {})
+  })
+  const redial = setInterval(() => {
+    for (const addr of bootstrapList) {
+      const ma = multiaddr(addr)
+      const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
+      if (peer !== undefined && peer === libp2p.peerId.toString()) continue
+      if (peer === undefined || !libp2p.getPeers().some(p => p.toString() === peer)) libp2p.dial(ma).catch(() => {})
+    }
+  }, BOOTSTRAP_REDIAL_MS)
+  redial.unref()
+  return {
+    libp2p,
+    registry,
+    stop: async () => {
+      clearInterval(redial)
+      await libp2p.stop()
+    }
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * A whole participant: libp2p host, federation transport, round engine and the private Dual-LiGO side,
+ * with its state directory. `runPeer` is what `fedgrow node` runs.
+ *
+ * State directory: identity key (if given there), intermediate.fgm (the frozen intermediate model, so a
+ * restart skips Local-LiGO training), global.safetensors (the Global-LiGO after the last completed round,
+ * written atomically each round) and target.fgm (the grown target, written at the end).
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import * as tf from './tf.js'
+import { federationId } from '../protocol/manifest.js'
+import { startHost } from './p2p/host.js'
+import { federationTransport } from './p2p/federation-transport.js'
+import { RoundEngine } from './federation/engine.js'
+import { strategyFor } from './federation/strategy.js'
+import { Participant, globalLigoSpec, initialGlobal, planFor } from './federation/participant.js'
+import { loadModel, saveModel } from './model/model-file.js'
+import { readTensorFile, writeFileAtomic } from './storage/files.js'
+import { encodePayload, globalDigest } from '../protocol/payload.js'
+import { encodeSafetensors } from '../protocol/safetensors.js'
+import type { Manifest } from '../protocol/manifest.js'
+import type { TensorMap } from '../protocol/safetensors.js'
+import type { PrivateKey } from '@libp2p/interface'
+import type { TrainTest } from './data/dataset.js'
+import type { VitConfig } from './model/config.js'
+import type { NamedTensors } from './model/vit.js'
+import type { Logger } from './log.js'
+import type { ProgressSink } from './train/progress.js'
+import type { Contribution } from './federation/aggregate.js'
+
+/** How long a finished peer keeps serving its last update to slower peers. */
+export const DEFAULT_LINGER_MS = 5_000
+/** How long a peer with a bootstrap list waits for its first connection before starting alone. */
+const FIRST_CONNECTION_WAIT_MS = 10_000
+
+export interface PeerInit {
+  manifest: Manifest
+  small: { config: VitConfig, params: NamedTensors }
+  data: TrainTest
+  privateKey: PrivateKey
+  listen: string[]
+  announce?: string[]
+  bootstrap: string[]
+  stateDir: string
+  /** Stop after this round instead of the manifest's last. */
+  rounds?: number
+  log: Logger
+  onProgress?: ProgressSink
+  /** Many peers on one IP (a local simulation). */
+  localNetwork?: boolean
+  lingerMs?: number
+  signal?: AbortSignal
+  /** Sees every accepted contribution (audits, tests). */
+  onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
+}
+
+export interface PeerResult {
+  peerId: string
+  completedRound: number
+  globalDigest: string
+  accuracy: number
+  targetPath: string
+}
+
+const GLOBAL_FILE = 'global.safetensors'
+
+function loadSavedGlobal (path: string): { tensors: TensorMap, round: number } | null {
+  if (!existsSync(path)) return null
+  const { tensors, metadata } = readTensorFile(path)
+  const round = Number(metadata.round)
+  return Number.isInteger(round) && round >= 0 ? { tensors, round } : null
+}
+
+function saveGlobal (path: string, tensors: TensorMap, round: number, fedId: string): void {
+  const ordered: TensorMap = {}
+  for (const name of Object.keys(tensors).sort()) ordered[name] = tensors[name]
+  writeFileAtomic(path, encodeSafetensors(ordered, { format: 'fedgrow-global-ligo', federation: fedId, round: String(round) }))
+}
+
+export async function runPeer (init: PeerInit): Promise<PeerResult> {
+  const { manifest, log } = init
+  const fedId = federationId(manifest)
+  const plan = planFor(manifest, init.small.config)
+  const expected = globalLigoSpec(plan)
+  const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
+  const participant = new Participant({ manifest, plan, small: init.small.params, data: init.data, seed: init.privateKey.publicKey.toString(), onProgress: init.onProgress })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true })
+  const peerId = host.libp2p.peerId.toString()
+  let engine: RoundEngine | undefined
+  const onAbort = (): void => { engine?.stop() }
+  init.signal?.addEventListener('abort', onAbort)
+  try {
+    log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId })
+    const intermediatePath = join(init.stateDir, 'intermediate.fgm')
+    if (existsSync(intermediatePath)) {
+      const saved = loadModel(intermediatePath)
+      participant.adoptIntermediate(saved.config, saved.params)
+      log({ event: 'local-ligo', resumed: intermediatePath })
+    } else {
+      const result = participant.prepare()
+      saveModel(intermediatePath, plan.intermediate, participant.intermediateParams(), { producedBy: 'fedgrow node: Local-LiGO', federation: fedId, testAccuracy: result.accuracy })
+      log({ event: 'local-ligo', steps: manifest.schedule.localLigoSteps, intermediateAccuracy: result.accuracy })
+    }
+    const saved = loadSavedGlobal(join(init.stateDir, GLOBAL_FILE))
+    const startGlobal = saved?.tensors ?? initialGlobal(manifest, plan)
+    engine = new RoundEngine({
+      transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
+      strategy: strategyFor(manifest.aggregation.rule),
+      trainRound: (global, round) => participant.trainRound(global, round),
+      onRound: (result, global) => {
+        saveGlobal(join(init.stateDir, GLOBAL_FILE), global, result.round, fedId)
+        const score = participant.evaluate(global)
+        log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
+      },
+      onReject: (from, reason, detail) => { log({ event: 'rejected', from, reason, detail }) },
+      onContribution: init.onContribution
+    }, {
+      federationId: fedId,
+      expected,
+      rounds: lastRound,
+      roundTimeoutMs: manifest.schedule.roundTimeoutMs,
+      quorum: manifest.schedule.quorum,
+      initial: startGlobal,
+      completedRound: saved?.round ?? 0
+    })
+    await engine.join()
+    if (init.bootstrap.length > 0) {
+      const until = Date.now() + FIRST_CONNECTION_WAIT_MS
+      while (host.libp2p.getPeers().length === 0 && Date.now() < until && init.signal?.aborted !== true) await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    const before = engine.completedRound
+    const adopted = await engine.catchUp(host.libp2p.getPeers().map(p => p.toString()))
+    if (adopted > before) log({ event: 'caught-up', round: adopted, globalDigest: globalDigest(engine.currentGlobal) })
+    await engine.run()
+    const final = engine.currentGlobal
+    const score = participant.evaluate(final)
+    const targetPath = join(init.stateDir, 'target.fgm')
+    const target = participant.target(final)
+    saveModel(targetPath, plan.target, target, { producedBy: 'fedgrow node', federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
+    tf.dispose(Object.values(target))
+    const lingerMs = init.lingerMs ?? DEFAULT_LINGER_MS
+    if (init.signal?.aborted !== true && lingerMs > 0) await new Promise(resolve => setTimeout(resolve, lingerMs))
+    const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
+    log({ event: 'done', ...result })
+    return result
+  } finally {
+    init.signal?.removeEventListener('abort', onAbort)
+    participant.dispose()
+    await host.stop()
+  }
+}

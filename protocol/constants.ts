@@ -1,0 +1,45 @@
+/**
+ * Protocol ids, topics, versions and limits. Ids derive from the federation id, so peers of different
+ * federations never share a topic or a stream protocol.
+ */
+
+/** Version of the message envelope (protocol/messages.ts). */
+export const PROTOCOL_VERSION = 1
+/** Version of the federation manifest format (protocol/manifest.ts). */
+export const MANIFEST_VERSION = 1
+
+/** Gossipsub topic on which a federation's update announcements travel. */
+export const updatesTopic = (federationId: string): string => `/fedgrow/${federationId}/updates/1`
+/** Stream protocol: fetch one announced Global-LiGO payload from its announcer. */
+export const payloadProtocol = (federationId: string): string => `/fedgrow/${federationId}/payload/1.0.0`
+/** Stream protocol: ask a peer for the last completed round and its Global-LiGO (catch-up). */
+export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/1.0.0`
+
+export const LIMITS = {
+  /**
+   * Largest control message (announcement, request, state header). Gossipsub caps a whole RPC at 4 MiB
+   * and drops larger ones silently (stack-notes.md), so announcements stay tiny and payloads go over
+   * a direct stream.
+   */
+  maxControlBytes: 64 * 1024,
+  /** Largest Global-LiGO payload accepted before the manifest's exact size is known. */
+  maxPayloadBytes: 512 * 1024 * 1024,
+  /** Tensors named in one announcement (a LiGO with 1,000 source layers has ~4,000). */
+  maxTensors: 8192,
+  /** Highest round number a manifest may schedule. */
+  maxRounds: 1_000_000,
+  /** Announcements more than this many rounds ahead of ours are implausible and rejected. */
+  maxRoundsAhead: 2,
+  /** Multiaddrs an announcer may list. */
+  maxAddresses: 16,
+  /** Peer id strings in a state response's pending list. */
+  maxPending: 1024
+} as const
+
+/** Defaults for manifest fields a user may leave out. */
+export const DEFAULTS = {
+  /** How long a round waits for every known peer before aggregating what it has. */
+  roundTimeoutMs: 60_000,
+  /** Updates (own included) a round needs before the deadline may close it. */
+  quorum: 1
+} as const

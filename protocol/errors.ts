@@ -1,0 +1,25 @@
+/** Why a message, payload or manifest was rejected. Counted by reason in logs and metrics. */
+export type RejectionReason =
+  | 'too-large'
+  | 'bad-envelope'
+  | 'unknown-version'
+  | 'unknown-type'
+  | 'malformed'
+  | 'wrong-federation'
+  | 'stale-round'
+  | 'implausible-round'
+  | 'wrong-shape'
+  | 'not-finite'
+  | 'hash-mismatch'
+  | 'duplicate'
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError'
+  constructor (readonly reason: RejectionReason, message: string) {
+    super(`${reason}: ${message}`)
+  }
+}
+
+export class InvalidManifestError extends Error {
+  override readonly name = 'InvalidManifestError'
+}

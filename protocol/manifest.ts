@@ -1,0 +1,167 @@
+/**
+ * The federation manifest: everything peers must agree on before they can average a Global-LiGO.
+ * Its id is the SHA-256 of its canonical JSON with `bootstrap` left out (addresses change, the federation
+ * does not). Validation is strict: unknown fields are errors, every field is checked with its path.
+ */
+import { canonicalJson, sha256Hex } from './canonical.js'
+import { DEFAULTS, LIMITS, MANIFEST_VERSION } from './constants.js'
+import { InvalidManifestError } from './errors.js'
+
+export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
+export const AGGREGATION_RULES = ['mean'] as const
+
+export interface ModelSize {
+  dim: number
+  layers: number
+  /** FFN width = mlpRatio * dim. */
+  mlpRatio: number
+}
+
+export interface Manifest {
+  version: typeof MANIFEST_VERSION
+  /** A human-readable name; part of the id, so two otherwise equal federations can differ by name. */
+  name: string
+  task: {
+    kind: 'image-classification'
+    /** What the data is, e.g. "mnist": a label for people; each peer brings its own rows. */
+    data: string
+    /** How the shared data was cut in a simulation: "iid" or "dirichlet:ALPHA". */
+    partition: string
+    imageSize: number
+    channels: number
+    numClasses: number
+    patchSize: number
+    heads: number
+  }
+  intermediate: ModelSize
+  target: ModelSize
+  ligo: { init: typeof LIGO_INIT_NAMES[number], seed: number }
+  schedule: {
+    rounds: number
+    /** Global-LiGO optimiser steps per round. */
+    localSteps: number
+    /** Local-LiGO optimiser steps before the first round. */
+    localLigoSteps: number
+    learningRate: number
+    batchSize: number
+    weightDecay: number
+    roundTimeoutMs: number
+    /** Updates (own included) a round needs before its deadline may close it. */
+    quorum: number
+  }
+  aggregation: { rule: typeof AGGREGATION_RULES[number] }
+  /** Multiaddrs to start from; not part of the id. */
+  bootstrap?: string[]
+}
+
+type Obj = Record<string, unknown>
+
+function fail (path: string, value: unknown, rule: string): never {
+  throw new InvalidManifestError(`manifest ${path} = ${JSON.stringify(value)}: ${rule}`)
+}
+
+function object (value: unknown, path: string, keys: string[], optional: string[] = []): Obj {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, value, 'must be an object')
+  const o = value as Obj
+  for (const k of Object.keys(o)) if (!keys.includes(k) && !optional.includes(k)) fail(`${path}.${k}`, o[k], `is not a known field (known: ${[...keys, ...optional].join(', ')})`)
+  for (const k of keys) if (!(k in o)) fail(`${path}.${k}`, undefined, 'is required')
+  return o
+}
+
+function int (o: Obj, key: string, path: string, min: number, max: number): number {
+  const v = o[key]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`${path}.${key}`, v, `must be a whole number from ${min} to ${max}`)
+  return v
+}
+
+function num (o: Obj, key: string, path: string, min: number, max: number): number {
+  const v = o[key]
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) fail(`${path}.${key}`, v, `must be a number from ${min} to ${max}`)
+  return v
+}
+
+function str (o: Obj, key: string, path: string, choices?: readonly string[]): string {
+  const v = o[key]
+  if (typeof v !== 'string' || v.length === 0 || v.length > 200) fail(`${path}.${key}`, v, 'must be a non-empty string of at most 200 characters')
+  if (choices !== undefined && !choices.includes(v)) fail(`${path}.${key}`, v, `must be one of ${choices.join(', ')}`)
+  return v
+}
+
+function size (value: unknown, path: string, heads: number): ModelSize {
+  const o = object(value, path, ['dim', 'layers', 'mlpRatio'])
+  const dim = int(o, 'dim', path, 1, 8192)
+  if (dim % heads !== 0) fail(`${path}.dim`, dim, `must be a multiple of task.heads (${heads})`)
+  const mlpRatio = num(o, 'mlpRatio', path, 0.01, 16)
+  if (!Number.isInteger(mlpRatio * dim)) fail(`${path}.mlpRatio`, mlpRatio, `mlpRatio * dim (${dim}) must be a whole number`)
+  return { dim, layers: int(o, 'layers', path, 1, 128), mlpRatio }
+}
+
+/** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
+export function validateManifest (value: unknown): Manifest {
+  const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap'])
+  if (m.version !== MANIFEST_VERSION) fail('version', m.version, `this fedgrow reads manifest version ${MANIFEST_VERSION}`)
+  const t = object(m.task, 'task', ['kind', 'data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'])
+  const task: Manifest['task'] = {
+    kind: str(t, 'kind', 'task', ['image-classification']) as 'image-classification',
+    data: str(t, 'data', 'task'),
+    partition: str(t, 'partition', 'task'),
+    imageSize: int(t, 'imageSize', 'task', 1, 1024),
+    channels: int(t, 'channels', 'task', 1, 16),
+    numClasses: int(t, 'numClasses', 'task', 2, 100_000),
+    patchSize: int(t, 'patchSize', 'task', 1, 1024),
+    heads: int(t, 'heads', 'task', 1, 256)
+  }
+  if (task.imageSize % task.patchSize !== 0) fail('task.patchSize', task.patchSize, `must divide task.imageSize (${task.imageSize})`)
+  const intermediate = size(m.intermediate, 'intermediate', task.heads)
+  const target = size(m.target, 'target', task.heads)
+  if (target.dim < intermediate.dim || target.layers < intermediate.layers || target.dim * target.mlpRatio < intermediate.dim * intermediate.mlpRatio) {
+    fail('target', m.target, 'must be at least as wide, deep and FFN-wide as intermediate (Global-LiGO grows)')
+  }
+  const l = object(m.ligo, 'ligo', ['init', 'seed'])
+  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum'])
+  const a = object(m.aggregation, 'aggregation', ['rule'])
+  let bootstrap: string[] | undefined
+  if (m.bootstrap !== undefined) {
+    if (!Array.isArray(m.bootstrap) || m.bootstrap.length > 256 || !m.bootstrap.every(b => typeof b === 'string' && b.startsWith('/') && b.length < 1024)) {
+      fail('bootstrap', m.bootstrap, 'must be a list of at most 256 multiaddr strings')
+    }
+    bootstrap = m.bootstrap as string[]
+  }
+  return {
+    version: MANIFEST_VERSION,
+    name: str(m, 'name', 'manifest'),
+    task,
+    intermediate,
+    target,
+    ligo: { init: str(l, 'init', 'ligo', LIGO_INIT_NAMES) as Manifest['ligo']['init'], seed: int(l, 'seed', 'ligo', 0, 2 ** 32 - 1) },
+    schedule: {
+      rounds: int(s, 'rounds', 'schedule', 1, LIMITS.maxRounds),
+      localSteps: int(s, 'localSteps', 'schedule', 1, 1_000_000),
+      localLigoSteps: int(s, 'localLigoSteps', 'schedule', 0, 1_000_000),
+      learningRate: num(s, 'learningRate', 'schedule', 1e-8, 1),
+      batchSize: int(s, 'batchSize', 'schedule', 1, 65536),
+      weightDecay: num(s, 'weightDecay', 'schedule', 0, 10),
+      roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s, 'roundTimeoutMs', 'schedule', 100, 86_400_000),
+      quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s, 'quorum', 'schedule', 1, 100_000)
+    },
+    aggregation: { rule: str(a, 'rule', 'aggregation', AGGREGATION_RULES) as Manifest['aggregation']['rule'] },
+    ...(bootstrap !== undefined ? { bootstrap } : {})
+  }
+}
+
+/** The federation id: SHA-256 hex of the canonical JSON of the manifest without `bootstrap`. */
+export function federationId (manifest: Manifest): string {
+  const { bootstrap: _ignored, ...identity } = manifest
+  return sha256Hex(canonicalJson(identity))
+}
+
+/** Parses manifest text (JSON) and validates it. */
+export function parseManifest (text: string): Manifest {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new InvalidManifestError(`manifest is not valid JSON: ${(err as Error).message}`)
+  }
+  return validateManifest(value)
+}

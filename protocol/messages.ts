@@ -1,0 +1,215 @@
+/**
+ * Control messages: a 6-byte envelope (magic "FGRW", protocol version, message type) followed by a
+ * UTF-8 JSON body whose fields are checked one by one; unknown fields are rejected. Payloads (Global-LiGO
+ * tensors) are not messages: they are safetensors files (protocol/safetensors.ts) sent as their own frame.
+ *
+ *   type 1 announce        gossip: "I have an update for round r" (no tensors, only their names and shapes)
+ *   type 2 fetch           stream: ask an announcer for the payload with a given hash
+ *   type 3 state-request   stream: ask for the last completed round
+ *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows
+ *   type 5 error           stream: why a request cannot be served
+ */
+import { LIMITS, PROTOCOL_VERSION } from './constants.js'
+import { ProtocolError } from './errors.js'
+
+const MAGIC = [0x46, 0x47, 0x52, 0x57] // "FGRW"
+const HEADER_BYTES = 6
+
+export interface TensorSpec {
+  name: string
+  shape: number[]
+}
+
+export interface Announce {
+  type: 'announce'
+  federationId: string
+  round: number
+  /** Training examples behind this update: the weight in the sample-weighted mean. */
+  sampleCount: number
+  /** SHA-256 hex of the payload bytes. */
+  payloadHash: string
+  payloadBytes: number
+  dtype: 'float32'
+  tensors: TensorSpec[]
+  /** The announcer's own multiaddrs, so peers it is not yet connected to can fetch from it. */
+  addresses: string[]
+}
+
+export interface Fetch {
+  type: 'fetch'
+  federationId: string
+  round: number
+  payloadHash: string
+}
+
+export interface StateRequest {
+  type: 'state-request'
+  federationId: string
+}
+
+/** An update the responder holds for a round after `round`, so a joining peer can fetch it from `from`. */
+export interface PendingUpdate {
+  from: string
+  announce: Announce
+}
+
+export interface State {
+  type: 'state'
+  federationId: string
+  /** Last completed round (0: none yet; the payload is then the initial Global-LiGO). */
+  round: number
+  globalDigest: string
+  payloadBytes: number
+  pending: PendingUpdate[]
+}
+
+export interface ErrorMessage {
+  type: 'error'
+  reason: string
+}
+
+export type Message = Announce | Fetch | StateRequest | State | ErrorMessage
+
+const TYPE_CODES: Record<Message['type'], number> = { announce: 1, fetch: 2, 'state-request': 3, state: 4, error: 5 }
+const TYPE_NAMES = Object.fromEntries(Object.entries(TYPE_CODES).map(([k, v]) => [v, k])) as Record<number, Message['type']>
+
+export function encodeMessage (message: Message): Uint8Array {
+  const body = new TextEncoder().encode(JSON.stringify(message))
+  const out = new Uint8Array(HEADER_BYTES + body.length)
+  out.set(MAGIC, 0)
+  out[4] = PROTOCOL_VERSION
+  out[5] = TYPE_CODES[message.type]
+  out.set(body, HEADER_BYTES)
+  if (out.length > LIMITS.maxControlBytes) throw new ProtocolError('too-large', `${message.type} message of ${out.length} bytes exceeds ${LIMITS.maxControlBytes}`)
+  return out
+}
+
+type Obj = Record<string, unknown>
+
+const bad = (what: string): never => { throw new ProtocolError('malformed', what) }
+
+function fields (o: unknown, where: string, keys: string[]): Obj {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) bad(`${where} must be an object`)
+  const obj = o as Obj
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) bad(`${where} has unknown field "${k}"`)
+  for (const k of keys) if (!(k in obj)) bad(`${where} lacks field "${k}"`)
+  return obj
+}
+
+function intField (o: Obj, key: string, min: number, max: number): number {
+  const v = o[key]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(`${key} = ${JSON.stringify(v)} must be a whole number from ${min} to ${max}`)
+  return v as number
+}
+
+const HEX64 = /^[0-9a-f]{64}$/
+function hashField (o: Obj, key: string): string {
+  const v = o[key]
+  if (typeof v !== 'string' || !HEX64.test(v)) bad(`${key} must be 64 lowercase hex characters`)
+  return v as string
+}
+
+function stringField (o: Obj, key: string, maxLength: number): string {
+  const v = o[key]
+  if (typeof v !== 'string' || v.length === 0 || v.length > maxLength) bad(`${key} must be a string of 1 to ${maxLength} characters`)
+  return v as string
+}
+
+function checkAnnounce (value: unknown): Announce {
+  const o = fields(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'dtype', 'tensors', 'addresses'])
+  if (!Array.isArray(o.addresses) || o.addresses.length > LIMITS.maxAddresses || !o.addresses.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= 512)) {
+    bad(`addresses must be at most ${LIMITS.maxAddresses} multiaddr strings`)
+  }
+  if (o.dtype !== 'float32') bad(`dtype ${JSON.stringify(o.dtype)} is not supported (float32 only)`)
+  if (!Array.isArray(o.tensors) || o.tensors.length === 0 || o.tensors.length > LIMITS.maxTensors) bad(`tensors must list 1 to ${LIMITS.maxTensors} tensors`)
+  const tensors = (o.tensors as unknown[]).map((t, i) => {
+    const spec = fields(t, `tensors[${i}]`, ['name', 'shape'])
+    if (!Array.isArray(spec.shape) || spec.shape.length > 8 || !spec.shape.every(d => Number.isInteger(d) && d >= 0 && d <= 2 ** 31)) bad(`tensors[${i}].shape must be at most 8 whole numbers`)
+    return { name: stringField(spec, 'name', 256), shape: spec.shape as number[] }
+  })
+  return {
+    type: 'announce',
+    federationId: hashField(o, 'federationId'),
+    round: intField(o, 'round', 1, LIMITS.maxRounds),
+    sampleCount: intField(o, 'sampleCount', 1, 2 ** 40),
+    payloadHash: hashField(o, 'payloadHash'),
+    payloadBytes: intField(o, 'payloadBytes', 1, LIMITS.maxPayloadBytes),
+    dtype: 'float32',
+    tensors,
+    addresses: o.addresses as string[]
+  }
+}
+
+function checkBody (type: Message['type'], value: unknown): Message {
+  switch (type) {
+    case 'announce':
+      return checkAnnounce(value)
+    case 'fetch': {
+      const o = fields(value, 'fetch', ['type', 'federationId', 'round', 'payloadHash'])
+      return { type, federationId: hashField(o, 'federationId'), round: intField(o, 'round', 1, LIMITS.maxRounds), payloadHash: hashField(o, 'payloadHash') }
+    }
+    case 'state-request': {
+      const o = fields(value, 'state-request', ['type', 'federationId'])
+      return { type, federationId: hashField(o, 'federationId') }
+    }
+    case 'state': {
+      const o = fields(value, 'state', ['type', 'federationId', 'round', 'globalDigest', 'payloadBytes', 'pending'])
+      if (!Array.isArray(o.pending) || o.pending.length > LIMITS.maxPending) bad(`pending must be a list of at most ${LIMITS.maxPending}`)
+      const pending = (o.pending as unknown[]).map((p, i) => {
+        const entry = fields(p, `pending[${i}]`, ['from', 'announce'])
+        return { from: stringField(entry, 'from', 128), announce: checkAnnounce(entry.announce) }
+      })
+      return { type, federationId: hashField(o, 'federationId'), round: intField(o, 'round', 0, LIMITS.maxRounds), globalDigest: hashField(o, 'globalDigest'), payloadBytes: intField(o, 'payloadBytes', 1, LIMITS.maxPayloadBytes), pending }
+    }
+    case 'error': {
+      const o = fields(value, 'error', ['type', 'reason'])
+      return { type, reason: stringField(o, 'reason', 1000) }
+    }
+    default: {
+      const unreachable: never = type
+      return bad(`unknown type ${String(unreachable)}`)
+    }
+  }
+}
+
+/** Decodes and checks a control message; throws ProtocolError with the reason. Checks size before parsing. */
+export function decodeMessage (bytes: Uint8Array): Message {
+  if (bytes.length > LIMITS.maxControlBytes) throw new ProtocolError('too-large', `${bytes.length} bytes exceeds ${LIMITS.maxControlBytes}`)
+  if (bytes.length < HEADER_BYTES || MAGIC.some((b, i) => bytes[i] !== b)) throw new ProtocolError('bad-envelope', 'missing the FGRW magic')
+  if (bytes[4] !== PROTOCOL_VERSION) throw new ProtocolError('unknown-version', `protocol version ${bytes[4]}; this fedgrow speaks ${PROTOCOL_VERSION}`)
+  const type = TYPE_NAMES[bytes[5]]
+  if (type === undefined) throw new ProtocolError('unknown-type', `message type ${bytes[5]}`)
+  let body: unknown
+  try {
+    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(HEADER_BYTES)))
+  } catch {
+    throw new ProtocolError('malformed', 'body is not UTF-8 JSON')
+  }
+  if ((body as Obj | null)?.type !== type) bad(`body type ${JSON.stringify((body as Obj | null)?.type)} does not match envelope type ${type}`)
+  return checkBody(type, body)
+}
+
+/** Decodes a message that must be of one type, e.g. a response on a stream. */
+export function expectMessage<T extends Message['type']> (bytes: Uint8Array, type: T): Extract<Message, { type: T }> {
+  const message = decodeMessage(bytes)
+  if (message.type === 'error' && type !== 'error') throw new ProtocolError('malformed', `peer answered with an error: ${message.reason}`)
+  if (message.type !== type) bad(`expected ${type}, got ${message.type}`)
+  return message as Extract<Message, { type: T }>
+}
+
+export interface AnnounceContext {
+  federationId: string
+  /** The round this peer is collecting. */
+  currentRound: number
+  /** Tensor names and shapes the manifest implies for Global-LiGO, in canonical order. */
+  expected: TensorSpec[]
+}
+
+/** Checks an announcement against this peer's federation and round; throws ProtocolError with the reason. */
+export function checkAnnouncement (a: Announce, ctx: AnnounceContext): void {
+  if (a.federationId !== ctx.federationId) throw new ProtocolError('wrong-federation', `announcement for federation ${a.federationId.slice(0, 12)}…, ours is ${ctx.federationId.slice(0, 12)}…`)
+  if (a.round < ctx.currentRound) throw new ProtocolError('stale-round', `round ${a.round} is behind our round ${ctx.currentRound}`)
+  if (a.round > ctx.currentRound + LIMITS.maxRoundsAhead) throw new ProtocolError('implausible-round', `round ${a.round} is more than ${LIMITS.maxRoundsAhead} ahead of our round ${ctx.currentRound}`)
+  const expectedBytes = ctx.expected.length === a.tensors.length && ctx.expected.every((e, i) => e.name === a.tensors[i].name && e.shape.join() === a.tensors[i].shape.join())
+  if (!expectedBytes) throw new ProtocolError('wrong-shape', 'tensor names or shapes differ from the manifest\'s Global-LiGO')
+}

@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs'
+import { federationId, validateManifest, LIGO_INIT_NAMES } from '../../protocol/manifest.js'
+import { DEFAULTS, MANIFEST_VERSION } from '../../protocol/constants.js'
+import { DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
+import { InvalidArgumentError } from '../../node/errors.js'
+import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
+import type { Command } from '../args.js'
+
+const num = (def: number | string, help: string, value = 'N'): { type: 'string', value: string, help: string, default: string } => ({ type: 'string', value, help, default: String(def) })
+
+export const federationCommand: Command = {
+  name: 'federation',
+  summary: 'Create a federation manifest: `fedgrow federation init [flags] > fed.json` (prints its id on stderr).',
+  details: [
+    'The manifest fixes everything peers must agree on: the task, the intermediate and target shapes, the',
+    'LiGO init and seed, the round schedule and the aggregation rule. Its id is the SHA-256 of its canonical',
+    'JSON without the bootstrap list; topics and protocol ids derive from it. Defaults suit the bundled digits.'
+  ].join('\n'),
+  positionals: 'init',
+  flags: {
+    name: { type: 'string', value: 'NAME', help: 'a name for people (part of the id)', default: 'fedgrow-digits' },
+    data: { type: 'string', value: 'LABEL', help: 'what the data is (a label; each peer brings its own rows)', default: 'mnist' },
+    partition: { type: 'string', value: 'HOW', help: 'how shards are cut in simulations: iid or dirichlet:ALPHA', default: 'iid' },
+    'image-size': num(DEFAULT_VIT_CONFIG.imageSize, 'square image side'),
+    channels: num(DEFAULT_VIT_CONFIG.channels, 'image channels'),
+    classes: num(DEFAULT_VIT_CONFIG.numClasses, 'number of classes'),
+    'patch-size': num(DEFAULT_VIT_CONFIG.patchSize, 'patch side'),
+    heads: num(DEFAULT_VIT_CONFIG.heads, 'attention heads of every model in the federation'),
+    'intermediate-dim': num(48, 'intermediate (shared) model width'),
+    'intermediate-layers': num(3, 'intermediate model depth'),
+    'intermediate-mlp-ratio': num(2, 'intermediate FFN ratio', 'R'),
+    'target-dim': num(64, 'target model width'),
+    'target-layers': num(4, 'target model depth'),
+    'target-mlp-ratio': num(2, 'target FFN ratio', 'R'),
+    init: { type: 'string', value: 'INIT', help: `LiGO initialisation: ${LIGO_INIT_NAMES.join(' or ')}`, default: 'ligo' },
+    seed: num(0, 'seed of the initial Global-LiGO (same on every peer)'),
+    rounds: num(5, 'federated rounds'),
+    'local-steps': num(20, 'Global-LiGO training steps per round on each peer'),
+    'local-ligo-steps': num(100, 'Local-LiGO training steps before the first round'),
+    lr: num(0.001, 'AdamW learning rate', 'RATE'),
+    'batch-size': num(64, 'examples per step'),
+    'weight-decay': num(0.05, 'AdamW weight decay', 'W'),
+    'round-timeout-ms': num(DEFAULTS.roundTimeoutMs, 'a round waits this long for missing peers', 'MS'),
+    quorum: num(DEFAULTS.quorum, 'updates (own included) a round needs before it may close'),
+    bootstrap: { type: 'string', value: 'MULTIADDR', help: 'a peer to start from (not part of the id)', multiple: true },
+    out: { type: 'string', value: 'FILE', help: 'write the manifest here instead of stdout' }
+  },
+  async run (flags, positionals) {
+    if (positionals[0] !== 'init' || positionals.length !== 1) throw new InvalidArgumentError('usage: fedgrow federation init [flags] > fed.json')
+    const int = (name: string, min: number, max: number): number => numberFlag(flags, name, min, max, true)
+    const bootstrap = (flags.bootstrap as string[] | undefined) ?? []
+    const manifest = validateManifest({
+      version: MANIFEST_VERSION,
+      name: stringFlag(flags, 'name'),
+      task: { kind: 'image-classification', data: stringFlag(flags, 'data'), partition: stringFlag(flags, 'partition'), imageSize: int('image-size', 1, 1024), channels: int('channels', 1, 16), numClasses: int('classes', 2, 100000), patchSize: int('patch-size', 1, 1024), heads: int('heads', 1, 256) },
+      intermediate: { dim: int('intermediate-dim', 1, 8192), layers: int('intermediate-layers', 1, 128), mlpRatio: numberFlag(flags, 'intermediate-mlp-ratio', 0.01, 16) },
+      target: { dim: int('target-dim', 1, 8192), layers: int('target-layers', 1, 128), mlpRatio: numberFlag(flags, 'target-mlp-ratio', 0.01, 16) },
+      ligo: { init: choiceFlag(flags, 'init', LIGO_INIT_NAMES), seed: int('seed', 0, 2 ** 32 - 1) },
+      schedule: { rounds: int('rounds', 1, 1000000), localSteps: int('local-steps', 1, 1000000), localLigoSteps: int('local-ligo-steps', 0, 1000000), learningRate: numberFlag(flags, 'lr', 1e-8, 1), batchSize: int('batch-size', 1, 65536), weightDecay: numberFlag(flags, 'weight-decay', 0, 10), roundTimeoutMs: int('round-timeout-ms', 100, 86400000), quorum: int('quorum', 1, 100000) },
+      aggregation: { rule: 'mean' },
+      ...(bootstrap.length > 0 ? { bootstrap } : {})
+    })
+    const text = JSON.stringify(manifest, null, 2) + '\n'
+    const out = optionalString(flags, 'out')
+    if (out !== undefined) writeFileSync(out, text)
+    else process.stdout.write(text)
+    process.stderr.write(`federation id ${federationId(manifest)}\n`)
+  }
+}

@@ -1,0 +1,78 @@
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseManifest } from '../../protocol/manifest.js'
+import { loadModel } from '../../node/model/model-file.js'
+import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
+import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
+import { runPeer } from '../../node/peer.js'
+import { createLogger } from '../../node/log.js'
+import { consoleProgress } from '../../node/train/progress.js'
+import { InvalidArgumentError } from '../../node/errors.js'
+import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
+import type { Command } from '../args.js'
+
+export const nodeCommand: Command = {
+  name: 'node',
+  summary: 'Run a federation peer: grow your small model with Dual-LiGO, averaging Global-LiGO with your peers.',
+  details: [
+    'Prints its peer id and multiaddrs on start (hand one to others as --bootstrap), then one line per round.',
+    'Only Global-LiGO updates leave this machine: your data, small model, Local-LiGO and grown models stay.',
+    'The grown target model is saved as STATE-DIR/target.fgm at the end. Ctrl-C stops cleanly.'
+  ].join('\n'),
+  flags: {
+    federation: { type: 'string', value: 'FILE', help: 'the federation manifest (fedgrow federation init)' },
+    model: { type: 'string', value: 'FILE', help: 'your small pre-trained model (.fgm)' },
+    data: { type: 'string', value: 'SPEC', help: `your data: ${DATA_SPEC_HELP}`, default: 'mnist' },
+    shard: { type: 'string', value: 'i/N', help: 'use only part i of N of the data (for trials on shared data)', default: '0/1' },
+    partition: { type: 'string', value: 'HOW', help: 'how --shard cuts the data (default: the manifest\'s task.partition)' },
+    seed: { type: 'string', value: 'N', help: 'seed of the train/test split and shards (same on every peer of a trial)', default: '0' },
+    listen: { type: 'string', value: 'MULTIADDR', help: 'address to listen on', default: '/ip4/127.0.0.1/tcp/0', multiple: true },
+    announce: { type: 'string', value: 'MULTIADDR', help: 'address to announce instead of the listen address', multiple: true },
+    bootstrap: { type: 'string', value: 'MULTIADDR', help: 'a peer to start from, with /p2p/PEER-ID (also read from the manifest)', multiple: true },
+    identity: { type: 'string', value: 'FILE', help: 'your private key file, created if missing (default: STATE-DIR/identity.key)' },
+    'state-dir': { type: 'string', value: 'DIR', help: 'where this peer keeps its state and writes target.fgm' },
+    rounds: { type: 'string', value: 'R', help: 'stop after round R (default: the manifest\'s rounds)' },
+    log: { type: 'string', value: 'FMT', help: 'text, or json (one JSON object per line)', default: 'text' },
+    local: { type: 'boolean', help: 'many peers share this machine\'s IP: turn off gossipsub\'s IP colocation penalty' }
+  },
+  async run (flags) {
+    const manifestPath = stringFlag(flags, 'federation')
+    let text: string
+    try {
+      text = readFileSync(manifestPath, 'utf8')
+    } catch (err) {
+      throw new InvalidArgumentError(`--federation ${manifestPath}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+    const manifest = parseManifest(text)
+    const stateDir = stringFlag(flags, 'state-dir')
+    mkdirSync(stateDir, { recursive: true })
+    const small = loadModel(stringFlag(flags, 'model'))
+    const partition = parsePartition(optionalString(flags, 'partition') ?? manifest.task.partition)
+    const data = loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), partition, numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true))
+    const privateKey = await loadOrCreateIdentity(optionalString(flags, 'identity') ?? join(stateDir, 'identity.key'))
+    const controller = new AbortController()
+    const stop = (): void => {
+      process.stderr.write('fedgrow node: stopping (Ctrl-C again to force)\n')
+      controller.abort()
+      process.once('SIGINT', () => process.exit(130))
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    const rounds = optionalString(flags, 'rounds')
+    await runPeer({
+      manifest,
+      small,
+      data,
+      privateKey,
+      listen: flags.listen as string[],
+      announce: (flags.announce as string[] | undefined) ?? [],
+      bootstrap: [...((flags.bootstrap as string[] | undefined) ?? []), ...(manifest.bootstrap ?? [])],
+      stateDir,
+      ...(rounds !== undefined ? { rounds: numberFlag(flags, 'rounds', 1, 1000000, true) } : {}),
+      log: createLogger(choiceFlag(flags, 'log', ['text', 'json'] as const)),
+      onProgress: consoleProgress(),
+      localNetwork: flags.local === true,
+      signal: controller.signal
+    })
+  }
+}

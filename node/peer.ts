@@ -51,7 +51,9 @@ export interface PeerInit {
   localNetwork?: boolean
   lingerMs?: number
   signal?: AbortSignal
-  /** Sees every accepted contribution (audits, tests). */
+  /** Sees every chunk sent on every protocol (wire audits). */
+  wireTap?: (protocol: string, bytes: Uint8Array) => void
+  /** Sees every accepted contribution, own included (audits, tests). */
   onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
 }
 
@@ -85,7 +87,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const expected = globalLigoSpec(plan)
   const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
   const participant = new Participant({ manifest, plan, small: init.small.params, data: init.data, seed: init.privateKey.publicKey.toString(), onProgress: init.onProgress })
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, wireTap: init.wireTap })
   const peerId = host.libp2p.peerId.toString()
   let engine: RoundEngine | undefined
   const onAbort = (): void => { engine?.stop() }

@@ -18,7 +18,9 @@ export function canonicalOrder (contributions: Contribution[]): Contribution[] {
 }
 
 /**
- * Sample-weighted mean, summed in float64 in canonical order and rounded once to float32.
+ * Sample-weighted mean: sum over contributions i, in canonical order, of (n_i / N) * x_i in float64
+ * (weight first, then the product: the exact formula matters for bit-identical results), rounded once
+ * to float32.
  * Every contribution must have the same names and shapes (validated before it gets here).
  */
 export function weightedMean (contributions: Contribution[]): TensorMap {

@@ -18,6 +18,8 @@ import type { UpdateTransport } from './transport.js'
 
 /** How often a waiting round re-checks who has reported. */
 const POLL_MS = 50
+/** How often a round that peers have already finished asks them for their state. */
+const CATCH_UP_EVERY_MS = 1_000
 /**
  * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
  * exist when a message arrives, so an announcement made while peers are still joining can miss them;
@@ -34,8 +36,10 @@ export interface LocalUpdate {
 
 export interface RoundResult {
   round: number
-  /** Contributions aggregated, own included. */
+  /** Contributions aggregated, own included (0 when the round was adopted from a peer). */
   peersHeard: number
+  /** The round closed without us and we adopted a peer's result (catch-up). */
+  caughtUp: boolean
   globalDigest: string
   /** Bytes on the wire during this round (all protocols). */
   bytesSent: number
@@ -225,9 +229,11 @@ export class RoundEngine {
     }
     const own = { from: transport.selfId, sampleCount: update.sampleCount, tensors: update.tensors }
     this.roundPool(round).set(transport.selfId, { announce, from: transport.selfId, contribution: own, payload })
+    this.components.onContribution?.(round, own, payload)
     await transport.announce(announce)
     const deadline = Date.now() + this.init.roundTimeoutMs
     let lastAnnounce = Date.now()
+    let lastCatchUp = 0
     while (!this.stopped) {
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
@@ -238,6 +244,16 @@ export class RoundEngine {
       const expected = new Set([...this.knownParticipants, ...transport.participants(), transport.selfId])
       const allIn = [...expected].every(peer => pool.get(peer)?.contribution !== undefined)
       if ((allIn && arrived.length >= this.init.quorum) || (Date.now() >= deadline && arrived.length >= 1)) break
+      // Peers already announcing the next round have closed this one without us: take their result.
+      const ahead = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => peer !== transport.selfId)
+      if (ahead.length > 0 && Date.now() - lastCatchUp >= CATCH_UP_EVERY_MS) {
+        lastCatchUp = Date.now()
+        if (await this.catchUp(ahead) >= round) {
+          const bytesAfter = await transport.bytes()
+          await this.components.onRound({ round, peersHeard: 0, caughtUp: true, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, seconds: (Date.now() - started) / 1000 }, this.global)
+          return
+        }
+      }
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
     if (this.stopped) return
@@ -253,6 +269,7 @@ export class RoundEngine {
     await this.components.onRound({
       round,
       peersHeard: contributions.length,
+      caughtUp: false,
       globalDigest: globalDigest(this.global),
       bytesSent: bytesAfter.sent - bytesBefore.sent,
       bytesReceived: bytesAfter.received - bytesBefore.received,

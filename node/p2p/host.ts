@@ -40,6 +40,30 @@ export interface HostInit {
   ipColocationPenalty?: boolean
   /** Largest gossipsub RPC accepted; must be equal on every peer. @default 4 MiB (gossipsub's) */
   maxGossipBytes?: number
+  /**
+   * Sees every chunk this host sends on every protocol stream, in plaintext (inside Noise), with the
+   * protocol id: the seam for wire audits.
+   */
+  wireTap?: (protocol: string, bytes: Uint8Array) => void
+}
+
+type MetricsFactory = ReturnType<typeof prometheusMetrics>
+
+/** Wraps libp2p's metrics so every protocol stream's outgoing bytes also reach `tap`. */
+function tapped (factory: MetricsFactory, tap: (protocol: string, bytes: Uint8Array) => void): MetricsFactory {
+  return (components) => {
+    const metrics = factory(components)
+    const track = metrics.trackProtocolStream.bind(metrics)
+    metrics.trackProtocolStream = (stream) => {
+      track(stream)
+      const send = stream.send.bind(stream)
+      stream.send = (data) => {
+        tap(stream.protocol ?? 'unknown', data instanceof Uint8Array ? data : data.subarray())
+        return send(data)
+      }
+    }
+    return metrics
+  }
 }
 
 export type Host = Libp2p<{ pubsub: GossipSub, identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>
@@ -70,7 +94,7 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND },
-    metrics: prometheusMetrics({ registry }),
+    metrics: init.wireTap === undefined ? prometheusMetrics({ registry }) : tapped(prometheusMetrics({ registry }), init.wireTap),
     services: {
       identify: identify(),
       ping: ping(),

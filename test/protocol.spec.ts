@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import { federationId, parseManifest, validateManifest } from '../protocol/manifest.js'
+import { checkAnnouncement, decodeMessage, encodeMessage } from '../protocol/messages.js'
+import { decodePayload, encodePayload, globalDigest } from '../protocol/payload.js'
+import { canonicalJson } from '../protocol/canonical.js'
+import { LIMITS, payloadProtocol, updatesTopic } from '../protocol/constants.js'
+import { tinyManifest } from './fixtures.js'
+import type { Announce, Message } from '../protocol/messages.js'
+
+const HASH = 'a'.repeat(64)
+const announce = (overrides: Partial<Announce> = {}): Announce => ({
+  type: 'announce', federationId: HASH, round: 3, sampleCount: 100, payloadHash: 'b'.repeat(64), payloadBytes: 1000, dtype: 'float32',
+  tensors: [{ name: 'E', shape: [4, 2] }], addresses: ['/ip4/127.0.0.1/tcp/1'], ...overrides
+})
+
+describe('protocol', () => {
+  describe('manifest', () => {
+    it('accepts a valid manifest and derives a stable id that ignores the bootstrap list', () => {
+      const m = validateManifest(tinyManifest())
+      const id = federationId(m)
+      assert.match(id, /^[0-9a-f]{64}$/)
+      assert.equal(federationId({ ...m, bootstrap: ['/ip4/1.2.3.4/tcp/1/p2p/x'] }), id)
+      assert.notEqual(federationId({ ...m, name: 'other' }), id)
+      assert.notEqual(federationId({ ...m, ligo: { ...m.ligo, seed: 8 } }), id)
+      assert.equal(updatesTopic(id), `/fedgrow/${id}/updates/1`)
+      assert.equal(payloadProtocol(id), `/fedgrow/${id}/payload/1.0.0`)
+    })
+
+    it('rejects bad manifests naming the field and the rule', () => {
+      const bad = (change: (m: any) => void, message: RegExp): void => {
+        const m: any = structuredClone(tinyManifest())
+        change(m)
+        assert.throws(() => validateManifest(m), { name: 'InvalidManifestError', message })
+      }
+      bad(m => { m.extra = 1 }, /manifest.extra .* not a known field/)
+      bad(m => { delete m.schedule.rounds }, /schedule.rounds .* is required/)
+      bad(m => { m.intermediate.dim = 13 }, /intermediate.dim = 13: must be a multiple of task.heads/)
+      bad(m => { m.target.dim = 8 }, /at least as wide/)
+      bad(m => { m.ligo.init = 'magic' }, /ligo.init .* one of fedgrow, ligo/)
+      bad(m => { m.version = 2 }, /version/)
+      bad(m => { m.schedule.learningRate = -1 }, /learningRate/)
+      assert.throws(() => parseManifest('{not json'), { name: 'InvalidManifestError', message: /not valid JSON/ })
+    })
+
+    it('canonical JSON sorts keys at every depth', () => {
+      assert.equal(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } }), '{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}')
+    })
+  })
+
+  describe('messages', () => {
+    it('round-trips every message type', () => {
+      const messages: Message[] = [
+        announce(),
+        { type: 'fetch', federationId: HASH, round: 2, payloadHash: HASH },
+        { type: 'state-request', federationId: HASH },
+        { type: 'state', federationId: HASH, round: 0, globalDigest: HASH, payloadBytes: 10, pending: [{ from: 'peer', announce: announce() }] },
+        { type: 'error', reason: 'nope' }
+      ]
+      for (const m of messages) assert.deepEqual(decodeMessage(encodeMessage(m)), m)
+    })
+
+    it('rejects malformed bytes with a specific reason', () => {
+      const good = encodeMessage(announce())
+      const reason = (bytes: Uint8Array): string => { try { decodeMessage(bytes); return 'accepted' } catch (err) { return (err as { reason: string }).reason } }
+      assert.equal(reason(new Uint8Array(LIMITS.maxControlBytes + 1)), 'too-large')
+      assert.equal(reason(Uint8Array.from([1, 2, 3])), 'bad-envelope')
+      assert.equal(reason(Uint8Array.from([...good.subarray(0, 4), 9, ...good.subarray(5)])), 'unknown-version')
+      assert.equal(reason(Uint8Array.from([...good.subarray(0, 5), 77, ...good.subarray(6)])), 'unknown-type')
+      assert.equal(reason(Uint8Array.from([...good.subarray(0, 6), 0xff])), 'malformed')
+      assert.equal(reason(encodeMessage({ ...announce(), round: 0 } as Announce)), 'malformed')
+      assert.equal(reason(encodeMessage({ ...announce(), extra: 1 } as unknown as Announce)), 'malformed')
+      assert.equal(reason(encodeMessage({ ...announce(), payloadHash: 'XYZ' } as Announce)), 'malformed')
+    })
+
+    it('checks announcements against federation, round and shapes', () => {
+      const ctx = { federationId: HASH, currentRound: 3, expected: [{ name: 'E', shape: [4, 2] }] }
+      const reason = (a: Announce): string => { try { checkAnnouncement(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
+      assert.equal(reason(announce()), 'ok')
+      assert.equal(reason(announce({ round: 5 })), 'ok')
+      assert.equal(reason(announce({ federationId: 'c'.repeat(64) })), 'wrong-federation')
+      assert.equal(reason(announce({ round: 2 })), 'stale-round')
+      assert.equal(reason(announce({ round: 6 })), 'implausible-round')
+      assert.equal(reason(announce({ tensors: [{ name: 'E', shape: [4, 3] }] })), 'wrong-shape')
+    })
+  })
+
+  describe('payload', () => {
+    const tensors = { w: { shape: [2], data: Float32Array.from([1, 2]) }, E: { shape: [1, 2], data: Float32Array.from([0.5, -1]) } }
+    const spec = [{ name: 'E', shape: [1, 2] }, { name: 'w', shape: [2] }]
+
+    it('encodes in canonical order and decodes only what the manifest expects', () => {
+      const decoded = decodePayload(encodePayload(tensors), spec)
+      assert.deepEqual(Object.keys(decoded), ['E', 'w'])
+      assert.deepEqual(Array.from(decoded.E.data), [0.5, -1])
+      assert.throws(() => decodePayload(encodePayload(tensors), [{ name: 'E', shape: [2, 1] }, { name: 'w', shape: [2] }]), { name: 'ProtocolError', message: /wrong-shape/ })
+      const nan = { ...tensors, w: { shape: [2], data: Float32Array.from([1, NaN]) } }
+      assert.throws(() => decodePayload(encodePayload(nan), spec), { name: 'ProtocolError', message: /not-finite/ })
+      const truncated = encodePayload(tensors).subarray(0, 20)
+      assert.throws(() => decodePayload(truncated, spec), { name: 'ProtocolError', message: /malformed/ })
+    })
+
+    it('digests the values alone, independent of key order', () => {
+      assert.equal(globalDigest(tensors), globalDigest({ E: tensors.E, w: tensors.w }))
+      assert.notEqual(globalDigest(tensors), globalDigest({ ...tensors, w: { shape: [2], data: Float32Array.from([1, 2.0001]) } }))
+    })
+  })
+})

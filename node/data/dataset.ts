@@ -67,13 +67,6 @@ export function checkDataset (ds: Dataset): Dataset {
 
 /** One batch as tensors the caller owns: images [rows, pixels] and int32 labels [rows]. */
 export function batchTensors (ds: Dataset, indices: ArrayLike<number>): { images: tf.Tensor2D, labels: tf.Tensor1D } {
-  const px = pixelsOf(ds)
-  const images = new Float32Array(indices.length * px)
-  const labels = new Int32Array(indices.length)
-  for (let i = 0; i < indices.length; i++) {
-    const j = indices[i]
-    images.set(ds.images.subarray(j * px, (j + 1) * px), i * px)
-    labels[i] = ds.labels[j]
-  }
-  return { images: tf.tensor2d(images, [indices.length, px]), labels: tf.tensor1d(labels, 'int32') }
+  const rows = subset(ds, indices)
+  return { images: tf.tensor2d(rows.images, [rows.count, pixelsOf(ds)]), labels: tf.tensor1d(Int32Array.from(rows.labels), 'int32') }
 }

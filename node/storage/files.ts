@@ -32,9 +32,7 @@ export function writeFileAtomic (path: string, bytes: Uint8Array): void {
 
 /** Writes named tensors and string metadata as one safetensors file, atomically. Tensors stay the caller's. */
 export function writeTensorFile (path: string, tensors: NamedTensors, metadata: Record<string, string>): void {
-  const entries: TensorMap = {}
-  for (const [name, t] of Object.entries(tensors)) entries[name] = { shape: t.shape, data: t.dataSync() as Float32Array }
-  writeFileAtomic(path, encodeSafetensors(entries, metadata))
+  writeFileAtomic(path, encodeSafetensors(toTensorMap(tensors), metadata))
 }
 
 /** Reads and verifies a safetensors file; throws ModelFileError naming the file and the fault. */

@@ -18,8 +18,11 @@ import type { UpdateTransport } from './transport.js'
 
 /** How often a waiting round re-checks who has reported. */
 const POLL_MS = 50
-/** How often a round that peers have already finished asks them for their state. */
-const CATCH_UP_EVERY_MS = 1_000
+/**
+ * How long a round waits after first seeing peers announce the next round before it adopts their result
+ * (its own fetches may just be finishing), and then how often it asks again.
+ */
+const CATCH_UP_GRACE_MS = 2_000
 /**
  * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
  * exist when a message arrives, so an announcement made while peers are still joining can miss them;
@@ -233,6 +236,7 @@ export class RoundEngine {
     await transport.announce(announce)
     const deadline = Date.now() + this.init.roundTimeoutMs
     let lastAnnounce = Date.now()
+    let aheadSince: number | undefined
     let lastCatchUp = 0
     while (!this.stopped) {
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
@@ -246,7 +250,8 @@ export class RoundEngine {
       if ((allIn && arrived.length >= this.init.quorum) || (Date.now() >= deadline && arrived.length >= 1)) break
       // Peers already announcing the next round have closed this one without us: take their result.
       const ahead = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => peer !== transport.selfId)
-      if (ahead.length > 0 && Date.now() - lastCatchUp >= CATCH_UP_EVERY_MS) {
+      if (ahead.length > 0) aheadSince ??= Date.now()
+      if (aheadSince !== undefined && Date.now() - aheadSince >= CATCH_UP_GRACE_MS && Date.now() - lastCatchUp >= CATCH_UP_GRACE_MS) {
         lastCatchUp = Date.now()
         if (await this.catchUp(ahead) >= round) {
           const bytesAfter = await transport.bytes()

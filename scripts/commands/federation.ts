@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { federationId, validateManifest, LIGO_INIT_NAMES } from '../../protocol/manifest.js'
 import { DEFAULTS, MANIFEST_VERSION } from '../../protocol/constants.js'
 import { DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
@@ -62,7 +63,10 @@ export const federationCommand: Command = {
     })
     const text = JSON.stringify(manifest, null, 2) + '\n'
     const out = optionalString(flags, 'out')
-    if (out !== undefined) writeFileSync(out, text)
+    if (out !== undefined) {
+      mkdirSync(dirname(out), { recursive: true })
+      writeFileSync(out, text)
+    }
     else process.stdout.write(text)
     process.stderr.write(`federation id ${federationId(manifest)}\n`)
   }

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from './tf.js'
 import { federationId } from '../protocol/manifest.js'
+import { updatesTopic } from '../protocol/constants.js'
 import { startHost } from './p2p/host.js'
 import { federationTransport } from './p2p/federation-transport.js'
 import { RoundEngine } from './federation/engine.js'
@@ -87,7 +88,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const expected = globalLigoSpec(plan)
   const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
   const participant = new Participant({ manifest, plan, small: init.small.params, data: init.data, seed: init.privateKey.publicKey.toString(), onProgress: init.onProgress })
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, wireTap: init.wireTap })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap })
   const peerId = host.libp2p.peerId.toString()
   let engine: RoundEngine | undefined
   const onAbort = (): void => { engine?.stop() }

@@ -13,12 +13,21 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Registry } from 'prom-client'
 import { NetworkError } from '../errors.js'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { GossipSub } from '@libp2p/gossipsub'
+
+/**
+ * Weight of gossipsub's P4 (invalid message deliveries) on scored topics: with the default graylist
+ * threshold of -80, two rejected messages (-20 * 2^2) get a peer ignored.
+ */
+export const INVALID_MESSAGE_WEIGHT = -20
+/** Per decay interval (1 s), how much of a peer's invalid-message count is kept. */
+const INVALID_MESSAGE_DECAY = 0.9
 
 /** Re-dial period for bootstrap peers we are not connected to. */
 export const BOOTSTRAP_REDIAL_MS = 2_000
@@ -40,6 +49,12 @@ export interface HostInit {
   ipColocationPenalty?: boolean
   /** Largest gossipsub RPC accepted; must be equal on every peer. @default 4 MiB (gossipsub's) */
   maxGossipBytes?: number
+  /**
+   * Topics whose invalid messages count against the sender's gossipsub score: a message the topic
+   * validator rejects costs INVALID_MESSAGE_WEIGHT times the square of the sender's invalid count.
+   * @default []
+   */
+  scoredTopics?: string[]
   /**
    * Sees every chunk this host sends on every protocol stream, in plaintext (inside Noise), with the
    * protocol id: the seam for wire audits.
@@ -103,7 +118,19 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         ...(init.maxGossipBytes !== undefined ? { maxInboundDataLength: init.maxGossipBytes } : {}),
-        scoreParams: init.ipColocationPenalty === false ? { IPColocationFactorWeight: 0 } : {}
+        scoreParams: {
+          ...(init.ipColocationPenalty === false ? { IPColocationFactorWeight: 0 } : {}),
+          topics: Object.fromEntries((init.scoredTopics ?? []).map(topic => [topic, createTopicScoreParams({
+            topicWeight: 1,
+            // Only invalid messages count: a quiet but honest peer must not lose score.
+            timeInMeshWeight: 0,
+            firstMessageDeliveriesWeight: 0,
+            meshMessageDeliveriesWeight: 0,
+            meshFailurePenaltyWeight: 0,
+            invalidMessageDeliveriesWeight: INVALID_MESSAGE_WEIGHT,
+            invalidMessageDeliveriesDecay: INVALID_MESSAGE_DECAY
+          })]))
+        }
       })
     }
   }).catch((err: Error) => {

@@ -203,6 +203,8 @@ export interface AnnounceContext {
   currentRound: number
   /** Tensor names and shapes the manifest implies for Global-LiGO, in canonical order. */
   expected: TensorSpec[]
+  /** The exact size of a valid payload: every Global-LiGO of these shapes encodes to the same length. */
+  payloadBytes: number
 }
 
 /** Checks an announcement against this peer's federation and round; throws ProtocolError with the reason. */
@@ -212,4 +214,5 @@ export function checkAnnouncement (a: Announce, ctx: AnnounceContext): void {
   if (a.round > ctx.currentRound + LIMITS.maxRoundsAhead) throw new ProtocolError('implausible-round', `round ${a.round} is more than ${LIMITS.maxRoundsAhead} ahead of our round ${ctx.currentRound}`)
   const expectedBytes = ctx.expected.length === a.tensors.length && ctx.expected.every((e, i) => e.name === a.tensors[i].name && e.shape.join() === a.tensors[i].shape.join())
   if (!expectedBytes) throw new ProtocolError('wrong-shape', 'tensor names or shapes differ from the manifest\'s Global-LiGO')
+  if (a.payloadBytes !== ctx.payloadBytes) throw new ProtocolError('too-large', `announced ${a.payloadBytes} payload bytes; a Global-LiGO of these shapes is exactly ${ctx.payloadBytes}`)
 }

@@ -73,7 +73,7 @@ describe('protocol', () => {
     })
 
     it('checks announcements against federation, round and shapes', () => {
-      const ctx = { federationId: HASH, currentRound: 3, expected: [{ name: 'E', shape: [4, 2] }] }
+      const ctx = { federationId: HASH, currentRound: 3, expected: [{ name: 'E', shape: [4, 2] }], payloadBytes: 1000 }
       const reason = (a: Announce): string => { try { checkAnnouncement(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
       assert.equal(reason(announce()), 'ok')
       assert.equal(reason(announce({ round: 5 })), 'ok')
@@ -81,6 +81,7 @@ describe('protocol', () => {
       assert.equal(reason(announce({ round: 2 })), 'stale-round')
       assert.equal(reason(announce({ round: 6 })), 'implausible-round')
       assert.equal(reason(announce({ tensors: [{ name: 'E', shape: [4, 3] }] })), 'wrong-shape')
+      assert.equal(reason(announce({ payloadBytes: 512 * 1024 * 1024 })), 'too-large')
     })
   })
 

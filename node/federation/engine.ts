@@ -165,7 +165,7 @@ export class RoundEngine {
   private receive (from: string, announce: Announce): void {
     if (from === this.components.transport.selfId) return
     try {
-      checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected })
+      checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length })
     } catch (err) {
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
         this.lateUpdates++

@@ -2,9 +2,9 @@
  * A whole participant: libp2p host, federation transport, round engine and the private Dual-LiGO side,
  * with its state directory. `runPeer` is what `fedgrow node` runs.
  *
- * State directory: identity key (if given there), intermediate.fgm (the frozen intermediate model, so a
- * restart skips Local-LiGO training), global.safetensors (the Global-LiGO after the last completed round,
- * written atomically each round) and target.fgm (the grown target, written at the end).
+ * State directory: identity key (if given there), intermediate.fgm (fedgrow: the frozen intermediate
+ * model, so a restart skips Local-LiGO training), global.safetensors (what peers share, after the last
+ * completed round, written atomically each round) and target.fgm (the final model, written at the end).
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -15,8 +15,9 @@ import { startHost } from './p2p/host.js'
 import { federationTransport } from './p2p/federation-transport.js'
 import { RoundEngine } from './federation/engine.js'
 import { strategyFor } from './federation/strategy.js'
-import { Participant, globalLigoSpec, initialGlobal, planFor } from './federation/participant.js'
-import { loadModel, saveModel } from './model/model-file.js'
+import { Participant, planFor } from './federation/participant.js'
+import { FedAvgLearner } from './federation/fedavg-learner.js'
+import { saveModel } from './model/model-file.js'
 import { readTensorFile, writeFileAtomic } from './storage/files.js'
 import { encodePayload, globalDigest } from '../protocol/payload.js'
 import { encodeSafetensors } from '../protocol/safetensors.js'
@@ -29,6 +30,7 @@ import type { NamedTensors } from './model/vit.js'
 import type { Logger } from './log.js'
 import type { ProgressSink } from './train/progress.js'
 import type { Contribution } from './federation/aggregate.js'
+import type { Learner } from './federation/learner.js'
 
 /** How long a finished peer keeps serving its last update to slower peers. */
 export const DEFAULT_LINGER_MS = 5_000
@@ -81,46 +83,53 @@ function saveGlobal (path: string, tensors: TensorMap, round: number, fedId: str
   writeFileAtomic(path, encodeSafetensors(ordered, { format: 'fedgrow-global-ligo', federation: fedId, round: String(round) }))
 }
 
+/** The Learner a manifest's method calls for. */
+export function learnerFor (init: PeerInit): Learner {
+  const { manifest } = init
+  const plan = planFor(manifest, init.small.config)
+  const seed = init.privateKey.publicKey.toString()
+  switch (manifest.method) {
+    case 'fedgrow':
+      return new Participant({ manifest, plan, small: init.small.params, data: init.data, seed, onProgress: init.onProgress })
+    case 'fedavg':
+      tf.dispose(Object.values(init.small.params))
+      return new FedAvgLearner({ manifest, target: plan.target, data: init.data, seed, onProgress: init.onProgress })
+    default: {
+      const unreachable: never = manifest.method
+      throw new Error(`unknown method ${String(unreachable)}`)
+    }
+  }
+}
+
 export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const { manifest, log } = init
   const fedId = federationId(manifest)
-  const plan = planFor(manifest, init.small.config)
-  const expected = globalLigoSpec(plan)
   const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
-  const participant = new Participant({ manifest, plan, small: init.small.params, data: init.data, seed: init.privateKey.publicKey.toString(), onProgress: init.onProgress })
+  const learner = learnerFor(init)
   const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap })
   const peerId = host.libp2p.peerId.toString()
   let engine: RoundEngine | undefined
   const onAbort = (): void => { engine?.stop() }
   init.signal?.addEventListener('abort', onAbort)
   try {
-    log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId })
-    const intermediatePath = join(init.stateDir, 'intermediate.fgm')
-    if (existsSync(intermediatePath)) {
-      const saved = loadModel(intermediatePath)
-      participant.adoptIntermediate(saved.config, saved.params)
-      log({ event: 'local-ligo', resumed: intermediatePath })
-    } else {
-      const result = participant.prepare()
-      saveModel(intermediatePath, plan.intermediate, participant.intermediateParams(), { producedBy: 'fedgrow node: Local-LiGO', federation: fedId, testAccuracy: result.accuracy })
-      log({ event: 'local-ligo', steps: manifest.schedule.localLigoSteps, intermediateAccuracy: result.accuracy })
-    }
+    log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId, method: manifest.method })
+    learner.prepare(init.stateDir, log)
     const saved = loadSavedGlobal(join(init.stateDir, GLOBAL_FILE))
-    const startGlobal = saved?.tensors ?? initialGlobal(manifest, plan)
+    const startGlobal = saved?.tensors ?? learner.initial()
     engine = new RoundEngine({
       transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
       strategy: strategyFor(manifest.aggregation.rule),
-      trainRound: (global, round) => participant.trainRound(global, round),
+      trainRound: (global, round) => learner.trainRound(global, round),
       onRound: (result, global) => {
         saveGlobal(join(init.stateDir, GLOBAL_FILE), global, result.round, fedId)
-        const score = participant.evaluate(global)
+        const score = learner.evaluate(global)
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
       },
       onReject: (from, reason, detail) => { log({ event: 'rejected', from, reason, detail }) },
       onContribution: init.onContribution
     }, {
       federationId: fedId,
-      expected,
+      expected: learner.spec,
       rounds: lastRound,
       roundTimeoutMs: manifest.schedule.roundTimeoutMs,
       quorum: manifest.schedule.quorum,
@@ -137,11 +146,11 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     if (adopted > before) log({ event: 'caught-up', round: adopted, globalDigest: globalDigest(engine.currentGlobal) })
     await engine.run()
     const final = engine.currentGlobal
-    const score = participant.evaluate(final)
+    const score = learner.evaluate(final)
     const targetPath = join(init.stateDir, 'target.fgm')
-    const target = participant.target(final)
-    saveModel(targetPath, plan.target, target, { producedBy: 'fedgrow node', federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
-    tf.dispose(Object.values(target))
+    const model = learner.finalModel(final)
+    saveModel(targetPath, model.config, model.params, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
+    tf.dispose(Object.values(model.params))
     const lingerMs = init.lingerMs ?? DEFAULT_LINGER_MS
     if (init.signal?.aborted !== true && lingerMs > 0) await new Promise(resolve => setTimeout(resolve, lingerMs))
     const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
@@ -149,7 +158,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     return result
   } finally {
     init.signal?.removeEventListener('abort', onAbort)
-    participant.dispose()
+    learner.dispose()
     await host.stop()
   }
 }

@@ -9,6 +9,11 @@ import { InvalidManifestError } from './errors.js'
 
 export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
 export const AGGREGATION_RULES = ['mean'] as const
+/**
+ * fedgrow: peers share Global-LiGO (the method). fedavg: peers share the whole target model, trained
+ * from scratch (the model-sharing baseline the paper compares against).
+ */
+export const METHODS = ['fedgrow', 'fedavg'] as const
 
 export interface ModelSize {
   dim: number
@@ -19,6 +24,8 @@ export interface ModelSize {
 
 export interface Manifest {
   version: typeof MANIFEST_VERSION
+  /** What peers share each round; optional in files, `fedgrow` when absent. */
+  method: typeof METHODS[number]
   /** A human-readable name; part of the id, so two otherwise equal federations can differ by name. */
   name: string
   task: {
@@ -98,7 +105,7 @@ function size (value: unknown, path: string, heads: number): ModelSize {
 
 /** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
 export function validateManifest (value: unknown): Manifest {
-  const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap'])
+  const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap', 'method'])
   if (m.version !== MANIFEST_VERSION) fail('version', m.version, `this fedgrow reads manifest version ${MANIFEST_VERSION}`)
   const t = object(m.task, 'task', ['kind', 'data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'])
   const task: Manifest['task'] = {
@@ -129,6 +136,7 @@ export function validateManifest (value: unknown): Manifest {
   }
   return {
     version: MANIFEST_VERSION,
+    method: m.method === undefined ? 'fedgrow' : str(m, 'method', 'manifest', METHODS) as Manifest['method'],
     name: str(m, 'name', 'manifest'),
     task,
     intermediate,

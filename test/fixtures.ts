@@ -4,6 +4,7 @@ import type { Manifest } from '../protocol/manifest.js'
 export function tinyManifest (overrides: Partial<Manifest['schedule']> = {}): Manifest {
   return {
     version: 1,
+    method: 'fedgrow',
     name: 'test-federation',
     task: { kind: 'image-classification', data: 'toy', partition: 'iid', imageSize: 8, channels: 1, numClasses: 4, patchSize: 4, heads: 2 },
     intermediate: { dim: 12, layers: 2, mlpRatio: 1 },

@@ -3,7 +3,10 @@
  * none of which leave it; and the local training of Global-LiGO each round. Only the TensorMap that
  * trainRound returns (a Global-LiGO) is ever handed to the network.
  */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import * as tf from '../tf.js'
+import { loadModel, saveModel } from '../model/model-file.js'
 import { VariableSet } from '../train/variables.js'
 import { evaluate } from '../train/trainer.js'
 import { predictWith } from '../train/pretrain.js'
@@ -22,6 +25,9 @@ import type { DualLigoPlan } from '../ligo/index.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from './engine.js'
+import { roundTraining, scheduledTraining } from './learner.js'
+import type { Learner } from './learner.js'
+import type { Logger } from '../log.js'
 
 /** The Dual-LiGO plan a manifest implies for a participant whose small model has `small`'s shape. */
 export function planFor (manifest: Manifest, small: VitConfig): DualLigoPlan {
@@ -62,27 +68,43 @@ export interface ParticipantInit {
   onProgress?: ProgressSink
 }
 
-export class Participant {
-  private intermediate: NamedTensors | undefined
+/** Where a participant keeps its frozen intermediate model, so a restart skips Local-LiGO training. */
+export const INTERMEDIATE_FILE = 'intermediate.fgm'
 
-  constructor (private readonly init: ParticipantInit) {}
+export class Participant implements Learner {
+  private intermediate: NamedTensors | undefined
+  readonly spec: TensorSpec[]
+
+  constructor (private readonly init: ParticipantInit) {
+    this.spec = globalLigoSpec(init.plan)
+  }
 
   get sampleCount (): number {
     return this.init.data.train.count
   }
 
+  initial (): TensorMap {
+    return initialGlobal(this.init.manifest, this.init.plan)
+  }
+
+  /** Phases 1-2, or their saved result: the frozen intermediate model. */
+  prepare (stateDir: string, log: Logger): void {
+    const path = join(stateDir, INTERMEDIATE_FILE)
+    if (existsSync(path)) {
+      const saved = loadModel(path)
+      this.adoptIntermediate(saved.config, saved.params)
+      log({ event: 'local-ligo', resumed: path })
+      return
+    }
+    const result = this.trainIntermediate()
+    saveModel(path, this.init.plan.intermediate, this.requireIntermediate(), { producedBy: 'fedgrow node: Local-LiGO', testAccuracy: result.accuracy })
+    log({ event: 'local-ligo', steps: this.init.manifest.schedule.localLigoSteps, intermediateAccuracy: result.accuracy })
+  }
+
   /** Phases 1-2: train Local-LiGO on local data, then materialise and freeze the intermediate model. */
-  prepare (): Evaluation {
+  trainIntermediate (): Evaluation {
     const { manifest, plan, small, data } = this.init
-    const { intermediate, localLigo } = growIntermediate(plan, small, manifest.ligo.init, data.train, {
-      steps: manifest.schedule.localLigoSteps,
-      batchSize: manifest.schedule.batchSize,
-      learningRate: manifest.schedule.learningRate,
-      weightDecay: manifest.schedule.weightDecay,
-      seed: `${this.init.seed}:local`,
-      phase: 'local-ligo',
-      onProgress: this.init.onProgress
-    })
+    const { intermediate, localLigo } = growIntermediate(plan, small, manifest.ligo.init, data.train, scheduledTraining(manifest, manifest.schedule.localLigoSteps, `${this.init.seed}:local`, 'local-ligo', this.init.onProgress))
     tf.dispose(Object.values(localLigo))
     this.intermediate = intermediate
     return evaluate(predictWith(plan.intermediate, intermediate), data.test)
@@ -97,11 +119,6 @@ export class Participant {
     this.intermediate = params
   }
 
-  /** The frozen intermediate model (a view: do not dispose). */
-  intermediateParams (): NamedTensors {
-    return this.requireIntermediate()
-  }
-
   private requireIntermediate (): NamedTensors {
     if (this.intermediate === undefined) throw new Error('Participant.prepare() must run before rounds')
     return this.intermediate
@@ -114,16 +131,7 @@ export class Participant {
     const op = new VariableSet(start)
     tf.dispose(Object.values(start))
     try {
-      const report = trainOperator(globalShape(plan), op, this.requireIntermediate(), data.train, {
-        steps: manifest.schedule.localSteps,
-        batchSize: manifest.schedule.batchSize,
-        learningRate: manifest.schedule.learningRate,
-        weightDecay: manifest.schedule.weightDecay,
-        schedule: 'constant',
-        seed: `${this.init.seed}:round:${round}`,
-        phase: `round ${round}`,
-        onProgress: this.init.onProgress
-      })
+      const report = trainOperator(globalShape(plan), op, this.requireIntermediate(), data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
       const trained = op.snapshot()
       const tensors = toTensorMap(trained)
       tf.dispose(Object.values(trained))
@@ -139,6 +147,10 @@ export class Participant {
     const grown = materialise(globalShape(this.init.plan), op, this.requireIntermediate())
     tf.dispose(Object.values(op))
     return grown
+  }
+
+  finalModel (global: TensorMap): { config: VitConfig, params: NamedTensors } {
+    return { config: this.init.plan.target, params: this.target(global) }
   }
 
   /** Accuracy and loss of the target grown by `global`, on this participant's own test split. */

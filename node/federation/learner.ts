@@ -1,0 +1,43 @@
+/**
+ * What a peer trains and shares, behind one seam: the round engine and the peer runtime see a Learner,
+ * not Dual-LiGO. fedgrow's Participant shares Global-LiGO; the FedAvg baseline shares the target model.
+ */
+import type { Manifest } from '../../protocol/manifest.js'
+import type { TensorSpec } from '../../protocol/messages.js'
+import type { TrainOptions } from '../train/trainer.js'
+import type { ProgressSink } from '../train/progress.js'
+import type { TensorMap } from '../../protocol/safetensors.js'
+import type { VitConfig } from '../model/config.js'
+import type { NamedTensors } from '../model/vit.js'
+import type { Evaluation } from '../train/trainer.js'
+import type { Logger } from '../log.js'
+import type { LocalUpdate } from './engine.js'
+
+export interface Learner {
+  /** Names and shapes of what is shared each round, in canonical order. */
+  readonly spec: TensorSpec[]
+  /** Training examples behind each update (its aggregation weight). */
+  readonly sampleCount: number
+  /** What every peer starts from: identical on all peers, derived from the manifest alone. */
+  initial: () => TensorMap
+  /** Local work before the first round; resumes from `stateDir` when it can. */
+  prepare: (stateDir: string, log: Logger) => void
+  /** One round of local training from `global`. */
+  trainRound: (global: TensorMap, round: number) => LocalUpdate
+  /** Accuracy and loss of the model `global` gives this peer, on its own test split. */
+  evaluate: (global: TensorMap) => Evaluation
+  /** The model this peer ends with; the caller owns the params. */
+  finalModel: (global: TensorMap) => { config: VitConfig, params: NamedTensors }
+  dispose: () => void
+}
+
+/** The manifest's settings for `steps` of local training in a phase (a round, or Local-LiGO). */
+export function scheduledTraining (manifest: Manifest, steps: number, seed: string, phase: string, onProgress?: ProgressSink): TrainOptions {
+  const { batchSize, learningRate, weightDecay } = manifest.schedule
+  return { steps, batchSize, learningRate, weightDecay, seed, phase, onProgress }
+}
+
+/** One round's training: the manifest's local steps at a constant rate, seeded by peer and round. */
+export function roundTraining (manifest: Manifest, peerSeed: string, round: number, onProgress?: ProgressSink): TrainOptions {
+  return { ...scheduledTraining(manifest, manifest.schedule.localSteps, `${peerSeed}:round:${round}`, `round ${round}`, onProgress), schedule: 'constant' }
+}

@@ -18,6 +18,8 @@ function describe (e: LogEvent): string {
       return `peer ${String(e.peerId)} listening on:\n${(e.multiaddrs as string[]).map(a => `  ${a}`).join('\n')}\n(give one of these to other peers as --bootstrap)`
     case 'round':
       return `round ${String(e.round)}: ${String(e.peersHeard)} peers heard, accuracy ${pct(e.accuracy)}, train loss ${Number(e.trainLoss).toFixed(4)}, sent ${String(e.bytesSent)} B, received ${String(e.bytesReceived)} B, digest ${String(e.globalDigest).slice(0, 16)}…, ${Number(e.seconds).toFixed(1)} s`
+    case 'simulation-round':
+      return `[${String(e.method)}] round ${String(e.round)}/${String(e.of)}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(Number(e.meanBytesSent) / 1024).toFixed(1)} KiB, ${Number(e.seconds).toFixed(1)} s`
     case 'rejected':
       return `rejected an update from ${String(e.from)}: ${String(e.reason)} (${String(e.detail)})`
     default: {

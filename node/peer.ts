@@ -32,8 +32,8 @@ import type { ProgressSink } from './train/progress.js'
 import type { Contribution } from './federation/aggregate.js'
 import type { Learner } from './federation/learner.js'
 
-/** How long a finished peer keeps serving its last update to slower peers. */
-export const DEFAULT_LINGER_MS = 5_000
+/** How long a finished peer at most keeps serving its last update to peers that have not fetched it. */
+export const DEFAULT_LINGER_MS = 30_000
 /** How long a peer with a bootstrap list waits for its first connection before starting alone. */
 const FIRST_CONNECTION_WAIT_MS = 10_000
 
@@ -52,6 +52,7 @@ export interface PeerInit {
   onProgress?: ProgressSink
   /** Many peers on one IP (a local simulation). */
   localNetwork?: boolean
+  /** Longest wait after the last round for peers to fetch our final update. @default DEFAULT_LINGER_MS */
   lingerMs?: number
   signal?: AbortSignal
   /** Sees every chunk sent on every protocol (wire audits). */
@@ -151,8 +152,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     const model = learner.finalModel(final)
     saveModel(targetPath, model.config, model.params, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
     tf.dispose(Object.values(model.params))
-    const lingerMs = init.lingerMs ?? DEFAULT_LINGER_MS
-    if (init.signal?.aborted !== true && lingerMs > 0) await new Promise(resolve => setTimeout(resolve, lingerMs))
+    if (init.signal?.aborted !== true) await engine.finish(init.lingerMs ?? DEFAULT_LINGER_MS)
     const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
     log({ event: 'done', ...result })
     return result

@@ -58,7 +58,6 @@ async function startPeer (manifest: Manifest, index: number, bootstrap: string[]
     bootstrap,
     stateDir: peer.stateDir,
     localNetwork: true,
-    lingerMs: 3000,
     log: (e) => { peer.events.push(e) },
     wireTap: (protocol, bytes) => { peer.sent.set(protocol, [...(peer.sent.get(protocol) ?? []), Buffer.from(bytes)]) },
     onContribution: (round, c) => { peer.contributions.set(round, [...(peer.contributions.get(round) ?? []), c]) }

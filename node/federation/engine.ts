@@ -82,6 +82,8 @@ interface Pending {
   contribution?: Contribution
   /** Our own update's bytes, served to peers that fetch it. */
   payload?: Uint8Array
+  /** Peers that fetched our own update. */
+  fetchedBy?: Set<string>
 }
 
 export class RoundEngine {
@@ -94,6 +96,8 @@ export class RoundEngine {
   /** Everyone we have heard announce: expected in later rounds too. */
   private readonly knownParticipants = new Set<string>()
   private stopped = false
+  /** (sender, round) of late updates already counted, so re-announcements count once. */
+  private readonly lateSeen = new Set<string>()
   lateUpdates = 0
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
@@ -118,9 +122,11 @@ export class RoundEngine {
   /** Joins the topic and serves payloads and state. */
   async join (): Promise<void> {
     await this.components.transport.join({
-      payload: (req) => {
+      payload: (req, from) => {
         const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
-        return own?.announce.payloadHash === req.payloadHash ? own.payload ?? null : null
+        if (own?.announce.payloadHash !== req.payloadHash || own.payload === undefined) return null
+        own.fetchedBy?.add(from)
+        return own.payload
       },
       state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
     }, (from, announce) => { this.receive(from, announce) })
@@ -168,8 +174,12 @@ export class RoundEngine {
       checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length })
     } catch (err) {
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
-        this.lateUpdates++
-        this.reject(from, 'late', err.message)
+        const key = `${from}:${announce.round}`
+        if (!this.lateSeen.has(key)) {
+          this.lateSeen.add(key)
+          this.lateUpdates++
+          this.reject(from, 'late', err.message)
+        }
       } else {
         this.reject(from, err instanceof ProtocolError ? err.reason : 'malformed', (err as Error).message)
       }
@@ -210,6 +220,28 @@ export class RoundEngine {
     this.stopped = true
   }
 
+  /**
+   * After the last round: keeps re-announcing our final update until every peer we know of has fetched
+   * it, or `maxMs` passes. A peer that closed its round early (it had everyone's update) must not leave
+   * a peer that missed its announcement waiting for the deadline.
+   */
+  async finish (maxMs: number): Promise<void> {
+    const { transport } = this.components
+    const own = this.pool.get(this.completed)?.get(transport.selfId)
+    if (own === undefined) return
+    const until = Date.now() + maxMs
+    let lastAnnounce = 0
+    while (!this.stopped && Date.now() < until) {
+      const others = new Set([...this.knownParticipants, ...transport.participants()].filter(p => p !== transport.selfId))
+      if ([...others].every(p => own.fetchedBy?.has(p) === true)) return
+      if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
+        lastAnnounce = Date.now()
+        await transport.announce(own.announce)
+      }
+      await new Promise(resolve => setTimeout(resolve, POLL_MS))
+    }
+  }
+
   private async runRound (round: number): Promise<void> {
     const { transport } = this.components
     const started = Date.now()
@@ -231,7 +263,7 @@ export class RoundEngine {
       addresses: transport.addresses().slice(0, 16)
     }
     const own = { from: transport.selfId, sampleCount: update.sampleCount, tensors: update.tensors }
-    this.roundPool(round).set(transport.selfId, { announce, from: transport.selfId, contribution: own, payload })
+    this.roundPool(round).set(transport.selfId, { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() })
     this.components.onContribution?.(round, own, payload)
     await transport.announce(announce)
     const deadline = Date.now() + this.init.roundTimeoutMs

@@ -19,8 +19,8 @@ export const REQUEST_TIMEOUT_MS = 30_000
 export const MAX_INBOUND_STREAMS = 16
 
 export interface ExchangeHandlers {
-  /** The payload bytes announced with this hash, or null if we do not hold them. */
-  payload: (request: Fetch) => Uint8Array | null
+  /** The payload bytes announced with this hash, or null if we do not hold them; `from` asked. */
+  payload: (request: Fetch, from: string) => Uint8Array | null
   /** Our last completed round and its Global-LiGO payload. */
   state: () => { header: State, payload: Uint8Array }
 }
@@ -33,11 +33,11 @@ function frames (stream: Stream, maxPayloadBytes: number): ReturnType<typeof lpS
 
 /** Registers this peer's payload and state handlers for one federation. */
 export async function serveExchange (libp2p: Host, federationId: string, maxPayloadBytes: number, handlers: ExchangeHandlers): Promise<void> {
-  await libp2p.handle(payloadProtocol(federationId), async (stream) => {
+  await libp2p.handle(payloadProtocol(federationId), async (stream, connection) => {
     const lp = frames(stream, maxPayloadBytes)
     try {
       const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'fetch')
-      const payload = request.federationId === federationId ? handlers.payload(request) : null
+      const payload = request.federationId === federationId ? handlers.payload(request, connection.remotePeer.toString()) : null
       if (payload === null) await lp.write(encodeMessage({ type: 'error', reason: `no payload ${request.payloadHash.slice(0, 12)}… for round ${request.round}` }))
       else await lp.writeV([encodeMessage({ type: 'fetch', federationId, round: request.round, payloadHash: request.payloadHash }), payload])
       await stream.close()

@@ -1,0 +1,194 @@
+/**
+ * `fedgrow simulate`: a federation of N real libp2p peers on 127.0.0.1, each with its own data shard
+ * (label-Dirichlet, seeded) and its own heterogeneous small model (pre-trained on its shard, cached),
+ * run once per method and scored on each peer's own test split.
+ *
+ * The peers run in this one process: each has its own libp2p node and TCP listener, and they share the
+ * tfjs engine. A separate process per peer costs about 400 MB (tfjs and libp2p each load once per process),
+ * which would cap one machine near 50 peers; training is single-threaded on wasm either way.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import * as tf from '../tf.js'
+import { loadData, partition } from '../data/index.js'
+import { validateVitConfig } from '../model/config.js'
+import { countParams } from '../model/vit.js'
+import { loadModel, saveModel } from '../model/model-file.js'
+import { pretrain } from '../train/pretrain.js'
+import { evaluate, stepsForEpochs } from '../train/trainer.js'
+import { predictWith } from '../train/pretrain.js'
+import { countLigoParams, globalShape } from '../ligo/index.js'
+import { planFor } from '../federation/participant.js'
+import { runPeer } from '../peer.js'
+import { Rng } from '../random.js'
+import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
+import { validateManifest } from '../../protocol/manifest.js'
+import { MANIFEST_VERSION } from '../../protocol/constants.js'
+import type { Manifest } from '../../protocol/manifest.js'
+import type { TrainTest } from '../data/dataset.js'
+import type { VitConfig } from '../model/config.js'
+import type { LogEvent, Logger } from '../log.js'
+import type { Preset } from './presets.js'
+import type { ProgressSink } from '../train/progress.js'
+
+export const METHOD_NAMES = ['fedgrow', 'fedavg', 'independent'] as const
+export type MethodName = typeof METHOD_NAMES[number]
+
+export interface SimulationOptions {
+  peers: number
+  rounds: number
+  preset: Preset
+  alpha: number
+  methods: MethodName[]
+  seed: number
+  /** Where state, caches and results go. */
+  outDir: string
+  data?: string
+  /** Per-round summaries and milestones (stderr in the CLI). */
+  log: Logger
+  /** Progress of long phases: pre-training, Local-LiGO, local rounds. */
+  onProgress?: ProgressSink
+}
+
+export interface MethodResult {
+  name: MethodName
+  accuracy: { mean: number, std: number, min: number, perPeer: number[] }
+  targetParams: number
+  trainableParamsPerPeer: number
+  sharedParamsPerRound: number
+  bytesSentPerPeerPerRound: number
+  bytesReceivedPerPeerPerRound: number
+  wallSeconds: number
+}
+
+export interface SimulationResult {
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number }
+  methods: MethodResult[]
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+
+/** Each peer's small-model shape, drawn from the preset with the seed. */
+export function smallConfigs (preset: Preset, peers: number, seed: number): VitConfig[] {
+  const rng = new Rng(`small-shapes:${seed}`)
+  return Array.from({ length: peers }, () => validateVitConfig({
+    dim: preset.smallDims[rng.int(preset.smallDims.length)],
+    layers: preset.smallLayers[rng.int(preset.smallLayers.length)],
+    heads: preset.heads,
+    mlpRatio: preset.mlpRatio
+  }))
+}
+
+export function simulationManifest (options: SimulationOptions, method: MethodName): Manifest {
+  const { preset } = options
+  return validateManifest({
+    version: MANIFEST_VERSION,
+    method: method === 'fedavg' ? 'fedavg' : 'fedgrow',
+    // Independent peers must not find each other: each gets a federation of its own name.
+    name: `simulate-${preset.name}-${method}-${options.seed}`,
+    task: { kind: 'image-classification', data: options.data ?? 'mnist', partition: `dirichlet:${options.alpha}`, imageSize: 28, channels: 1, numClasses: 10, patchSize: 7, heads: preset.heads },
+    intermediate: { ...preset.intermediate, mlpRatio: preset.mlpRatio },
+    target: { ...preset.target, mlpRatio: preset.mlpRatio },
+    ligo: { init: 'ligo', seed: options.seed },
+    schedule: {
+      rounds: options.rounds,
+      localSteps: preset.localSteps,
+      localLigoSteps: preset.localLigoSteps,
+      learningRate: preset.learningRate,
+      batchSize: preset.batchSize,
+      weightDecay: 0.05,
+      roundTimeoutMs: 120_000,
+      quorum: method === 'independent' ? 1 : options.peers
+    },
+    aggregation: { rule: 'mean' }
+  })
+}
+
+/** Pre-trains (or loads from the cache) peer i's small model on its own shard. */
+function smallModel (options: SimulationOptions, config: VitConfig, index: number, shard: TrainTest): { config: VitConfig, params: Record<string, tf.Tensor> } {
+  const { preset } = options
+  const key = sha256Hex(canonicalJson({ config, index, peers: options.peers, alpha: options.alpha, seed: options.seed, epochs: preset.pretrainEpochs, lr: preset.learningRate, data: options.data ?? 'mnist' })).slice(0, 16)
+  const path = join(options.outDir, 'cache', `small-${index}-${key}.fgm`)
+  if (existsSync(path)) return loadModel(path)
+  const { params } = pretrain(config, shard.train, { steps: stepsForEpochs(shard.train.count, preset.pretrainEpochs, preset.batchSize), batchSize: preset.batchSize, learningRate: preset.learningRate, seed: `${options.seed}:${index}`, phase: `pretrain peer ${index}`, onProgress: options.onProgress })
+  const accuracy = evaluate(predictWith(config, params), shard.test).accuracy
+  saveModel(path, config, params, { producedBy: 'fedgrow simulate', peer: index, testAccuracy: accuracy })
+  options.log({ event: 'pretrained', peer: index, dim: config.dim, layers: config.layers, accuracy })
+  return { config, params }
+}
+
+async function runMethod (options: SimulationOptions, method: MethodName, shards: TrainTest[], smalls: VitConfig[]): Promise<MethodResult> {
+  const manifest = simulationManifest(options, method)
+  const started = Date.now()
+  const roundEvents = new Map<number, LogEvent[]>()
+  const peerLogger = (index: number): Logger => (e) => {
+    if (e.event !== 'round') return
+    const events = [...(roundEvents.get(Number(e.round)) ?? []), { ...e, peer: index }]
+    roundEvents.set(Number(e.round), events)
+    if (events.length === options.peers) {
+      options.log({ event: 'simulation-round', method, round: e.round, of: options.rounds, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
+    }
+  }
+  const start = async (index: number, bootstrap: string[], onListening?: (addr: string) => void): Promise<Awaited<ReturnType<typeof runPeer>>> => {
+    const stateDir = join(options.outDir, method, `peer${index}`)
+    rmSync(stateDir, { recursive: true, force: true })
+    mkdirSync(stateDir, { recursive: true })
+    const small = smallModel(options, smalls[index], index, shards[index])
+    const log = peerLogger(index)
+    return await runPeer({
+      manifest,
+      small,
+      data: shards[index],
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap,
+      stateDir,
+      localNetwork: true,
+      log: (e) => {
+        if (e.event === 'listening') onListening?.((e.multiaddrs as string[])[0])
+        log(e)
+      }
+    })
+  }
+  const results: Array<Promise<Awaited<ReturnType<typeof runPeer>>>> = []
+  if (method === 'independent') {
+    for (let i = 0; i < options.peers; i++) results.push(start(i, []))
+  } else {
+    const first = Promise.withResolvers<string>()
+    results.push(start(0, [], first.resolve))
+    const addr = await Promise.race([first.promise, results[0].then(() => { throw new Error('peer 0 stopped before it listened') })])
+    for (let i = 1; i < options.peers; i++) results.push(start(i, [addr]))
+  }
+  const done = await Promise.all(results)
+  const wallSeconds = (Date.now() - started) / 1000
+  const perPeer = done.map(d => d.accuracy)
+  const allRounds = [...roundEvents.values()].flat()
+  const plan = planFor(manifest, smalls[0])
+  const globalParams = countLigoParams(globalShape(plan))
+  const targetParams = countParams(plan.target)
+  const avg = mean(perPeer)
+  return {
+    name: method,
+    accuracy: { mean: avg, std: Math.sqrt(mean(perPeer.map(a => (a - avg) ** 2))), min: Math.min(...perPeer), perPeer },
+    targetParams,
+    trainableParamsPerPeer: method === 'fedavg' ? targetParams : globalParams,
+    sharedParamsPerRound: method === 'fedavg' ? targetParams : method === 'fedgrow' ? globalParams : 0,
+    bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesSent))),
+    bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
+    wallSeconds
+  }
+}
+
+export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
+  const data = loadData(options.data ?? 'mnist', options.seed)
+  const shards = partition(data, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
+  const smalls = smallConfigs(options.preset, options.peers, options.seed)
+  for (let i = 0; i < options.peers; i++) tf.dispose(Object.values(smallModel(options, smalls[i], i, shards[i]).params))
+  const methods: MethodResult[] = []
+  for (const method of options.methods) {
+    options.log({ event: 'method', method, peers: options.peers, rounds: options.rounds })
+    methods.push(await runMethod(options, method, shards, smalls))
+  }
+  return { config: { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }, methods }
+}

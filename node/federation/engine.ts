@@ -43,6 +43,8 @@ export interface RoundResult {
   peersHeard: number
   /** The round closed without us and we adopted a peer's result (catch-up). */
   caughtUp: boolean
+  /** Updates for rounds already closed, received so far (counted once per sender and round, then dropped). */
+  lateUpdates: number
   globalDigest: string
   /** Bytes on the wire during this round (all protocols). */
   bytesSent: number
@@ -98,7 +100,7 @@ export class RoundEngine {
   private stopped = false
   /** (sender, round) of late updates already counted, so re-announcements count once. */
   private readonly lateSeen = new Set<string>()
-  lateUpdates = 0
+  private lateUpdates = 0
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -287,7 +289,7 @@ export class RoundEngine {
         lastCatchUp = Date.now()
         if (await this.catchUp(ahead) >= round) {
           const bytesAfter = await transport.bytes()
-          await this.components.onRound({ round, peersHeard: 0, caughtUp: true, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round, peersHeard: 0, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
       }
@@ -307,6 +309,7 @@ export class RoundEngine {
       round,
       peersHeard: contributions.length,
       caughtUp: false,
+      lateUpdates: this.lateUpdates,
       globalDigest: globalDigest(this.global),
       bytesSent: bytesAfter.sent - bytesBefore.sent,
       bytesReceived: bytesAfter.received - bytesBefore.received,

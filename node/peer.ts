@@ -119,7 +119,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     const startGlobal = saved?.tensors ?? learner.initial()
     engine = new RoundEngine({
       transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
-      strategy: strategyFor(manifest.aggregation.rule),
+      strategy: strategyFor(manifest.aggregation),
       trainRound: (global, round) => learner.trainRound(global, round),
       onRound: (result, global) => {
         saveGlobal(join(init.stateDir, GLOBAL_FILE), global, result.round, fedId)

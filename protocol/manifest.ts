@@ -8,7 +8,7 @@ import { DEFAULTS, LIMITS, MANIFEST_VERSION } from './constants.js'
 import { InvalidManifestError } from './errors.js'
 
 export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
-export const AGGREGATION_RULES = ['mean'] as const
+export const AGGREGATION_RULES = ['mean', 'trimmed-mean', 'median', 'centered-clip'] as const
 /**
  * fedgrow: peers share Global-LiGO (the method). fedavg: peers share the whole target model, trained
  * from scratch (the model-sharing baseline the paper compares against).
@@ -56,7 +56,15 @@ export interface Manifest {
     /** Updates (own included) a round needs before its deadline may close it. */
     quorum: number
   }
-  aggregation: { rule: typeof AGGREGATION_RULES[number] }
+  aggregation: {
+    rule: typeof AGGREGATION_RULES[number]
+    /** trimmed-mean: share of contributions dropped at each end, per coordinate. @default 0.2 */
+    trim?: number
+    /** centered-clip: the clipping radius tau (L2 norm over the whole update). @default 1 */
+    clipTau?: number
+    /** centered-clip: clipping iterations per round. @default 1 */
+    clipIterations?: number
+  }
   /** Multiaddrs to start from; not part of the id. */
   bootstrap?: string[]
 }
@@ -126,7 +134,7 @@ export function validateManifest (value: unknown): Manifest {
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'])
   const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum'])
-  const a = object(m.aggregation, 'aggregation', ['rule'])
+  const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations'])
   let bootstrap: string[] | undefined
   if (m.bootstrap !== undefined) {
     if (!Array.isArray(m.bootstrap) || m.bootstrap.length > 256 || !m.bootstrap.every(b => typeof b === 'string' && b.startsWith('/') && b.length < 1024)) {
@@ -152,7 +160,12 @@ export function validateManifest (value: unknown): Manifest {
       roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s, 'roundTimeoutMs', 'schedule', 100, 86_400_000),
       quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s, 'quorum', 'schedule', 1, 100_000)
     },
-    aggregation: { rule: str(a, 'rule', 'aggregation', AGGREGATION_RULES) as Manifest['aggregation']['rule'] },
+    aggregation: {
+      rule: str(a, 'rule', 'aggregation', AGGREGATION_RULES) as Manifest['aggregation']['rule'],
+      ...(a.trim !== undefined ? { trim: num(a, 'trim', 'aggregation', 0, 0.49) } : {}),
+      ...(a.clipTau !== undefined ? { clipTau: num(a, 'clipTau', 'aggregation', 1e-9, 1e9) } : {}),
+      ...(a.clipIterations !== undefined ? { clipIterations: int(a, 'clipIterations', 'aggregation', 1, 100) } : {})
+    },
     ...(bootstrap !== undefined ? { bootstrap } : {})
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { canonicalOrder, weightedMean } from '../node/federation/aggregate.js'
-import { fedAvg } from '../node/federation/strategy.js'
+import { canonicalOrder, centeredClip, coordinateMedian, trimmedMean, weightedMean } from '../node/federation/aggregate.js'
+import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 
 const t = (...values: number[]): { shape: number[], data: Float32Array } => ({ shape: [values.length], data: Float32Array.from(values) })
 
@@ -20,6 +20,41 @@ describe('aggregation', () => {
   })
 
   it('keeps the current Global-LiGO when nothing arrived', () => {
-    assert.equal(fedAvg.aggregate([]), null)
+    for (const rule of ['mean', 'median', 'trimmed-mean', 'centered-clip'] as const) assert.equal(strategyFor({ rule }).aggregate([], { x: t(1) }), null)
+    assert.equal(fedAvg.name, 'mean')
+  })
+
+  const column = (...values: number[]): Array<{ from: string, sampleCount: number, tensors: { x: ReturnType<typeof t> } }> =>
+    values.map((v, i) => ({ from: `p${i}`, sampleCount: i === values.length - 1 ? 1e9 : 1, tensors: { x: t(v) } }))
+
+  it('takes the coordinate-wise median, ignoring sample counts (worked by hand)', () => {
+    assert.deepEqual(Array.from(coordinateMedian(column(1, 5, 3)).x.data), [3])
+    assert.deepEqual(Array.from(coordinateMedian(column(1, 2, 3, 10)).x.data), [2.5])
+  })
+
+  it('trims the extremes before averaging (worked by hand)', () => {
+    // n = 4, trim 0.25: drop 1 and 100, mean of 2 and 3.
+    assert.deepEqual(Array.from(trimmedMean(column(100, 1, 3, 2), 0.25).x.data), [2.5])
+    // trim 0 is the plain (unweighted) mean.
+    assert.deepEqual(Array.from(trimmedMean(column(1, 2, 6), 0).x.data), [3])
+  })
+
+  it('clips each update around the current model (worked by hand)', () => {
+    // Reference 0; updates [3, 4] (norm 5) and [0, 0]; tau 1: clip([3, 4]) = [0.6, 0.8], so v = [0.3, 0.4].
+    const updates = [{ from: 'a', sampleCount: 1, tensors: { x: t(3, 4) } }, { from: 'b', sampleCount: 1, tensors: { x: t(0, 0) } }]
+    const v = centeredClip(updates, { x: t(0, 0) }, 1, 1)
+    assert.ok(Math.abs(v.x.data[0] - 0.3) < 1e-7 && Math.abs(v.x.data[1] - 0.4) < 1e-7, `${Array.from(v.x.data)}`)
+    // With a radius larger than every update, one iteration is the plain mean.
+    assert.deepEqual(Array.from(centeredClip(updates, { x: t(0, 0) }, 100, 1).x.data), [1.5, 2])
+  })
+
+  it('bounds what one hostile update can do, where the mean cannot', () => {
+    const honest = [1, 1.1, 0.9, 1.05].map((v, i) => ({ from: `h${i}`, sampleCount: 10, tensors: { x: t(v) } }))
+    const hostile = { from: 'z', sampleCount: 10, tensors: { x: t(1e6) } }
+    const all = [...honest, hostile]
+    assert.ok(weightedMean(all).x.data[0] > 1e5)
+    assert.ok(Math.abs(coordinateMedian(all).x.data[0] - 1.05) < 1e-6)
+    assert.ok(Math.abs(trimmedMean(all, 0.2).x.data[0] - (1 + 1.05 + 1.1) / 3) < 1e-6)
+    assert.ok(centeredClip(all, { x: t(1) }, 1, 3).x.data[0] < 1.5)
   })
 })

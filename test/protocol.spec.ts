@@ -39,6 +39,9 @@ describe('protocol', () => {
       bad(m => { m.ligo.init = 'magic' }, /ligo.init .* one of fedgrow, ligo/)
       bad(m => { m.version = 2 }, /version/)
       bad(m => { m.schedule.learningRate = -1 }, /learningRate/)
+      bad(m => { m.aggregation = { rule: 'krum' } }, /aggregation.rule .* one of mean, trimmed-mean, median, centered-clip/)
+      bad(m => { m.aggregation = { rule: 'trimmed-mean', trim: 0.5 } }, /aggregation.trim = 0.5/)
+      assert.equal(validateManifest({ ...tinyManifest(), aggregation: { rule: 'centered-clip', clipTau: 2 } }).aggregation.clipTau, 2)
       assert.throws(() => parseManifest('{not json'), { name: 'InvalidManifestError', message: /not valid JSON/ })
     })
 

@@ -39,3 +39,73 @@ export function weightedMean (contributions: Contribution[]): TensorMap {
   }
   return out
 }
+
+/** Per coordinate, the values of every contribution, sorted ascending (the robust rules' shared step). */
+function sortedColumns (contributions: Contribution[], name: string, apply: (sorted: Float64Array) => number): { shape: number[], data: Float32Array } {
+  const first = contributions[0].tensors[name]
+  const out = new Float32Array(first.data.length)
+  const column = new Float64Array(contributions.length)
+  for (let i = 0; i < out.length; i++) {
+    for (let c = 0; c < contributions.length; c++) column[c] = contributions[c].tensors[name].data[i]
+    column.sort()
+    out[i] = apply(column)
+  }
+  return { shape: [...first.shape], data: out }
+}
+
+/**
+ * Coordinate-wise median (Yin et al., "Byzantine-Robust Distributed Learning", ICML 2018,
+ * arXiv 1803.01498). Unweighted: a Byzantine peer could otherwise claim a huge sample count.
+ */
+export function coordinateMedian (contributions: Contribution[]): TensorMap {
+  if (contributions.length === 0) throw new Error('coordinateMedian needs at least one contribution')
+  const out: TensorMap = {}
+  for (const name of Object.keys(contributions[0].tensors)) {
+    out[name] = sortedColumns(contributions, name, (s) => s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2)
+  }
+  return out
+}
+
+/**
+ * Coordinate-wise trimmed mean (Yin et al. 2018): per coordinate, drop the floor(trim * n) largest and
+ * smallest values and average the rest, unweighted.
+ */
+export function trimmedMean (contributions: Contribution[], trim: number): TensorMap {
+  if (contributions.length === 0) throw new Error('trimmedMean needs at least one contribution')
+  const cut = Math.min(Math.floor(trim * contributions.length), Math.floor((contributions.length - 1) / 2))
+  const out: TensorMap = {}
+  for (const name of Object.keys(contributions[0].tensors)) {
+    out[name] = sortedColumns(contributions, name, (s) => {
+      let sum = 0
+      for (let k = cut; k < s.length - cut; k++) sum += s[k]
+      return sum / (s.length - 2 * cut)
+    })
+  }
+  return out
+}
+
+/**
+ * Centered clipping (Karimireddy, He and Jaggi, "Learning from History for Byzantine Robust
+ * Optimization", ICML 2021, arXiv 2012.10333), the rule ClippedGossip (He, Karimireddy and Jaggi,
+ * arXiv 2202.01545) applies between gossip neighbours. Starting from `reference` (this peer's current
+ * Global-LiGO), `iterations` times: v <- v + mean_i clip(x_i - v, tau), where clip(z, tau) scales z
+ * down to norm tau (the norm over all tensors together). Summed in canonical order.
+ */
+export function centeredClip (contributions: Contribution[], reference: TensorMap, tau: number, iterations: number): TensorMap {
+  if (contributions.length === 0) throw new Error('centeredClip needs at least one contribution')
+  const ordered = canonicalOrder(contributions)
+  const names = Object.keys(reference)
+  const v: Record<string, Float64Array> = Object.fromEntries(names.map(n => [n, Float64Array.from(reference[n].data)]))
+  for (let it = 0; it < iterations; it++) {
+    const step: Record<string, Float64Array> = Object.fromEntries(names.map(n => [n, new Float64Array(v[n].length)]))
+    for (const c of ordered) {
+      let squared = 0
+      for (const n of names) c.tensors[n].data.forEach((x, i) => { squared += (x - v[n][i]) ** 2 })
+      const norm = Math.sqrt(squared)
+      const scale = norm > tau ? tau / norm : 1
+      for (const n of names) c.tensors[n].data.forEach((x, i) => { step[n][i] += scale * (x - v[n][i]) / ordered.length })
+    }
+    for (const n of names) v[n].forEach((_, i) => { v[n][i] += step[n][i] })
+  }
+  return Object.fromEntries(names.map(n => [n, { shape: [...reference[n].shape], data: Float32Array.from(v[n]) }]))
+}

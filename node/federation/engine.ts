@@ -297,7 +297,7 @@ export class RoundEngine {
     }
     if (this.stopped) return
     const contributions = [...this.roundPool(round).values()].flatMap(p => p.contribution === undefined ? [] : [p.contribution])
-    const next = this.components.strategy.aggregate(contributions)
+    const next = this.components.strategy.aggregate(contributions, this.global)
     if (next !== null) {
       this.global = next
       this.globalPayload = encodePayload(next)

@@ -145,6 +145,7 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
       bootstrap,
       stateDir,
       localNetwork: true,
+      ...(options.onProgress !== undefined ? { onProgress: (e) => { options.onProgress?.({ ...e, phase: `peer ${index} ${e.phase}` }) } } : {}),
       log: (e) => {
         if (e.event === 'listening') onListening?.((e.multiaddrs as string[])[0])
         log(e)

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { federationId, validateManifest, LIGO_INIT_NAMES } from '../../protocol/manifest.js'
+import { federationId, validateManifest, AGGREGATION_RULES, LIGO_INIT_NAMES } from '../../protocol/manifest.js'
 import { DEFAULTS, MANIFEST_VERSION } from '../../protocol/constants.js'
 import { DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
 import { InvalidArgumentError } from '../../node/errors.js'
@@ -43,6 +43,10 @@ export const federationCommand: Command = {
     'weight-decay': num(0.05, 'AdamW weight decay', 'W'),
     'round-timeout-ms': num(DEFAULTS.roundTimeoutMs, 'a round waits this long for missing peers', 'MS'),
     quorum: num(DEFAULTS.quorum, 'updates (own included) a round needs before it may close'),
+    aggregation: { type: 'string', value: 'RULE', help: `how updates are combined: ${AGGREGATION_RULES.join(', ')} (the last three resist hostile peers)`, default: 'mean' },
+    trim: { type: 'string', value: 'F', help: 'trimmed-mean: share dropped at each end per coordinate (default 0.2)' },
+    'clip-tau': { type: 'string', value: 'TAU', help: 'centered-clip: clipping radius, the L2 norm of a whole update (default 1)' },
+    'clip-iterations': { type: 'string', value: 'N', help: 'centered-clip: iterations per round (default 1)' },
     bootstrap: { type: 'string', value: 'MULTIADDR', help: 'a peer to start from (not part of the id)', multiple: true },
     out: { type: 'string', value: 'FILE', help: 'write the manifest here instead of stdout' }
   },
@@ -58,7 +62,12 @@ export const federationCommand: Command = {
       target: { dim: int('target-dim', 1, 8192), layers: int('target-layers', 1, 128), mlpRatio: numberFlag(flags, 'target-mlp-ratio', 0.01, 16) },
       ligo: { init: choiceFlag(flags, 'init', LIGO_INIT_NAMES), seed: int('seed', 0, 2 ** 32 - 1) },
       schedule: { rounds: int('rounds', 1, 1000000), localSteps: int('local-steps', 1, 1000000), localLigoSteps: int('local-ligo-steps', 0, 1000000), learningRate: numberFlag(flags, 'lr', 1e-8, 1), batchSize: int('batch-size', 1, 65536), weightDecay: numberFlag(flags, 'weight-decay', 0, 10), roundTimeoutMs: int('round-timeout-ms', 100, 86400000), quorum: int('quorum', 1, 100000) },
-      aggregation: { rule: 'mean' },
+      aggregation: {
+        rule: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
+        ...(optionalString(flags, 'trim') !== undefined ? { trim: numberFlag(flags, 'trim', 0, 0.49) } : {}),
+        ...(optionalString(flags, 'clip-tau') !== undefined ? { clipTau: numberFlag(flags, 'clip-tau', 1e-9, 1e9) } : {}),
+        ...(optionalString(flags, 'clip-iterations') !== undefined ? { clipIterations: int('clip-iterations', 1, 100) } : {})
+      },
       ...(bootstrap.length > 0 ? { bootstrap } : {})
     })
     const text = JSON.stringify(manifest, null, 2) + '\n'

@@ -55,6 +55,8 @@ export interface PeerInit {
   /** Longest wait after the last round for peers to fetch our final update. @default DEFAULT_LINGER_MS */
   lingerMs?: number
   signal?: AbortSignal
+  /** What this peer trains and shares; by default the one the manifest's method calls for (learnerFor). */
+  learner?: Learner
   /** Sees every chunk sent on every protocol (wire audits). */
   wireTap?: (protocol: string, bytes: Uint8Array) => void
   /** Sees every accepted contribution, own included (audits, tests). */
@@ -106,7 +108,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const { manifest, log } = init
   const fedId = federationId(manifest)
   const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
-  const learner = learnerFor(init)
+  const learner = init.learner ?? learnerFor(init)
   const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap })
   const peerId = host.libp2p.peerId.toString()
   let engine: RoundEngine | undefined

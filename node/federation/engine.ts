@@ -97,6 +97,10 @@ export class RoundEngine {
   private readonly pool = new Map<number, Map<string, Pending>>()
   /** Everyone we have heard announce: expected in later rounds too. */
   private readonly knownParticipants = new Set<string>()
+  /** Peers whose update we rejected, by round: not waited for in that round. */
+  private readonly failed = new Map<number, Set<string>>()
+  /** Peers that sent invalid updates: their messages are dropped from now on, so nobody waits for them. */
+  private readonly banned = new Set<string>()
   private stopped = false
   /** (sender, round) of late updates already counted, so re-announcements count once. */
   private readonly lateSeen = new Set<string>()
@@ -166,7 +170,10 @@ export class RoundEngine {
 
   private reject (from: string, reason: RejectionReason | 'late', detail: string): void {
     this.components.onReject?.(from, reason, detail)
-    if (reason !== 'late' && reason !== 'stale-round') this.components.transport.penalise(from, reason)
+    if (reason !== 'late' && reason !== 'stale-round') {
+      this.banned.add(from)
+      this.components.transport.penalise(from, reason)
+    }
   }
 
   /** Handles an announcement: checks it, then fetches and validates its payload once. */
@@ -200,6 +207,7 @@ export class RoundEngine {
       this.components.onContribution?.(announce.round, contribution, payload)
     }).catch((err: Error) => {
       round.delete(from)
+      this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
       this.reject(from, err instanceof ProtocolError ? err.reason : 'malformed', `fetching round ${announce.round} from ${from}: ${err.message}`)
     })
   }
@@ -234,7 +242,7 @@ export class RoundEngine {
     const until = Date.now() + maxMs
     let lastAnnounce = 0
     while (!this.stopped && Date.now() < until) {
-      const others = new Set([...this.knownParticipants, ...transport.participants()].filter(p => p !== transport.selfId))
+      const others = new Set([...this.knownParticipants, ...transport.participants()].filter(p => p !== transport.selfId && !this.banned.has(p)))
       if ([...others].every(p => own.fetchedBy?.has(p) === true)) return
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
@@ -251,6 +259,7 @@ export class RoundEngine {
     this.collecting = round
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
+    for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
     const update = this.components.trainRound(this.global, round)
     const payload = encodePayload(update.tensors)
     const announce: Announce = {
@@ -279,9 +288,12 @@ export class RoundEngine {
       }
       const pool = this.roundPool(round)
       const arrived = [...pool.values()].filter(p => p.contribution !== undefined)
-      const expected = new Set([...this.knownParticipants, ...transport.participants(), transport.selfId])
-      const allIn = [...expected].every(peer => pool.get(peer)?.contribution !== undefined)
-      if ((allIn && arrived.length >= this.init.quorum) || (Date.now() >= deadline && arrived.length >= 1)) break
+      const failed = this.failed.get(round) ?? new Set()
+      const everyone = new Set([...this.knownParticipants, ...transport.participants(), transport.selfId])
+      const excluded = [...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))
+      const allIn = [...everyone].every(peer => excluded.includes(peer) || pool.get(peer)?.contribution !== undefined)
+      // A peer whose update was rejected did report, invalidly: it counts towards the quorum, not the mean.
+      if ((allIn && arrived.length + excluded.length >= this.init.quorum) || (Date.now() >= deadline && arrived.length >= 1)) break
       // Peers already announcing the next round have closed this one without us: take their result.
       const ahead = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => peer !== transport.selfId)
       if (ahead.length > 0) aheadSince ??= Date.now()

@@ -20,7 +20,9 @@ import { evaluate, stepsForEpochs } from '../train/trainer.js'
 import { predictWith } from '../train/pretrain.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
 import { planFor } from '../federation/participant.js'
-import { runPeer } from '../peer.js'
+import { learnerFor, runPeer } from '../peer.js'
+import { hostileLearner } from '../federation/attacks.js'
+import type { Attack } from '../federation/attacks.js'
 import { Rng } from '../random.js'
 import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
 import { validateManifest } from '../../protocol/manifest.js'
@@ -44,6 +46,11 @@ export interface SimulationOptions {
   seed: number
   /** Where state, caches and results go. */
   outDir: string
+  /** How peers combine updates. @default 'mean' */
+  aggregation?: Manifest['aggregation']['rule']
+  /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
+  byzantine?: number
+  attack?: Attack
   data?: string
   /** Per-round summaries and milestones (stderr in the CLI). */
   log: Logger
@@ -63,7 +70,7 @@ export interface MethodResult {
 }
 
 export interface SimulationResult {
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, aggregation?: string, byzantine?: number, attack?: string }
   methods: MethodResult[]
 }
 
@@ -101,9 +108,12 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       roundTimeoutMs: 120_000,
       quorum: method === 'independent' ? 1 : options.peers
     },
-    aggregation: { rule: 'mean' }
+    aggregation: { rule: options.aggregation ?? 'mean' }
   })
 }
+
+/** How many of the peers are hostile (the last ones). */
+export const hostileCount = (options: SimulationOptions): number => Math.round((options.byzantine ?? 0) * options.peers)
 
 /** Pre-trains (or loads from the cache) peer i's small model on its own shard. */
 function smallModel (options: SimulationOptions, config: VitConfig, index: number, shard: TrainTest): { config: VitConfig, params: Record<string, tf.Tensor> } {
@@ -136,11 +146,12 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
     mkdirSync(stateDir, { recursive: true })
     const small = smallModel(options, smalls[index], index, shards[index])
     const log = peerLogger(index)
+    const privateKey = await generateKeyPair('Ed25519')
+    const peer = { manifest, small, data: shards[index], privateKey }
+    const hostile = index >= options.peers - hostileCount(options) && method !== 'independent'
     return await runPeer({
-      manifest,
-      small,
-      data: shards[index],
-      privateKey: await generateKeyPair('Ed25519'),
+      ...peer,
+      ...(hostile ? { learner: hostileLearner(learnerFor({ ...peer, listen: [], bootstrap: [], stateDir, log }), options.attack ?? 'signflip', String(index)) } : {}),
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap,
       stateDir,
@@ -163,7 +174,9 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
   }
   const done = await Promise.all(results)
   const wallSeconds = (Date.now() - started) / 1000
-  const perPeer = done.map(d => d.accuracy)
+  // Accuracy is the honest peers' (all of them for independent, where nobody attacks).
+  const honest = method === 'independent' ? done : done.slice(0, options.peers - hostileCount(options))
+  const perPeer = honest.map(d => d.accuracy)
   const allRounds = [...roundEvents.values()].flat()
   const plan = planFor(manifest, smalls[0])
   const globalParams = countLigoParams(globalShape(plan))
@@ -191,5 +204,8 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
     options.log({ event: 'method', method, peers: options.peers, rounds: options.rounds })
     methods.push(await runMethod(options, method, shards, smalls))
   }
-  return { config: { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }, methods }
+  const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
+  if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
+  if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
+  return { config, methods }
 }

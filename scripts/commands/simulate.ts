@@ -5,6 +5,8 @@ import { PRESETS, PRESET_NAMES } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
 import { InvalidArgumentError } from '../../node/errors.js'
+import { ATTACKS } from '../../node/federation/attacks.js'
+import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import { FORMAT_FLAG, percent, printResult, readFormat } from './shared.js'
 import type { MethodName, SimulationResult } from '../../node/simulation/index.js'
@@ -18,7 +20,8 @@ export function resultTable (result: SimulationResult): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ')
   const c = result.config
-  return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}`, line(header), ...rows.map(line)]
+  const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : ''].join('')
+  return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line)]
 }
 
 export const simulateCommand: Command = {
@@ -39,6 +42,9 @@ export const simulateCommand: Command = {
     alpha: { type: 'string', value: 'A', help: 'label-Dirichlet concentration: 100 is near iid, 0.5 is skewed', default: '100' },
     methods: { type: 'string', value: 'LIST', help: `comma-separated: ${METHOD_NAMES.join(',')}`, default: METHOD_NAMES.join(',') },
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
+    aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
+    byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
+    attack: { type: 'string', value: 'NAME', help: `what hostile peers send: ${ATTACKS.join(', ')}`, default: 'signflip' },
     out: { type: 'string', value: 'DIR', help: 'state, cache and results.json', default: 'runs/simulate' },
     ...FORMAT_FLAG
   },
@@ -58,6 +64,9 @@ export const simulateCommand: Command = {
       methods: methods as MethodName[],
       seed: numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true),
       outDir,
+      aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
+      byzantine: numberFlag(flags, 'byzantine', 0, 0.99),
+      attack: choiceFlag(flags, 'attack', ATTACKS),
       log: stderr,
       onProgress: consoleProgress()
     })

@@ -112,6 +112,8 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
   })
 }
 
+const HOSTILE_LINGER_MS = 3_000
+
 /** How many of the peers are hostile (the last ones). */
 export const hostileCount = (options: SimulationOptions): number => Math.round((options.byzantine ?? 0) * options.peers)
 
@@ -151,7 +153,8 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
     const hostile = index >= options.peers - hostileCount(options) && method !== 'independent'
     return await runPeer({
       ...peer,
-      ...(hostile ? { learner: hostileLearner(learnerFor({ ...peer, listen: [], bootstrap: [], stateDir, log }), options.attack ?? 'signflip', String(index)) } : {}),
+      // A hostile peer's update may be banned, so nobody will fetch it: it need not wait long to serve it.
+      ...(hostile ? { learner: hostileLearner(learnerFor({ ...peer, listen: [], bootstrap: [], stateDir, log }), options.attack ?? 'signflip', String(index)), lingerMs: HOSTILE_LINGER_MS } : {}),
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap,
       stateDir,

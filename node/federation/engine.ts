@@ -301,7 +301,8 @@ export class RoundEngine {
         lastCatchUp = Date.now()
         if (await this.catchUp(ahead) >= round) {
           const bytesAfter = await transport.bytes()
-          await this.components.onRound({ round, peersHeard: 0, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, seconds: (Date.now() - started) / 1000 }, this.global)
+          // The adopted round may be later than the one we waited in; report the round we now hold.
+          await this.components.onRound({ round: this.completed, peersHeard: 0, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
       }

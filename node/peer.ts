@@ -3,10 +3,9 @@
  * with its state directory. `runPeer` is what `fedgrow node` runs.
  *
  * State directory: identity key (if given there), intermediate.fgm (fedgrow: the frozen intermediate
- * model, so a restart skips Local-LiGO training), global.safetensors (what peers share, after the last
- * completed round, written atomically each round) and target.fgm (the final model, written at the end).
+ * model, so a restart skips Local-LiGO training), checkpoints/ (Global-LiGO after each of the last
+ * completed rounds: node/storage/checkpoints.ts) and target.fgm (the final model, written at the end).
  */
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from './tf.js'
 import { federationId } from '../protocol/manifest.js'
@@ -18,11 +17,9 @@ import { strategyFor } from './federation/strategy.js'
 import { Participant, planFor } from './federation/participant.js'
 import { FedAvgLearner } from './federation/fedavg-learner.js'
 import { saveModel } from './model/model-file.js'
-import { readTensorFile, writeFileAtomic } from './storage/files.js'
+import { CheckpointStore } from './storage/checkpoints.js'
 import { encodePayload, globalDigest } from '../protocol/payload.js'
-import { encodeSafetensors } from '../protocol/safetensors.js'
 import type { Manifest } from '../protocol/manifest.js'
-import type { TensorMap } from '../protocol/safetensors.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { TrainTest } from './data/dataset.js'
 import type { VitConfig } from './model/config.js'
@@ -71,21 +68,6 @@ export interface PeerResult {
   targetPath: string
 }
 
-const GLOBAL_FILE = 'global.safetensors'
-
-function loadSavedGlobal (path: string): { tensors: TensorMap, round: number } | null {
-  if (!existsSync(path)) return null
-  const { tensors, metadata } = readTensorFile(path)
-  const round = Number(metadata.round)
-  return Number.isInteger(round) && round >= 0 ? { tensors, round } : null
-}
-
-function saveGlobal (path: string, tensors: TensorMap, round: number, fedId: string): void {
-  const ordered: TensorMap = {}
-  for (const name of Object.keys(tensors).sort()) ordered[name] = tensors[name]
-  writeFileAtomic(path, encodeSafetensors(ordered, { format: 'fedgrow-global-ligo', federation: fedId, round: String(round) }))
-}
-
 /** The Learner a manifest's method calls for. */
 export function learnerFor (init: PeerInit): Learner {
   const { manifest } = init
@@ -117,14 +99,17 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   try {
     log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId, method: manifest.method })
     learner.prepare(init.stateDir, log)
-    const saved = loadSavedGlobal(join(init.stateDir, GLOBAL_FILE))
-    const startGlobal = saved?.tensors ?? learner.initial()
+    const checkpoints = new CheckpointStore(init.stateDir, fedId)
+    const { checkpoint: saved, damaged } = checkpoints.latest()
+    for (const bad of damaged) log({ event: 'checkpoint-damaged', path: bad.path, error: bad.error })
+    if (saved !== null) log({ event: 'resumed', round: saved.round, path: saved.path })
+    const startGlobal = saved?.global ?? learner.initial()
     engine = new RoundEngine({
       transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
       strategy: strategyFor(manifest.aggregation),
       trainRound: (global, round) => learner.trainRound(global, round),
       onRound: (result, global) => {
-        saveGlobal(join(init.stateDir, GLOBAL_FILE), global, result.round, fedId)
+        checkpoints.save(result.round, global)
         const score = learner.evaluate(global)
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
       },

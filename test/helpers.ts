@@ -1,6 +1,7 @@
 /** Shared test set-up: the backend, a leak check, and small synthetic data. */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import * as tf from '../node/tf.js'
 import { initBackend } from '../node/backend.js'
@@ -54,6 +55,27 @@ export function runCli (args: string[], env: Record<string, string> = {}): Promi
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : 1), stdout, stderr })
     })
   })
+}
+
+export interface NodeProcess {
+  child: ChildProcess
+  /** The JSON log events printed so far. */
+  lines: () => Array<Record<string, unknown>>
+  exited: Promise<number>
+}
+
+/** Starts a real `fedgrow node` process on 127.0.0.1 with JSON logs. */
+export function startNode (args: string[]): NodeProcess {
+  const child = spawn(process.execPath, [CLI, 'node', ...args, '--log', 'json', '--local'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  child.stderr.resume()
+  return {
+    child,
+    // The text after the last newline may be a line still being written.
+    lines: () => out.split('\n').slice(0, -1).filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>),
+    exited: new Promise(resolve => child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }))
+  }
 }
 
 export function maxAbsDiff (a: tf.Tensor, b: tf.Tensor): number {

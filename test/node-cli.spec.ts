@@ -1,23 +1,9 @@
 /** Three `fedgrow node` processes, started as the README says, federate and finish. */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CLI, runCli } from './helpers.js'
-
-interface NodeProcess { lines: () => Array<Record<string, unknown>>, exited: Promise<number> }
-
-function startNode (args: string[]): NodeProcess {
-  const child = spawn(process.execPath, [CLI, 'node', ...args, '--log', 'json', '--local'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  child.stderr.resume()
-  return {
-    lines: () => out.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>),
-    exited: new Promise(resolve => child.on('exit', code => { resolve(code ?? 1) }))
-  }
-}
+import { runCli, startNode } from './helpers.js'
 
 describe('fedgrow node (three processes)', function () {
   this.timeout(180_000)
@@ -49,9 +35,10 @@ describe('fedgrow node (three processes)', function () {
       for (const r of rounds) {
         // A peer that finds the others a round ahead adopts their result instead of aggregating itself.
         assert.ok(r.peersHeard === 3 || r.caughtUp === true, JSON.stringify(r))
-        assert.ok(Number(r.bytesSent) > 0 && Number(r.bytesReceived) > 0)
         assert.ok(Number(r.accuracy) >= 0 && Number(r.accuracy) <= 1)
       }
+      // Per peer, not per round: a fast peer's fetches for round 2 may fall in its round-1 window.
+      assert.ok(rounds.every(r => Number(r.bytesSent) >= 0) && rounds.some(r => Number(r.bytesSent) > 0) && rounds.some(r => Number(r.bytesReceived) > 0), JSON.stringify(rounds))
     }
     for (const round of [1, 2]) {
       assert.ok([first, ...others].some(p => p.lines().some(l => l.event === 'round' && l.round === round && l.peersHeard === 3)), `some peer aggregated all three updates in round ${round}`)

@@ -14,7 +14,7 @@ import { globalShape, growIntermediate, initialGlobalLigo, materialise, trainOpe
 import { ligoParamShapes } from '../ligo/operator.js'
 import { validateVitConfig } from '../model/config.js'
 import { fromTensorMap, toTensorMap } from '../storage/files.js'
-import { InvalidConfigError } from '../errors.js'
+import { InvalidConfigError, ModelFileError } from '../errors.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
@@ -91,10 +91,16 @@ export class Participant implements Learner {
   prepare (stateDir: string, log: Logger): void {
     const path = join(stateDir, INTERMEDIATE_FILE)
     if (existsSync(path)) {
-      const saved = loadModel(path)
-      this.adoptIntermediate(saved.config, saved.params)
-      log({ event: 'local-ligo', resumed: path })
-      return
+      try {
+        const saved = loadModel(path)
+        this.adoptIntermediate(saved.config, saved.params)
+        log({ event: 'local-ligo', resumed: path })
+        return
+      } catch (err) {
+        // Local-LiGO training is seeded by this peer's key, so training again rebuilds the same model.
+        if (!(err instanceof ModelFileError)) throw err
+        log({ event: 'checkpoint-damaged', path, error: err.message, action: 'training Local-LiGO again' })
+      }
     }
     const result = this.trainIntermediate()
     saveModel(path, this.init.plan.intermediate, this.requireIntermediate(), { producedBy: 'fedgrow node: Local-LiGO', testAccuracy: result.accuracy })

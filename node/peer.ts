@@ -8,7 +8,10 @@
  */
 import { join } from 'node:path'
 import * as tf from './tf.js'
-import { federationId } from '../protocol/manifest.js'
+import { federationId, isMember } from '../protocol/manifest.js'
+import { sha256Hex } from '../protocol/canonical.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { InvalidConfigError } from './errors.js'
 import { updatesTopic } from '../protocol/constants.js'
 import { startHost } from './p2p/host.js'
 import { federationTransport } from './p2p/federation-transport.js'
@@ -34,6 +37,20 @@ export const DEFAULT_LINGER_MS = 30_000
 /** How long a peer with a bootstrap list waits for its first connection before starting alone. */
 const FIRST_CONNECTION_WAIT_MS = 10_000
 
+/** What runPeer rejects with after a simulated crash (PeerInit.crash). */
+export class PeerCrashed extends Error {
+  override readonly name = 'PeerCrashed'
+}
+
+/** Checks the key against the manifest's access rules; throws InvalidConfigError saying what to do. */
+function checkPreSharedKey (manifest: Manifest, key: Uint8Array | undefined): void {
+  const expected = manifest.access?.preSharedKey
+  if (expected === undefined && key !== undefined) throw new InvalidConfigError('a pre-shared key was given, but this federation\'s manifest has no access.preSharedKey; drop --psk')
+  if (expected === undefined) return
+  if (key === undefined) throw new InvalidConfigError('this federation is private: its manifest requires a pre-shared key; pass the swarm key file its organiser gave you with --psk FILE')
+  if (sha256Hex(key) !== expected) throw new InvalidConfigError(`the pre-shared key's SHA-256 is ${sha256Hex(key).slice(0, 16)}…, the manifest expects ${expected.slice(0, 16)}…; ask the federation's organiser for the right key file`)
+}
+
 export interface PeerInit {
   manifest: Manifest
   small: { config: VitConfig, params: NamedTensors }
@@ -54,6 +71,14 @@ export interface PeerInit {
   signal?: AbortSignal
   /** What this peer trains and shares; by default the one the manifest's method calls for (learnerFor). */
   learner?: Learner
+  /** The private-network key (swarm.key bytes) when the manifest requires one (access.preSharedKey). */
+  preSharedKey?: Uint8Array
+  /** Fault injection: aborting it crashes the peer (connections dropped, nothing more saved); runPeer rejects with PeerCrashed. */
+  crash?: AbortSignal
+  /** Fault injection: peers to refuse connections with while it returns true (a partition). */
+  denyPeer?: (peerId: string) => boolean
+  /** Fault injection: drops an incoming announcement when it returns true. */
+  dropAnnouncement?: () => boolean
   /** Sees every chunk sent on every protocol (wire audits). */
   wireTap?: (protocol: string, bytes: Uint8Array) => void
   /** Sees every accepted contribution, own included (audits, tests). */
@@ -90,12 +115,22 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const { manifest, log } = init
   const fedId = federationId(manifest)
   const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
+  checkPreSharedKey(manifest, init.preSharedKey)
+  const member = (peer: string): boolean => isMember(manifest, peer)
+  const selfId = peerIdFromPrivateKey(init.privateKey).toString()
+  if (!member(selfId)) throw new InvalidConfigError(`peer ${selfId} is not on this federation's allowlist; ask its organiser to add it (the federation id changes) or use an allowed identity`)
   const learner = init.learner ?? learnerFor(init)
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap })
+  const denyPeer = (peer: string): boolean => !member(peer) || init.denyPeer?.(peer) === true
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer })
   const peerId = host.libp2p.peerId.toString()
   let engine: RoundEngine | undefined
   const onAbort = (): void => { engine?.stop() }
+  const onCrash = (): void => {
+    engine?.stop()
+    host.stop().catch(() => {})
+  }
   init.signal?.addEventListener('abort', onAbort)
+  init.crash?.addEventListener('abort', onCrash)
   try {
     log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId, method: manifest.method })
     learner.prepare(init.stateDir, log)
@@ -105,10 +140,11 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     if (saved !== null) log({ event: 'resumed', round: saved.round, path: saved.path })
     const startGlobal = saved?.global ?? learner.initial()
     engine = new RoundEngine({
-      transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
+      transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, isMember: member, dropAnnouncement: init.dropAnnouncement, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
       strategy: strategyFor(manifest.aggregation),
       trainRound: (global, round) => learner.trainRound(global, round),
       onRound: (result, global) => {
+        if (init.crash?.aborted === true) return
         checkpoints.save(result.round, global)
         const score = learner.evaluate(global)
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
@@ -133,6 +169,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     const adopted = await engine.catchUp(host.libp2p.getPeers().map(p => p.toString()))
     if (adopted > before) log({ event: 'caught-up', round: adopted, globalDigest: globalDigest(engine.currentGlobal) })
     await engine.run()
+    if (init.crash?.aborted === true) throw new PeerCrashed(`peer ${peerId} crashed (fault injection) after round ${engine.completedRound}`)
     const final = engine.currentGlobal
     const score = learner.evaluate(final)
     const targetPath = join(init.stateDir, 'target.fgm')
@@ -143,8 +180,13 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
     log({ event: 'done', ...result })
     return result
+  } catch (err) {
+    // Whatever a crash interrupted (a dial, a stream, the host itself) fails; the crash is the cause.
+    if (init.crash?.aborted === true && !(err instanceof PeerCrashed)) throw new PeerCrashed(`peer ${peerId} crashed (fault injection): ${(err as Error).message}`)
+    throw err
   } finally {
     init.signal?.removeEventListener('abort', onAbort)
+    init.crash?.removeEventListener('abort', onCrash)
     learner.dispose()
     await host.stop()
   }

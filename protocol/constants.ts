@@ -33,7 +33,21 @@ export const LIMITS = {
   /** Multiaddrs an announcer may list. */
   maxAddresses: 16,
   /** Peer id strings in a state response's pending list. */
-  maxPending: 1024
+  maxPending: 1024,
+  /** Peers whose updates one round holds; announcements from more senders are dropped (over-capacity). */
+  maxPeersPerRound: 1024,
+  /** Peer ids in a manifest's allowlist. */
+  maxAllowlist: 10_000,
+  /**
+   * Announcements one author may publish: a burst of this many, refilled at announceRefillPerSecond
+   * (an honest peer announces once a round and re-announces every 2 s). Excess ones are ignored.
+   */
+  announceBurst: 10,
+  announceRefillPerSecond: 1,
+  /** Concurrent payload or state requests one connection may have open, in each direction, per protocol. */
+  maxStreamsPerConnection: 16,
+  /** Longest time one payload or state request may take, end to end. */
+  requestTimeoutMs: 30_000
 } as const
 
 /** Defaults for manifest fields a user may leave out. */

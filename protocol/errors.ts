@@ -12,6 +12,9 @@ export type RejectionReason =
   | 'not-finite'
   | 'hash-mismatch'
   | 'duplicate'
+  | 'not-member'
+  | 'rate-limited'
+  | 'over-capacity'
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError'

@@ -65,8 +65,26 @@ export interface Manifest {
     /** centered-clip: clipping iterations per round. @default 1 */
     clipIterations?: number
   }
+  /** Who may take part; absent: anyone who has the manifest. */
+  access?: {
+    /**
+     * SHA-256 hex of the libp2p private-network key (swarm.key file) every member must hold; the key
+     * itself never appears in a manifest.
+     */
+    preSharedKey?: string
+    /** Peer ids allowed to connect and publish; absent: any peer (that holds the key, if one is set). */
+    allowlist?: string[]
+  }
   /** Multiaddrs to start from; not part of the id. */
   bootstrap?: string[]
+}
+
+/** A base58btc libp2p peer id as printed by libp2p (Ed25519 ids start with 12D3KooW). */
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{46,128}$/
+
+/** Whether `peerId` may take part in a federation with this manifest. */
+export function isMember (manifest: Manifest, peerId: string): boolean {
+  return manifest.access?.allowlist === undefined || manifest.access.allowlist.includes(peerId)
 }
 
 type Obj = Record<string, unknown>
@@ -113,7 +131,7 @@ function size (value: unknown, path: string, heads: number): ModelSize {
 
 /** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
 export function validateManifest (value: unknown): Manifest {
-  const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap', 'method'])
+  const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap', 'method', 'access'])
   if (m.version !== MANIFEST_VERSION) fail('version', m.version, `this fedgrow reads manifest version ${MANIFEST_VERSION}`)
   const t = object(m.task, 'task', ['kind', 'data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'])
   const task: Manifest['task'] = {
@@ -135,6 +153,23 @@ export function validateManifest (value: unknown): Manifest {
   const l = object(m.ligo, 'ligo', ['init', 'seed'])
   const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations'])
+  let access: Manifest['access']
+  if (m.access !== undefined) {
+    const acc = object(m.access, 'access', [], ['preSharedKey', 'allowlist'])
+    access = {}
+    if (acc.preSharedKey !== undefined) {
+      if (typeof acc.preSharedKey !== 'string' || !/^[0-9a-f]{64}$/.test(acc.preSharedKey)) fail('access.preSharedKey', acc.preSharedKey, 'must be the SHA-256 hex (64 lowercase hex digits) of the swarm key file')
+      access.preSharedKey = acc.preSharedKey
+    }
+    if (acc.allowlist !== undefined) {
+      const list = acc.allowlist
+      if (!Array.isArray(list) || list.length === 0 || list.length > LIMITS.maxAllowlist) fail('access.allowlist', list, `must be a list of 1 to ${LIMITS.maxAllowlist} peer ids`)
+      const bad = list.find(id => typeof id !== 'string' || !PEER_ID.test(id))
+      if (bad !== undefined) fail('access.allowlist', bad, 'is not a libp2p peer id (e.g. 12D3KooW…; `fedgrow identity` prints yours)')
+      // Sorted, so the order people list members in does not change the federation id.
+      access.allowlist = [...new Set(list as string[])].sort()
+    }
+  }
   let bootstrap: string[] | undefined
   if (m.bootstrap !== undefined) {
     if (!Array.isArray(m.bootstrap) || m.bootstrap.length > 256 || !m.bootstrap.every(b => typeof b === 'string' && b.startsWith('/') && b.length < 1024)) {
@@ -166,6 +201,7 @@ export function validateManifest (value: unknown): Manifest {
       ...(a.clipTau !== undefined ? { clipTau: num(a, 'clipTau', 'aggregation', 1e-9, 1e9) } : {}),
       ...(a.clipIterations !== undefined ? { clipIterations: int(a, 'clipIterations', 'aggregation', 1, 100) } : {})
     },
+    ...(access !== undefined ? { access } : {}),
     ...(bootstrap !== undefined ? { bootstrap } : {})
   }
 }

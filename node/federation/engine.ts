@@ -1,20 +1,21 @@
 /**
  * The round engine: decentralized averaging of Global-LiGO with no server (Fed-Grow, arXiv 2406.13450,
  * step 3). Each round a peer trains its copy of Global-LiGO, announces the update, collects the round's
- * updates from its peers until every known participant has reported (and the quorum is met) or the
- * deadline passes, then aggregates them in a canonical order, so peers that hold the same set hold
+ * updates from its peers until every participant it can reach has reported (and the quorum is met) or
+ * the deadline passes (adaptive: deadline.ts), then aggregates them in a canonical order, so peers that hold the same set hold
  * bit-identical Global-LiGO. Late updates for past rounds are counted and dropped; updates for later
  * rounds are kept for their round. A peer that starts late asks a peer for its last completed round.
  */
 import { checkAnnouncement } from '../../protocol/messages.js'
+import { LIMITS } from '../../protocol/constants.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { decodePayload, encodePayload, globalDigest, sha256Hex } from '../../protocol/payload.js'
 import type { Announce, State, TensorSpec } from '../../protocol/messages.js'
-import type { RejectionReason } from '../../protocol/errors.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
 import type { Strategy } from './strategy.js'
-import type { UpdateTransport } from './transport.js'
+import type { DropReason, UpdateTransport } from './transport.js'
+import { LagWindow } from './deadline.js'
 
 /** How often a waiting round re-checks who has reported. */
 const POLL_MS = 50
@@ -29,6 +30,9 @@ const CATCH_UP_GRACE_MS = 2_000
  * receivers drop repeats by (round, sender).
  */
 export const REANNOUNCE_MS = 2_000
+
+/** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
+const NOT_HELD_AGAINST = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
 
 export interface LocalUpdate {
   tensors: TensorMap
@@ -50,6 +54,8 @@ export interface RoundResult {
   bytesSent: number
   bytesReceived: number
   trainLoss: number
+  /** How long after the round's first update the round would stop waiting for more (adaptive: deadline.ts). */
+  waitMs: number
   seconds: number
 }
 
@@ -60,8 +66,11 @@ export interface EngineComponents {
   trainRound: (global: TensorMap, round: number) => LocalUpdate
   /** Called when a round completes, with the new Global-LiGO. */
   onRound: (result: RoundResult, global: TensorMap) => Promise<void> | void
-  /** Called for every update this peer drops, with the reason. */
-  onReject?: (from: string, reason: RejectionReason | 'late', detail: string) => void
+  /**
+   * Called for every update this peer drops, with the reason. Reasons in NOT_HELD_AGAINST (late, the
+   * fetch failed on the network, our capacity) are not held against the sender; every other reason bans it.
+   */
+  onReject?: (from: string, reason: DropReason, detail: string) => void
   /** Called with every contribution as it is accepted (used by audits and tests). */
   onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
 }
@@ -82,6 +91,8 @@ interface Pending {
   announce: Announce
   from: string
   contribution?: Contribution
+  /** When the contribution arrived (ms since the epoch). */
+  arrivedAt?: number
   /** Our own update's bytes, served to peers that fetch it. */
   payload?: Uint8Array
   /** Peers that fetched our own update. */
@@ -105,6 +116,7 @@ export class RoundEngine {
   /** (sender, round) of late updates already counted, so re-announcements count once. */
   private readonly lateSeen = new Set<string>()
   private lateUpdates = 0
+  private readonly lags = new LagWindow()
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -168,9 +180,9 @@ export class RoundEngine {
     return this.completed
   }
 
-  private reject (from: string, reason: RejectionReason | 'late', detail: string): void {
+  private reject (from: string, reason: DropReason, detail: string): void {
     this.components.onReject?.(from, reason, detail)
-    if (reason !== 'late' && reason !== 'stale-round') {
+    if (!NOT_HELD_AGAINST.has(reason)) {
       this.banned.add(from)
       this.components.transport.penalise(from, reason)
     }
@@ -196,6 +208,10 @@ export class RoundEngine {
     }
     const round = this.roundPool(announce.round)
     if (round.has(from)) return
+    if (round.size >= LIMITS.maxPeersPerRound) {
+      this.reject(from, 'over-capacity', `round ${announce.round} already holds ${round.size} updates`)
+      return
+    }
     this.knownParticipants.add(from)
     const entry: Pending = { announce, from }
     round.set(from, entry)
@@ -204,11 +220,12 @@ export class RoundEngine {
       if (sha256Hex(payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', 'payload does not hash to the announced value')
       const contribution = { from, sampleCount: announce.sampleCount, tensors: decodePayload(payload, this.init.expected) }
       entry.contribution = contribution
+      entry.arrivedAt = Date.now()
       this.components.onContribution?.(announce.round, contribution, payload)
     }).catch((err: Error) => {
       round.delete(from)
       this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
-      this.reject(from, err instanceof ProtocolError ? err.reason : 'malformed', `fetching round ${announce.round} from ${from}: ${err.message}`)
+      this.reject(from, err instanceof ProtocolError ? err.reason : 'unreachable', `fetching round ${announce.round} from ${from}: ${err.message ?? String(err)}`)
     })
   }
 
@@ -277,7 +294,12 @@ export class RoundEngine {
     this.roundPool(round).set(transport.selfId, { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() })
     this.components.onContribution?.(round, own, payload)
     await transport.announce(announce)
-    const deadline = Date.now() + this.init.roundTimeoutMs
+    const ready = Date.now()
+    this.roundPool(round).get(transport.selfId)!.arrivedAt = ready
+    const waitMs = this.lags.waitMs(this.init.roundTimeoutMs)
+    const hardDeadline = ready + this.init.roundTimeoutMs
+    /** When the round's first update arrived, ours or a peer's: the adaptive deadline counts from there. */
+    const firstSeen = (): number => Math.min(...[...this.roundPool(round).values()].map(p => p.arrivedAt ?? Infinity))
     let lastAnnounce = Date.now()
     let aheadSince: number | undefined
     let lastCatchUp = 0
@@ -289,11 +311,15 @@ export class RoundEngine {
       const pool = this.roundPool(round)
       const arrived = [...pool.values()].filter(p => p.contribution !== undefined)
       const failed = this.failed.get(round) ?? new Set()
-      const everyone = new Set([...this.knownParticipants, ...transport.participants(), transport.selfId])
+      // Waited for: everyone we know of. One that died or sits across a partition holds the round up only
+      // until the adaptive deadline; when it comes back, it catches up.
+      const everyone = new Set([...this.knownParticipants, ...transport.participants(), ...pool.keys(), transport.selfId])
       const excluded = [...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))
       const allIn = [...everyone].every(peer => excluded.includes(peer) || pool.get(peer)?.contribution !== undefined)
       // A peer whose update was rejected did report, invalidly: it counts towards the quorum, not the mean.
-      if ((allIn && arrived.length + excluded.length >= this.init.quorum) || (Date.now() >= deadline && arrived.length >= 1)) break
+      const quorate = arrived.length + excluded.length >= this.init.quorum
+      const now = Date.now()
+      if ((allIn && quorate) || (now >= firstSeen() + waitMs && quorate) || (now >= hardDeadline && arrived.length >= 1)) break
       // Peers already announcing the next round have closed this one without us: take their result.
       const ahead = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => peer !== transport.selfId)
       if (ahead.length > 0) aheadSince ??= Date.now()
@@ -302,14 +328,17 @@ export class RoundEngine {
         if (await this.catchUp(ahead) >= round) {
           const bytesAfter = await transport.bytes()
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
       }
       await new Promise(resolve => setTimeout(resolve, POLL_MS))
     }
     if (this.stopped) return
-    const contributions = [...this.roundPool(round).values()].flatMap(p => p.contribution === undefined ? [] : [p.contribution])
+    const closed = [...this.roundPool(round).values()]
+    const first = firstSeen()
+    for (const p of closed) if (p.arrivedAt !== undefined) this.lags.record(p.arrivedAt - first)
+    const contributions = closed.flatMap(p => p.contribution === undefined ? [] : [p.contribution])
     const next = this.components.strategy.aggregate(contributions, this.global)
     if (next !== null) {
       this.global = next
@@ -327,6 +356,7 @@ export class RoundEngine {
       bytesSent: bytesAfter.sent - bytesBefore.sent,
       bytesReceived: bytesAfter.received - bytesBefore.received,
       trainLoss: update.loss,
+      waitMs,
       seconds: (Date.now() - started) / 1000
     }, this.global)
   }

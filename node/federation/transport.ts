@@ -6,6 +6,9 @@ import type { Announce, Fetch, State } from '../../protocol/messages.js'
 import type { RejectionReason } from '../../protocol/errors.js'
 import type { ExchangeHandlers } from '../p2p/exchange.js'
 
+/** Why an update was dropped: a protocol rejection, or a local one (too late, or unreachable). */
+export type DropReason = RejectionReason | 'late' | 'unreachable'
+
 export interface UpdateTransport {
   /** Our own peer id. */
   readonly selfId: string
@@ -20,10 +23,8 @@ export interface UpdateTransport {
   requestState: (peer: string, payloadBytes: number, signal?: AbortSignal) => Promise<{ header: State, payload: Uint8Array }>
   /** Peers we see on the federation's topic. */
   participants: () => string[]
-  /** Peers we are connected to. */
-  connectedPeers: () => string[]
   /** Reports a bad update from `from`, so its gossipsub score drops. */
-  penalise: (from: string, reason: RejectionReason) => void
+  penalise: (from: string, reason: DropReason) => void
   /** Bytes sent and received on every connection so far. */
   bytes: () => Promise<{ sent: number, received: number }>
 }

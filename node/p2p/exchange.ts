@@ -13,10 +13,8 @@ import type { Fetch, Message, State } from '../../protocol/messages.js'
 import type { Host } from './host.js'
 import type { Stream } from '@libp2p/interface'
 
-/** How long one request may take, end to end, unless the caller's signal ends it sooner. */
-export const REQUEST_TIMEOUT_MS = 30_000
-/** Concurrent inbound requests per connection and protocol. */
-export const MAX_INBOUND_STREAMS = 16
+const REQUEST_TIMEOUT_MS = LIMITS.requestTimeoutMs
+const STREAM_LIMITS = { maxInboundStreams: LIMITS.maxStreamsPerConnection, maxOutboundStreams: LIMITS.maxStreamsPerConnection }
 
 export interface ExchangeHandlers {
   /** The payload bytes announced with this hash, or null if we do not hold them; `from` asked. */
@@ -44,7 +42,7 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
     } catch (err) {
       stream.abort(err as Error)
     }
-  }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+  }, STREAM_LIMITS)
   await libp2p.handle(stateProtocol(federationId), async (stream) => {
     const lp = frames(stream, maxPayloadBytes)
     try {
@@ -59,7 +57,7 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
     } catch (err) {
       stream.abort(err as Error)
     }
-  }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+  }, STREAM_LIMITS)
 }
 
 /** Sends one request; returns the answer's control message and the payload frame that follows it. */
@@ -71,7 +69,8 @@ async function request (libp2p: Host, peer: string, protocol: string, message: U
   try {
     await lp.write(message, options)
     const header = decodeMessage((await lp.read(options)).subarray())
-    if (header.type === 'error') throw new ProtocolError('malformed', `${peer} answered: ${header.reason}`)
+    // A well-formed refusal (e.g. a round the peer no longer holds) is not misbehaviour: no ProtocolError.
+    if (header.type === 'error') throw new Error(`${peer} answered: ${header.reason}`)
     const payload = (await lp.read(options)).subarray()
     await stream.close(options)
     return { header, payload }

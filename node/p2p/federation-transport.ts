@@ -6,11 +6,12 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { updatesTopic } from '../../protocol/constants.js'
+import { LIMITS, updatesTopic } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { fetchPayload, requestState, serveExchange } from './exchange.js'
 import { transferBytes } from './host.js'
+import { RateLimiter } from './rate-limit.js'
 import type { Announce } from '../../protocol/messages.js'
 import type { RejectionReason } from '../../protocol/errors.js'
 import type { UpdateTransport } from '../federation/transport.js'
@@ -21,8 +22,12 @@ export interface FederationTransportInit {
   federationId: string
   /** Largest payload this federation's Global-LiGO can have, in bytes. */
   maxPayloadBytes: number
-  /** Called for every announcement the topic validator rejects, with the reason. */
+  /** Called for every announcement the topic validator rejects or ignores, with the reason. */
   onReject?: (from: string, reason: RejectionReason) => void
+  /** Whether an author may publish on the topic (a private federation's allowlist). @default everyone */
+  isMember?: (peerId: string) => boolean
+  /** Drops a valid incoming announcement when it returns true (simulated message loss). */
+  dropAnnouncement?: () => boolean
 }
 
 export function federationTransport (init: FederationTransportInit): UpdateTransport {
@@ -30,6 +35,7 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
   const pubsub = libp2p.services.pubsub
   const topic = updatesTopic(init.federationId)
   const penalised = new Set<string>()
+  const limiter = new RateLimiter(LIMITS.announceBurst, LIMITS.announceRefillPerSecond)
 
   /** Decodes an announcement that claims to be ours; ProtocolError says why not. */
   const decodeAnnounce = (data: Uint8Array): Announce => {
@@ -46,6 +52,15 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
       pubsub.topicValidators.set(topic, (peer, msg) => {
         const from = msg.type === 'signed' ? msg.from.toString() : peer.toString()
         if (penalised.has(from)) return TopicValidatorResult.Reject
+        if (init.isMember?.(from) === false) {
+          init.onReject?.(from, 'not-member')
+          return TopicValidatorResult.Reject
+        }
+        if (!limiter.allow(from)) {
+          // Not proof of malice (a burst of re-announcements after a reconnect), so not scored down.
+          init.onReject?.(from, 'rate-limited')
+          return TopicValidatorResult.Ignore
+        }
         try {
           decodeAnnounce(msg.data)
           return TopicValidatorResult.Accept
@@ -57,6 +72,7 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
       pubsub.addEventListener('message', (evt) => {
         const msg = evt.detail
         if (msg.topic !== topic || msg.type !== 'signed') return
+        if (init.dropAnnouncement?.() === true) return
         onAnnounce(msg.from.toString(), decodeAnnounce(msg.data))
       })
       await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers)
@@ -73,7 +89,6 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     },
     requestState: async (peer, payloadBytes, signal) => await requestState(libp2p, peer, init.federationId, payloadBytes, signal),
     participants: () => pubsub.getSubscribers(topic).map(p => p.toString()),
-    connectedPeers: () => libp2p.getPeers().map(p => p.toString()),
     penalise: (from) => { penalised.add(from) },
     bytes: async () => await transferBytes(registry)
   }

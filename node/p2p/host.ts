@@ -15,10 +15,11 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { preSharedKey } from '@libp2p/pnet'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Registry } from 'prom-client'
 import { NetworkError } from '../errors.js'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { GossipSub } from '@libp2p/gossipsub'
 
 /**
@@ -31,6 +32,8 @@ const INVALID_MESSAGE_DECAY = 0.9
 
 /** Re-dial period for bootstrap peers we are not connected to. */
 export const BOOTSTRAP_REDIAL_MS = 2_000
+/** How often connections to peers that `denyPeer` now refuses are closed (a partition starting). */
+const DENY_SWEEP_MS = 500
 /** Many peers on one machine dial each other at once; libp2p's default of 5 per second per host refuses them. */
 const INBOUND_CONNECTIONS_PER_SECOND = 1_000
 
@@ -60,6 +63,16 @@ export interface HostInit {
    * protocol id: the seam for wire audits.
    */
   wireTap?: (protocol: string, bytes: Uint8Array) => void
+  /**
+   * A libp2p private-network key (the swarm.key file's bytes): connections are encrypted with it before
+   * anything else, so peers without it cannot even complete a handshake.
+   */
+  preSharedKey?: Uint8Array
+  /**
+   * Peers to refuse, checked on every dial and every connection in either direction, and every
+   * DENY_SWEEP_MS against open connections (allowlists, simulated partitions).
+   */
+  denyPeer?: (peerId: string) => boolean
 }
 
 type MetricsFactory = ReturnType<typeof prometheusMetrics>
@@ -101,6 +114,7 @@ export async function transferBytes (registry: Registry): Promise<{ sent: number
 export async function startHost (init: HostInit): Promise<StartedHost> {
   const registry = new Registry()
   const bootstrapList = init.bootstrap ?? []
+  const deny = init.denyPeer
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen, announce: init.announce ?? [] },
@@ -109,6 +123,16 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND },
+    ...(init.preSharedKey !== undefined ? { connectionProtector: preSharedKey({ psk: init.preSharedKey }) } : {}),
+    ...(deny !== undefined
+      ? {
+          connectionGater: {
+            denyDialPeer: (peer: PeerId) => deny(peer.toString()),
+            denyInboundEncryptedConnection: (peer: PeerId) => deny(peer.toString()),
+            denyOutboundEncryptedConnection: (peer: PeerId) => deny(peer.toString())
+          }
+        }
+      : {}),
     metrics: init.wireTap === undefined ? prometheusMetrics({ registry }) : tapped(prometheusMetrics({ registry }), init.wireTap),
     services: {
       identify: identify(),
@@ -149,11 +173,18 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     }
   }, BOOTSTRAP_REDIAL_MS)
   redial.unref()
+  const sweep = deny === undefined
+    ? undefined
+    : setInterval(() => {
+      for (const conn of libp2p.getConnections()) if (deny(conn.remotePeer.toString())) conn.close().catch(() => {})
+    }, DENY_SWEEP_MS)
+  sweep?.unref()
   return {
     libp2p,
     registry,
     stop: async () => {
       clearInterval(redial)
+      clearInterval(sweep)
       await libp2p.stop()
     }
   }

@@ -20,7 +20,10 @@ import { evaluate, stepsForEpochs } from '../train/trainer.js'
 import { predictWith } from '../train/pretrain.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
 import { planFor } from '../federation/participant.js'
-import { learnerFor, runPeer } from '../peer.js'
+import { learnerFor, PeerCrashed, runPeer } from '../peer.js'
+import { FaultInjector, RESTART_DELAY_MS, checkFaults, hasFaults } from './faults.js'
+import type { FaultOptions, FaultReport } from './faults.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { hostileLearner } from '../federation/attacks.js'
 import type { Attack } from '../federation/attacks.js'
 import { Rng } from '../random.js'
@@ -51,6 +54,8 @@ export interface SimulationOptions {
   /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
   byzantine?: number
   attack?: Attack
+  /** Crashes, lost announcements and partitions (faults.ts). */
+  faults?: FaultOptions
   data?: string
   /** Per-round summaries and milestones (stderr in the CLI). */
   log: Logger
@@ -67,10 +72,12 @@ export interface MethodResult {
   bytesSentPerPeerPerRound: number
   bytesReceivedPerPeerPerRound: number
   wallSeconds: number
+  /** Only when faults were injected: what happened, and how many different Global-LiGOs peers ended on. */
+  faults?: FaultReport & { distinctFinalDigests: number }
 }
 
 export interface SimulationResult {
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, aggregation?: string, byzantine?: number, attack?: string }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, aggregation?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
 }
 
@@ -106,7 +113,8 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       batchSize: preset.batchSize,
       weightDecay: 0.05,
       roundTimeoutMs: 120_000,
-      quorum: method === 'independent' ? 1 : options.peers
+      // Every peer waits for all others, unless faults are injected: then half (a partition's side) will do.
+      quorum: method === 'independent' ? 1 : hasFaults(options.faults ?? {}) ? Math.max(1, Math.floor(options.peers / 2)) : options.peers
     },
     aggregation: { rule: options.aggregation ?? 'mean' }
   })
@@ -142,29 +150,50 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
       options.log({ event: 'simulation-round', method, round: e.round, of: options.rounds, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
     }
   }
+  const faults = new FaultInjector(method === 'independent' ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)
+  const keys = await Promise.all(Array.from({ length: options.peers }, async () => await generateKeyPair('Ed25519')))
+  const indexOf = new Map(keys.map((k, i) => [peerIdFromPrivateKey(k).toString(), i]))
+  /** Runs peer `index` to the end, restarting it on the same port and state after each injected crash. */
   const start = async (index: number, bootstrap: string[], onListening?: (addr: string) => void): Promise<Awaited<ReturnType<typeof runPeer>>> => {
     const stateDir = join(options.outDir, method, `peer${index}`)
     rmSync(stateDir, { recursive: true, force: true })
     mkdirSync(stateDir, { recursive: true })
-    const small = smallModel(options, smalls[index], index, shards[index])
     const log = peerLogger(index)
-    const privateKey = await generateKeyPair('Ed25519')
-    const peer = { manifest, small, data: shards[index], privateKey }
     const hostile = index >= options.peers - hostileCount(options) && method !== 'independent'
-    return await runPeer({
-      ...peer,
-      // A hostile peer's update may be banned, so nobody will fetch it: it need not wait long to serve it.
-      ...(hostile ? { learner: hostileLearner(learnerFor({ ...peer, listen: [], bootstrap: [], stateDir, log }), options.attack ?? 'signflip', String(index)), lingerMs: HOSTILE_LINGER_MS } : {}),
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap,
-      stateDir,
-      localNetwork: true,
-      ...(options.onProgress !== undefined ? { onProgress: (e) => { options.onProgress?.({ ...e, phase: `peer ${index} ${e.phase}` }) } } : {}),
-      log: (e) => {
-        if (e.event === 'listening') onListening?.((e.multiaddrs as string[])[0])
-        log(e)
+    let listen = '/ip4/127.0.0.1/tcp/0'
+    for (;;) {
+      const small = smallModel(options, smalls[index], index, shards[index])
+      const peer = { manifest, small, data: shards[index], privateKey: keys[index] }
+      try {
+        return await runPeer({
+          ...peer,
+          // A hostile peer's update may be banned, so nobody will fetch it: it need not wait long to serve it.
+          ...(hostile ? { learner: hostileLearner(learnerFor({ ...peer, listen: [], bootstrap: [], stateDir, log }), options.attack ?? 'signflip', String(index)), lingerMs: HOSTILE_LINGER_MS } : {}),
+          listen: [listen],
+          bootstrap,
+          stateDir,
+          localNetwork: true,
+          crash: faults.crashSignal(index),
+          denyPeer: (remote) => faults.denies(index, indexOf.get(remote)),
+          dropAnnouncement: () => faults.drops(),
+          ...(options.onProgress !== undefined ? { onProgress: (e) => { options.onProgress?.({ ...e, phase: `peer ${index} ${e.phase}` }) } } : {}),
+          log: (e) => {
+            if (e.event === 'listening') {
+              const addr = (e.multiaddrs as string[])[0]
+              // A restarted peer listens where it did before, as a real node with a configured port would.
+              listen = addr.replace(/\/p2p\/.*$/, '')
+              onListening?.(addr)
+            }
+            if (e.event === 'round') faults.onRound(index, Number(e.round), Number(e.peersHeard))
+            log(e)
+          }
+        })
+      } catch (err) {
+        if (!(err instanceof PeerCrashed)) throw err
+        await new Promise(resolve => setTimeout(resolve, RESTART_DELAY_MS))
+        faults.restarted(index)
       }
-    })
+    }
   }
   const results: Array<Promise<Awaited<ReturnType<typeof runPeer>>>> = []
   if (method === 'independent') {
@@ -193,11 +222,13 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
     sharedParamsPerRound: method === 'fedavg' ? targetParams : method === 'fedgrow' ? globalParams : 0,
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesSent))),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
-    wallSeconds
+    wallSeconds,
+    ...(hasFaults(options.faults ?? {}) && method !== 'independent' ? { faults: { ...faults.report, distinctFinalDigests: new Set(done.map(d => d.globalDigest)).size } } : {})
   }
 }
 
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
+  checkFaults(options.faults ?? {}, options.rounds)
   const data = loadData(options.data ?? 'mnist', options.seed)
   const shards = partition(data, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
   const smalls = smallConfigs(options.preset, options.peers, options.seed)
@@ -210,5 +241,6 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
+  if (hasFaults(options.faults ?? {})) config.faults = options.faults
   return { config, methods }
 }

@@ -20,7 +20,8 @@ export function resultTable (result: SimulationResult): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ')
   const c = result.config
-  const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : ''].join('')
+  const f = c.faults
+  const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : '', f !== undefined ? `, faults: kill ${f.kill ?? 0}, drop ${f.drop ?? 0}, partition ${f.partition ?? 0} rounds` : ''].join('')
   return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line)]
 }
 
@@ -33,7 +34,11 @@ export const simulateCommand: Command = {
     'OUT/cache). Methods: fedgrow (share Global-LiGO), fedavg (train the target from scratch and share all',
     'of it), independent (Dual-LiGO, no sharing). Accuracy is each peer\'s grown model on its own test split.',
     'Bytes are measured by libp2p\'s transfer counters. Presets: tiny (CI), small (benchmarks), paper',
-    '(the authors\' shapes; for GPU machines).'
+    '(the authors\' shapes; for GPU machines).',
+    '',
+    'Fault injection (--kill, --drop, --partition) is seeded; with faults, a round needs half the peers',
+    '(quorum) instead of all, and JSON results gain a "faults" object per method, with the number of',
+    'different Global-LiGOs the peers ended on (1 means they agree).'
   ].join('\n'),
   flags: {
     peers: { type: 'string', value: 'N', help: 'number of peers', default: '4' },
@@ -45,6 +50,9 @@ export const simulateCommand: Command = {
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
     attack: { type: 'string', value: 'NAME', help: `what hostile peers send: ${ATTACKS.join(', ')}`, default: 'signflip' },
+    kill: { type: 'string', value: 'F', help: 'share of peers crashed once each, mid-round, and restarted 1 s later on their saved state', default: '0' },
+    drop: { type: 'string', value: 'P', help: 'probability that a peer loses each update announcement it receives (re-announcements may get through)', default: '0' },
+    partition: { type: 'string', value: 'ROUNDS', help: 'split the peers into two halves that cannot reach each other for ROUNDS rounds after round 1, then heal', default: '0' },
     out: { type: 'string', value: 'DIR', help: 'state, cache and results.json', default: 'runs/simulate' },
     ...FORMAT_FLAG
   },
@@ -67,6 +75,7 @@ export const simulateCommand: Command = {
       aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
       byzantine: numberFlag(flags, 'byzantine', 0, 0.99),
       attack: choiceFlag(flags, 'attack', ATTACKS),
+      faults: { kill: numberFlag(flags, 'kill', 0, 0.99), drop: numberFlag(flags, 'drop', 0, 0.99), partition: numberFlag(flags, 'partition', 0, 1000, true) },
       log: stderr,
       onProgress: consoleProgress()
     })

@@ -6,11 +6,12 @@ import { evalCommand } from './commands/eval.js'
 import { growCommand } from './commands/grow.js'
 import { federationCommand } from './commands/federation.js'
 import { nodeCommand } from './commands/node.js'
+import { identityCommand } from './commands/identity.js'
 import { simulateCommand } from './commands/simulate.js'
 import { pretrainCommand } from './commands/pretrain.js'
 import type { Command } from './args.js'
 
-const COMMANDS: Command[] = [simulateCommand, pretrainCommand, evalCommand, growCommand, federationCommand, nodeCommand]
+const COMMANDS: Command[] = [simulateCommand, pretrainCommand, evalCommand, growCommand, federationCommand, identityCommand, nodeCommand]
 
 /** Exit codes by error name; anything else is an internal error (1). */
 export const EXIT_CODES: Record<string, number> = {

@@ -4,6 +4,7 @@ import { federationId, validateManifest, AGGREGATION_RULES, LIGO_INIT_NAMES } fr
 import { DEFAULTS, MANIFEST_VERSION } from '../../protocol/constants.js'
 import { DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
 import { InvalidArgumentError } from '../../node/errors.js'
+import { createSwarmKey, readSwarmKey, swarmKeyFingerprint } from '../../node/p2p/private-network.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import type { Command } from '../args.js'
 
@@ -15,7 +16,11 @@ export const federationCommand: Command = {
   details: [
     'The manifest fixes everything peers must agree on: the task, the intermediate and target shapes, the',
     'LiGO init and seed, the round schedule and the aggregation rule. Its id is the SHA-256 of its canonical',
-    'JSON without the bootstrap list; topics and protocol ids derive from it. Defaults suit the bundled digits.'
+    'JSON without the bootstrap list; topics and protocol ids derive from it. Defaults suit the bundled digits.',
+    '',
+    'Private federations: --psk-out (or --psk) puts the SHA-256 of a pre-shared key in the manifest; members',
+    'start `fedgrow node --psk FILE`, and peers without the key cannot complete a connection. --allow lists',
+    'the only peer ids that may connect or publish. The manifest itself can then be public.'
   ].join('\n'),
   positionals: 'init',
   flags: {
@@ -47,6 +52,9 @@ export const federationCommand: Command = {
     trim: { type: 'string', value: 'F', help: 'trimmed-mean: share dropped at each end per coordinate (default 0.2)' },
     'clip-tau': { type: 'string', value: 'TAU', help: 'centered-clip: clipping radius, the L2 norm of a whole update (default 1)' },
     'clip-iterations': { type: 'string', value: 'N', help: 'centered-clip: iterations per round (default 1)' },
+    'psk-out': { type: 'string', value: 'FILE', help: 'make the federation private: write a new pre-shared key here (give it to members only)' },
+    psk: { type: 'string', value: 'FILE', help: 'make the federation private with an existing pre-shared key (swarm.key format)' },
+    allow: { type: 'string', value: 'PEER-ID', help: 'only this peer may join (repeat for each member; `fedgrow identity` prints an id)', multiple: true },
     bootstrap: { type: 'string', value: 'MULTIADDR', help: 'a peer to start from (not part of the id)', multiple: true },
     out: { type: 'string', value: 'FILE', help: 'write the manifest here instead of stdout' }
   },
@@ -54,6 +62,10 @@ export const federationCommand: Command = {
     if (positionals[0] !== 'init' || positionals.length !== 1) throw new InvalidArgumentError('usage: fedgrow federation init [flags] > fed.json')
     const int = (name: string, min: number, max: number): number => numberFlag(flags, name, min, max, true)
     const bootstrap = (flags.bootstrap as string[] | undefined) ?? []
+    const allowlist = (flags.allow as string[] | undefined) ?? []
+    const pskOut = optionalString(flags, 'psk-out')
+    const pskIn = optionalString(flags, 'psk')
+    if (pskOut !== undefined && pskIn !== undefined) throw new InvalidArgumentError('give --psk-out (a new key) or --psk (an existing key), not both')
     const manifest = validateManifest({
       version: MANIFEST_VERSION,
       name: stringFlag(flags, 'name'),
@@ -68,6 +80,15 @@ export const federationCommand: Command = {
         ...(optionalString(flags, 'clip-tau') !== undefined ? { clipTau: numberFlag(flags, 'clip-tau', 1e-9, 1e9) } : {}),
         ...(optionalString(flags, 'clip-iterations') !== undefined ? { clipIterations: int('clip-iterations', 1, 100) } : {})
       },
+      ...(pskOut !== undefined || pskIn !== undefined || allowlist.length > 0
+        ? {
+            access: {
+              ...(pskOut !== undefined ? { preSharedKey: swarmKeyFingerprint(createSwarmKey(pskOut)) } : {}),
+              ...(pskIn !== undefined ? { preSharedKey: swarmKeyFingerprint(readSwarmKey(pskIn)) } : {}),
+              ...(allowlist.length > 0 ? { allowlist } : {})
+            }
+          }
+        : {}),
       ...(bootstrap.length > 0 ? { bootstrap } : {})
     })
     const text = JSON.stringify(manifest, null, 2) + '\n'

@@ -5,6 +5,7 @@ import { loadModel } from '../../node/model/model-file.js'
 import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
 import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
 import { runPeer } from '../../node/peer.js'
+import { readSwarmKey } from '../../node/p2p/private-network.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
 import { InvalidArgumentError } from '../../node/errors.js'
@@ -29,6 +30,7 @@ export const nodeCommand: Command = {
     listen: { type: 'string', value: 'MULTIADDR', help: 'address to listen on', default: '/ip4/127.0.0.1/tcp/0', multiple: true },
     announce: { type: 'string', value: 'MULTIADDR', help: 'address to announce instead of the listen address', multiple: true },
     bootstrap: { type: 'string', value: 'MULTIADDR', help: 'a peer to start from, with /p2p/PEER-ID (also read from the manifest)', multiple: true },
+    psk: { type: 'string', value: 'FILE', help: 'the pre-shared key of a private federation (its manifest says so)' },
     identity: { type: 'string', value: 'FILE', help: 'your private key file, created if missing (default: STATE-DIR/identity.key)' },
     'state-dir': { type: 'string', value: 'DIR', help: 'where this peer keeps its state and writes target.fgm' },
     rounds: { type: 'string', value: 'R', help: 'stop after round R (default: the manifest\'s rounds)' },
@@ -59,6 +61,7 @@ export const nodeCommand: Command = {
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
     const rounds = optionalString(flags, 'rounds')
+    const psk = optionalString(flags, 'psk')
     await runPeer({
       manifest,
       small,
@@ -72,6 +75,7 @@ export const nodeCommand: Command = {
       log: createLogger(choiceFlag(flags, 'log', ['text', 'json'] as const)),
       onProgress: consoleProgress(),
       localNetwork: flags.local === true,
+      ...(psk !== undefined ? { preSharedKey: readSwarmKey(psk) } : {}),
       signal: controller.signal
     })
   }

@@ -117,6 +117,8 @@ export class RoundEngine {
   private readonly lateSeen = new Set<string>()
   private lateUpdates = 0
   private readonly lags = new LagWindow()
+  /** Peers seen announcing rounds beyond the ones we hold updates for, with that round. */
+  private readonly farAhead = new Map<string, number>()
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -194,6 +196,11 @@ export class RoundEngine {
     try {
       checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length })
     } catch (err) {
+      if (err instanceof ProtocolError && err.reason === 'implausible-round' && Number.isInteger(announce.round)) {
+        // Too far ahead to hold its update, but a reason to catch up from it (we may have fallen behind).
+        this.farAhead.set(from, announce.round)
+        return
+      }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
         const key = `${from}:${announce.round}`
         if (!this.lateSeen.has(key)) {
@@ -321,7 +328,8 @@ export class RoundEngine {
       const now = Date.now()
       if ((allIn && quorate) || (now >= firstSeen() + waitMs && quorate) || (now >= hardDeadline && arrived.length >= 1)) break
       // Peers already announcing the next round have closed this one without us: take their result.
-      const ahead = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => peer !== transport.selfId)
+      for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
+      const ahead = [...new Set([...this.farAhead.keys(), ...(this.pool.get(round + 1)?.keys() ?? [])])].filter(peer => peer !== transport.selfId)
       if (ahead.length > 0) aheadSince ??= Date.now()
       if (aheadSince !== undefined && Date.now() - aheadSince >= CATCH_UP_GRACE_MS && Date.now() - lastCatchUp >= CATCH_UP_GRACE_MS) {
         lastCatchUp = Date.now()

@@ -1,8 +1,22 @@
 /**
  * Structured events for people and machines: `text` prints one readable line per event, `json` one JSON
  * object per line (JSON Lines) on stdout. Progress bars go to stderr and are not events.
+ * Levels: `quiet` prints only problems and final results, `normal` adds milestones and rounds,
+ * `verbose` adds every accepted update and periodic connection counts.
  */
 export type LogFormat = 'text' | 'json'
+export type LogLevel = 'quiet' | 'normal' | 'verbose'
+
+/** Events shown even with --quiet: something went wrong, or the final result. */
+const PROBLEMS_AND_RESULTS = new Set(['rejected', 'checkpoint-damaged', 'fault', 'done'])
+/** Events shown only with --verbose. */
+const DETAIL = new Set(['update-accepted', 'peers'])
+
+export function shows (level: LogLevel, event: string): boolean {
+  if (level === 'verbose') return true
+  if (level === 'quiet') return PROBLEMS_AND_RESULTS.has(event)
+  return !DETAIL.has(event)
+}
 
 export interface LogEvent {
   event: string
@@ -29,6 +43,9 @@ function describe (e: LogEvent): string {
   }
 }
 
-export function createLogger (format: LogFormat, write: (line: string) => void = (line) => { process.stdout.write(line + '\n') }): Logger {
-  return (e) => { write(format === 'json' ? JSON.stringify(e) : describe(e)) }
+export function createLogger (format: LogFormat, write: (line: string) => void = (line) => { process.stdout.write(line + '\n') }, level: LogLevel = 'normal'): Logger {
+  return (e) => { if (shows(level, e.event)) write(format === 'json' ? JSON.stringify(e) : describe(e)) }
 }
+
+/** One logger that hands every event to each of `loggers`. */
+export const teeLogger = (...loggers: Logger[]): Logger => (e) => { for (const log of loggers) log(e) }

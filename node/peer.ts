@@ -28,6 +28,9 @@ import type { TrainTest } from './data/dataset.js'
 import type { VitConfig } from './model/config.js'
 import type { NamedTensors } from './model/vit.js'
 import type { Logger } from './log.js'
+import { teeLogger } from './log.js'
+import { FedgrowMetrics } from './metrics.js'
+import type { Registry } from 'prom-client'
 import type { ProgressSink } from './train/progress.js'
 import type { Contribution } from './federation/aggregate.js'
 import type { Learner } from './federation/learner.js'
@@ -36,6 +39,8 @@ import type { Learner } from './federation/learner.js'
 export const DEFAULT_LINGER_MS = 30_000
 /** How long a peer with a bootstrap list waits for its first connection before starting alone. */
 const FIRST_CONNECTION_WAIT_MS = 10_000
+/** How often a `peers` event reports the number of connections (dashboards, --verbose). */
+const PEERS_SAMPLE_MS = 5_000
 
 /** What runPeer rejects with after a simulated crash (PeerInit.crash). */
 export class PeerCrashed extends Error {
@@ -79,6 +84,8 @@ export interface PeerInit {
   denyPeer?: (peerId: string) => boolean
   /** Fault injection: drops an incoming announcement when it returns true. */
   dropAnnouncement?: () => boolean
+  /** Prometheus registry to fill with libp2p's and fedgrow's metrics (served by `--metrics`). */
+  metricsRegistry?: Registry
   /** Sees every chunk sent on every protocol (wire audits). */
   wireTap?: (protocol: string, bytes: Uint8Array) => void
   /** Sees every accepted contribution, own included (audits, tests). */
@@ -112,7 +119,7 @@ export function learnerFor (init: PeerInit): Learner {
 }
 
 export async function runPeer (init: PeerInit): Promise<PeerResult> {
-  const { manifest, log } = init
+  const { manifest } = init
   const fedId = federationId(manifest)
   const lastRound = Math.min(init.rounds ?? manifest.schedule.rounds, manifest.schedule.rounds)
   checkPreSharedKey(manifest, init.preSharedKey)
@@ -121,8 +128,11 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   if (!member(selfId)) throw new InvalidConfigError(`peer ${selfId} is not on this federation's allowlist; ask its organiser to add it (the federation id changes) or use an allowed identity`)
   const learner = init.learner ?? learnerFor(init)
   const denyPeer = (peer: string): boolean => !member(peer) || init.denyPeer?.(peer) === true
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry })
   const peerId = host.libp2p.peerId.toString()
+  const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length })
+  const log: Logger = metrics === undefined ? init.log : teeLogger((e) => { metrics.observe(e) }, init.log)
+  const peersSample = setInterval(() => { log({ event: 'peers', connected: host.libp2p.getPeers().length }) }, PEERS_SAMPLE_MS)
   let engine: RoundEngine | undefined
   const onAbort = (): void => { engine?.stop() }
   const onCrash = (): void => {
@@ -150,7 +160,10 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
       },
       onReject: (from, reason, detail) => { log({ event: 'rejected', from, reason, detail }) },
-      onContribution: init.onContribution
+      onContribution: (round, contribution, payload) => {
+        if (contribution.from !== peerId) log({ event: 'update-accepted', round, from: contribution.from, sampleCount: contribution.sampleCount })
+        init.onContribution?.(round, contribution, payload)
+      }
     }, {
       federationId: fedId,
       expected: learner.spec,
@@ -185,6 +198,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     if (init.crash?.aborted === true && !(err instanceof PeerCrashed)) throw new PeerCrashed(`peer ${peerId} crashed (fault injection): ${(err as Error).message}`)
     throw err
   } finally {
+    clearInterval(peersSample)
     init.signal?.removeEventListener('abort', onAbort)
     init.crash?.removeEventListener('abort', onCrash)
     learner.dispose()

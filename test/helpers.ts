@@ -61,6 +61,8 @@ export interface NodeProcess {
   child: ChildProcess
   /** The JSON log events printed so far. */
   lines: () => Array<Record<string, unknown>>
+  /** Everything printed on stderr so far. */
+  stderr: () => string
   exited: Promise<number>
 }
 
@@ -68,10 +70,12 @@ export interface NodeProcess {
 export function startNode (args: string[]): NodeProcess {
   const child = spawn(process.execPath, [CLI, 'node', ...args, '--log', 'json', '--local'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
+  let err = ''
   child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  child.stderr.resume()
+  child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString() })
   return {
     child,
+    stderr: () => err,
     // The text after the last newline may be a line still being written.
     lines: () => out.split('\n').slice(0, -1).filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>),
     exited: new Promise(resolve => child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }))

@@ -49,4 +49,49 @@ describe('fedgrow node (three processes)', function () {
     assert.equal(JSON.parse(scored.stdout).accuracy, done[0].accuracy)
     assert.equal(JSON.parse(readFileSync(fed, 'utf8')).schedule.rounds, 2)
   })
+
+  it('serves Prometheus metrics with fedgrow\'s series, and logs at the chosen level', async () => {
+    const fed = join(dir, 'metrics-fed.json')
+    const init = await runCli(['federation', 'init', '--rounds', '1000', '--quorum', '2', '--local-steps', '1', '--local-ligo-steps', '1', '--intermediate-dim', '24', '--intermediate-layers', '2', '--target-dim', '32', '--target-layers', '2', '--out', fed])
+    assert.equal(init.code, 0, init.stderr)
+    const common = (i: number): string[] => ['--federation', fed, '--model', join(dir, `p${i}`, 'small.fgm'), '--shard', `${i}/3`, '--state-dir', join(dir, `m${i}`)]
+    const first = startNode([...common(0), '--verbose'])
+    const until = Date.now() + 60_000
+    const waitFor = async (what: string, test: () => boolean): Promise<void> => {
+      while (!test()) {
+        if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
+    await waitFor('the first node to listen', () => first.lines().some(l => l.event === 'listening'))
+    const addr = (first.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
+    const second = startNode([...common(1), '--bootstrap', addr, '--metrics', '127.0.0.1:0', '--quiet'])
+    try {
+      await waitFor('three rounds', () => first.lines().filter(l => l.event === 'round').length >= 3)
+      const url = /metrics at (http:\S+)/.exec(second.stderr())?.[1]
+      assert.ok(url !== undefined, second.stderr())
+      const text = await (await fetch(url)).text()
+      const value = (series: string): number => {
+        const line = text.split('\n').find(l => l.startsWith(series + ' ') || l.startsWith(series + '{'))
+        assert.ok(line !== undefined, `${series} is exported`)
+        return Number(line.split(' ').at(-1))
+      }
+      assert.ok(value('fedgrow_round') >= 2)
+      assert.ok(value('fedgrow_local_accuracy') > 0 && value('fedgrow_local_accuracy') <= 1)
+      assert.ok(value('fedgrow_local_loss') > 0)
+      assert.ok(value('fedgrow_round_duration_seconds_count') >= 2)
+      assert.ok(value('fedgrow_updates_accepted_total') >= 2, 'the other peer\'s updates were accepted')
+      assert.ok(value('fedgrow_peers') >= 1)
+      assert.ok(value('fedgrow_tensors_alive') > 0)
+      assert.ok(value('fedgrow_protocol_bytes{protocol="payload",direction="sent"}') > 0)
+      assert.ok(value('fedgrow_protocol_bytes{protocol="gossipsub",direction="received"}') > 0)
+      assert.match(text, /^libp2p_data_transfer_bytes_total\{/m, 'libp2p\'s own metrics are in the same scrape')
+      assert.ok(first.lines().some(l => l.event === 'update-accepted'), '--verbose logs each accepted update')
+      assert.ok(!second.lines().some(l => l.event === 'round' || l.event === 'listening'), '--quiet logs no milestones')
+    } finally {
+      first.child.kill('SIGINT')
+      second.child.kill('SIGINT')
+      await Promise.all([first.exited, second.exited])
+    }
+  })
 })

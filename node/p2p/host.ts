@@ -73,6 +73,8 @@ export interface HostInit {
    * DENY_SWEEP_MS against open connections (allowlists, simulated partitions).
    */
   denyPeer?: (peerId: string) => boolean
+  /** Where libp2p's metrics go (e.g. one served on --metrics). @default a registry of this host's own */
+  registry?: Registry
 }
 
 type MetricsFactory = ReturnType<typeof prometheusMetrics>
@@ -112,7 +114,7 @@ export async function transferBytes (registry: Registry): Promise<{ sent: number
 }
 
 export async function startHost (init: HostInit): Promise<StartedHost> {
-  const registry = new Registry()
+  const registry = init.registry ?? new Registry()
   const bootstrapList = init.bootstrap ?? []
   const deny = init.denyPeer
   const libp2p = await createLibp2p({

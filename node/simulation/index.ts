@@ -59,6 +59,8 @@ export interface SimulationOptions {
   data?: string
   /** Per-round summaries and milestones (stderr in the CLI). */
   log: Logger
+  /** Every event of every peer, tagged with its method and peer index (dashboards, reports). */
+  onPeerEvent?: Logger
   /** Progress of long phases: pre-training, Local-LiGO, local rounds. */
   onProgress?: ProgressSink
 }
@@ -143,6 +145,7 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
   const started = Date.now()
   const roundEvents = new Map<number, LogEvent[]>()
   const peerLogger = (index: number): Logger => (e) => {
+    options.onPeerEvent?.({ ...e, method, peer: index })
     if (e.event !== 'round') return
     const events = [...(roundEvents.get(Number(e.round)) ?? []), { ...e, peer: index }]
     roundEvents.set(Number(e.round), events)

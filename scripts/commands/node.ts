@@ -6,10 +6,11 @@ import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../nod
 import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
 import { runPeer } from '../../node/peer.js'
 import { readSwarmKey } from '../../node/p2p/private-network.js'
-import { createLogger } from '../../node/log.js'
-import { consoleProgress } from '../../node/train/progress.js'
+import { teeLogger } from '../../node/log.js'
+import { DASHBOARD_FLAG, METRICS_FLAG, serveDashboardFlag, serveMetricsFlag } from './servers.js'
 import { InvalidArgumentError } from '../../node/errors.js'
-import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
+import { numberFlag, optionalString, stringFlag } from '../args.js'
+import { LOG_FLAGS, readLogging } from './shared.js'
 import type { Command } from '../args.js'
 
 export const nodeCommand: Command = {
@@ -34,7 +35,9 @@ export const nodeCommand: Command = {
     identity: { type: 'string', value: 'FILE', help: 'your private key file, created if missing (default: STATE-DIR/identity.key)' },
     'state-dir': { type: 'string', value: 'DIR', help: 'where this peer keeps its state and writes target.fgm' },
     rounds: { type: 'string', value: 'R', help: 'stop after round R (default: the manifest\'s rounds)' },
-    log: { type: 'string', value: 'FMT', help: 'text, or json (one JSON object per line)', default: 'text' },
+    ...METRICS_FLAG,
+    ...DASHBOARD_FLAG,
+    ...LOG_FLAGS,
     local: { type: 'boolean', help: 'many peers share this machine\'s IP: turn off gossipsub\'s IP colocation penalty' }
   },
   async run (flags) {
@@ -62,21 +65,30 @@ export const nodeCommand: Command = {
     process.once('SIGTERM', stop)
     const rounds = optionalString(flags, 'rounds')
     const psk = optionalString(flags, 'psk')
-    await runPeer({
-      manifest,
-      small,
-      data,
-      privateKey,
-      listen: flags.listen as string[],
-      announce: (flags.announce as string[] | undefined) ?? [],
-      bootstrap: [...((flags.bootstrap as string[] | undefined) ?? []), ...(manifest.bootstrap ?? [])],
-      stateDir,
-      ...(rounds !== undefined ? { rounds: numberFlag(flags, 'rounds', 1, 1000000, true) } : {}),
-      log: createLogger(choiceFlag(flags, 'log', ['text', 'json'] as const)),
-      onProgress: consoleProgress(),
-      localNetwork: flags.local === true,
-      ...(psk !== undefined ? { preSharedKey: readSwarmKey(psk) } : {}),
-      signal: controller.signal
-    })
+    const { log, onProgress } = readLogging(flags)
+    const metrics = await serveMetricsFlag(flags, 'fedgrow node')
+    const dashboard = await serveDashboardFlag(flags, `fedgrow node: ${manifest.name}`, 'fedgrow node')
+    try {
+      await runPeer({
+        manifest,
+        small,
+        data,
+        privateKey,
+        listen: flags.listen as string[],
+        announce: (flags.announce as string[] | undefined) ?? [],
+        bootstrap: [...((flags.bootstrap as string[] | undefined) ?? []), ...(manifest.bootstrap ?? [])],
+        stateDir,
+        ...(rounds !== undefined ? { rounds: numberFlag(flags, 'rounds', 1, 1000000, true) } : {}),
+        log: dashboard === undefined ? log : teeLogger(log, dashboard.publish),
+        onProgress,
+        localNetwork: flags.local === true,
+        ...(psk !== undefined ? { preSharedKey: readSwarmKey(psk) } : {}),
+        ...(metrics !== undefined ? { metricsRegistry: metrics.registry } : {}),
+        signal: controller.signal
+      })
+    } finally {
+      await metrics?.close()
+      await dashboard?.close()
+    }
   }
 }

@@ -1,7 +1,11 @@
 /** Flag groups and helpers that several commands share: data selection, training settings, output. */
 import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
 import { DEFAULT_BATCH_SIZE, stepsForEpochs } from '../../node/train/trainer.js'
-import { consoleProgress } from '../../node/train/progress.js'
+import { consoleProgress, silentProgress } from '../../node/train/progress.js'
+import { createLogger } from '../../node/log.js'
+import { InvalidArgumentError } from '../../node/errors.js'
+import type { Logger } from '../../node/log.js'
+import type { ProgressSink } from '../../node/train/progress.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import type { TrainTest } from '../../node/data/index.js'
 import type { TrainOptions } from '../../node/train/trainer.js'
@@ -22,6 +26,19 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
 
 export const FORMAT_FLAG: Record<string, FlagSpec> = {
   format: { type: 'string', value: 'FMT', help: 'output: table (for people) or json (one JSON object on stdout)', default: 'table' }
+}
+
+export const LOG_FLAGS: Record<string, FlagSpec> = {
+  log: { type: 'string', value: 'FMT', help: 'text, or json (one JSON object per line)', default: 'text' },
+  quiet: { type: 'boolean', help: 'print only problems and final results; no progress' },
+  verbose: { type: 'boolean', help: 'also print every accepted update and connection counts' }
+}
+
+/** The logger and progress sink that --log, --quiet and --verbose ask for, writing events with `write`. */
+export function readLogging (flags: Flags, write?: (line: string) => void): { log: Logger, onProgress: ProgressSink } {
+  if (flags.quiet === true && flags.verbose === true) throw new InvalidArgumentError('--quiet and --verbose contradict each other; pick one')
+  const level = flags.quiet === true ? 'quiet' : flags.verbose === true ? 'verbose' : 'normal'
+  return { log: createLogger(choiceFlag(flags, 'log', ['text', 'json'] as const), write, level), onProgress: level === 'quiet' ? silentProgress : consoleProgress() }
 }
 
 export function readSeed (flags: Flags): number {

@@ -2,13 +2,16 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { simulate, METHOD_NAMES } from '../../node/simulation/index.js'
 import { PRESETS, PRESET_NAMES } from '../../node/simulation/presets.js'
-import { createLogger } from '../../node/log.js'
-import { consoleProgress } from '../../node/train/progress.js'
+import { teeLogger } from '../../node/log.js'
+import { PLOTTED } from '../../node/dashboard/index.js'
+import { renderPage } from '../../node/dashboard/page.js'
+import { DASHBOARD_FLAG, serveDashboardFlag } from './servers.js'
+import type { LogEvent, Logger } from '../../node/log.js'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
-import { FORMAT_FLAG, percent, printResult, readFormat } from './shared.js'
+import { FORMAT_FLAG, LOG_FLAGS, percent, printResult, readFormat, readLogging } from './shared.js'
 import type { MethodName, SimulationResult } from '../../node/simulation/index.js'
 import type { Command } from '../args.js'
 
@@ -38,7 +41,10 @@ export const simulateCommand: Command = {
     '',
     'Fault injection (--kill, --drop, --partition) is seeded; with faults, a round needs half the peers',
     '(quorum) instead of all, and JSON results gain a "faults" object per method, with the number of',
-    'different Global-LiGOs the peers ended on (1 means they agree).'
+    'different Global-LiGOs the peers ended on (1 means they agree).',
+    '',
+    'OUT/report.html is a self-contained page (open it from disk) with the comparison table and the',
+    'per-round curves of every method and peer; --dashboard shows the same page live while the run goes.'
   ].join('\n'),
   flags: {
     peers: { type: 'string', value: 'N', help: 'number of peers', default: '4' },
@@ -53,7 +59,10 @@ export const simulateCommand: Command = {
     kill: { type: 'string', value: 'F', help: 'share of peers crashed once each, mid-round, and restarted 1 s later on their saved state', default: '0' },
     drop: { type: 'string', value: 'P', help: 'probability that a peer loses each update announcement it receives (re-announcements may get through)', default: '0' },
     partition: { type: 'string', value: 'ROUNDS', help: 'split the peers into two halves that cannot reach each other for ROUNDS rounds after round 1, then heal', default: '0' },
-    out: { type: 'string', value: 'DIR', help: 'state, cache and results.json', default: 'runs/simulate' },
+    out: { type: 'string', value: 'DIR', help: 'state, cache, results.json and report.html', default: 'runs/simulate' },
+    ...DASHBOARD_FLAG,
+    quiet: LOG_FLAGS.quiet,
+    verbose: LOG_FLAGS.verbose,
     ...FORMAT_FLAG
   },
   async run (flags) {
@@ -63,23 +72,38 @@ export const simulateCommand: Command = {
     for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new InvalidArgumentError(`--methods: "${m}" is not one of ${METHOD_NAMES.join(', ')}`)
     const outDir = stringFlag(flags, 'out')
     mkdirSync(outDir, { recursive: true })
-    const stderr = createLogger('text', (line) => { process.stderr.write(line + '\n') })
-    const result = await simulate({
-      peers: numberFlag(flags, 'peers', 1, 1024, true),
-      rounds: optionalString(flags, 'rounds') === undefined ? preset.rounds : numberFlag(flags, 'rounds', 1, 100000, true),
-      preset,
-      alpha: numberFlag(flags, 'alpha', 1e-6, 1e9),
-      methods: methods as MethodName[],
-      seed: numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true),
-      outDir,
-      aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
-      byzantine: numberFlag(flags, 'byzantine', 0, 0.99),
-      attack: choiceFlag(flags, 'attack', ATTACKS),
-      faults: { kill: numberFlag(flags, 'kill', 0, 0.99), drop: numberFlag(flags, 'drop', 0, 0.99), partition: numberFlag(flags, 'partition', 0, 1000, true) },
-      log: stderr,
-      onProgress: consoleProgress()
-    })
+    const { log, onProgress } = readLogging({ ...flags, log: 'text' }, (line) => { process.stderr.write(line + '\n') })
+    const dashboard = await serveDashboardFlag(flags, `fedgrow simulate: ${methods.join(', ')}`, 'fedgrow simulate')
+    // Everything the report plots, timestamped as the dashboard does it.
+    const events: LogEvent[] = []
+    const record: Logger = (e) => {
+      if (!PLOTTED.has(e.event)) return
+      events.push({ ...e, t: Date.now() })
+      dashboard?.publish(e)
+    }
+    let result: SimulationResult
+    try {
+      result = await simulate({
+        peers: numberFlag(flags, 'peers', 1, 1024, true),
+        rounds: optionalString(flags, 'rounds') === undefined ? preset.rounds : numberFlag(flags, 'rounds', 1, 100000, true),
+        preset,
+        alpha: numberFlag(flags, 'alpha', 1e-6, 1e9),
+        methods: methods as MethodName[],
+        seed: numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true),
+        outDir,
+        aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
+        byzantine: numberFlag(flags, 'byzantine', 0, 0.99),
+        attack: choiceFlag(flags, 'attack', ATTACKS),
+        faults: { kill: numberFlag(flags, 'kill', 0, 0.99), drop: numberFlag(flags, 'drop', 0, 0.99), partition: numberFlag(flags, 'partition', 0, 1000, true) },
+        log: teeLogger(log, record),
+        onPeerEvent: record,
+        onProgress
+      })
+    } finally {
+      await dashboard?.close()
+    }
     writeFileSync(join(outDir, 'results.json'), JSON.stringify(result, null, 2) + '\n')
-    printResult(format, result, [...resultTable(result), `results: ${join(outDir, 'results.json')}`])
+    writeFileSync(join(outDir, 'report.html'), renderPage(`fedgrow simulate: ${resultTable(result)[0]}`, { events, results: result }))
+    printResult(format, result, [...resultTable(result), `results: ${join(outDir, 'results.json')}`, `report: ${join(outDir, 'report.html')}`])
   }
 }

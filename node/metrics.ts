@@ -1,0 +1,73 @@
+/**
+ * fedgrow's Prometheus metrics, in the same prom-client registry as libp2p's own
+ * (@libp2p/prometheus-metrics), so one scrape of `--metrics HOST:PORT` has both. They are driven by
+ * the peer's log events (observe) and sampled at scrape time (peers, bytes per protocol, tensors).
+ */
+import { Counter, Gauge, Histogram } from 'prom-client'
+import * as tf from './tf.js'
+import type { Registry } from 'prom-client'
+import type { LogEvent } from './log.js'
+
+/** Protocol families fedgrow reports bytes for, by a substring of libp2p's protocol label. */
+const PROTOCOL_FAMILIES = { payload: '/payload/', state: '/state/', gossipsub: '/meshsub/' } as const
+
+export interface MetricsSources {
+  /** Peers connected now. */
+  peers: () => number
+}
+
+export class FedgrowMetrics {
+  private readonly round: Gauge
+  private readonly loss: Gauge
+  private readonly accuracy: Gauge
+  private readonly roundSeconds: Histogram
+  private readonly accepted: Counter
+  private readonly rejected: Counter<'reason'>
+
+  constructor (private readonly registry: Registry, sources: MetricsSources) {
+    const registers = [registry]
+    this.round = new Gauge({ name: 'fedgrow_round', help: 'Last completed federated round', registers })
+    this.loss = new Gauge({ name: 'fedgrow_local_loss', help: 'Loss of this peer\'s grown model on its own test split, after the last round', registers })
+    this.accuracy = new Gauge({ name: 'fedgrow_local_accuracy', help: 'Accuracy (0-1) of this peer\'s grown model on its own test split, after the last round', registers })
+    this.roundSeconds = new Histogram({ name: 'fedgrow_round_duration_seconds', help: 'Wall time of each round: local training, exchange and aggregation', buckets: [1, 2, 5, 10, 20, 40, 80, 160, 320], registers })
+    this.accepted = new Counter({ name: 'fedgrow_updates_accepted_total', help: 'Peers\' updates fetched, validated and held for aggregation', registers })
+    this.rejected = new Counter({ name: 'fedgrow_updates_rejected_total', help: 'Updates dropped, by reason (protocol/README.md)', labelNames: ['reason'], registers })
+    // Sampled at scrape time: registering them is all they need.
+    registry.registerMetric(new Gauge({ name: 'fedgrow_peers', help: 'Peers connected now', registers: [], collect () { this.set(sources.peers()) } }))
+    registry.registerMetric(new Gauge({ name: 'fedgrow_tensors_alive', help: 'tfjs tensors allocated now (steady in a healthy node)', registers: [], collect () { this.set(tf.memory().numTensors) } }))
+    registry.registerMetric(new Gauge({
+      name: 'fedgrow_protocol_bytes',
+      help: 'Bytes sent and received so far per protocol family (from libp2p\'s transfer counters)',
+      labelNames: ['protocol', 'direction'],
+      registers: [],
+      async collect () {
+        const metric = registry.getSingleMetric('libp2p_data_transfer_bytes_total')
+        const values = metric === undefined ? [] : (await metric.get()).values
+        for (const [family, marker] of Object.entries(PROTOCOL_FAMILIES)) {
+          for (const direction of ['sent', 'received']) {
+            const bytes = values.filter(v => String(v.labels.protocol).includes(marker) && String(v.labels.protocol).endsWith(` ${direction}`)).reduce((s, v) => s + v.value, 0)
+            this.set({ protocol: family, direction }, bytes)
+          }
+        }
+      }
+    }))
+  }
+
+  /** Updates the metrics from one of the peer's log events. */
+  observe (e: LogEvent): void {
+    if (e.event === 'round') {
+      this.round.set(Number(e.round))
+      if (typeof e.loss === 'number') this.loss.set(e.loss)
+      if (typeof e.accuracy === 'number') this.accuracy.set(e.accuracy)
+      this.roundSeconds.observe(Number(e.seconds))
+    } else if (e.event === 'rejected') {
+      this.rejected.inc({ reason: String(e.reason) })
+    } else if (e.event === 'update-accepted') {
+      this.accepted.inc()
+    }
+  }
+
+  async text (): Promise<string> {
+    return await this.registry.metrics()
+  }
+}

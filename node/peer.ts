@@ -15,6 +15,9 @@ import { InvalidConfigError } from './errors.js'
 import { updatesTopic } from '../protocol/constants.js'
 import { startHost } from './p2p/host.js'
 import { federationTransport } from './p2p/federation-transport.js'
+import { startDiscovery } from './p2p/discovery.js'
+import { serveManifests } from './p2p/manifest-exchange.js'
+import type { Discovery } from './p2p/discovery.js'
 import { RoundEngine } from './federation/engine.js'
 import { strategyFor } from './federation/strategy.js'
 import { Participant, planFor } from './federation/participant.js'
@@ -84,6 +87,11 @@ export interface PeerInit {
   denyPeer?: (peerId: string) => boolean
   /** Fault injection: drops an incoming announcement when it returns true. */
   dropAnnouncement?: () => boolean
+  /**
+   * Join a network's DHT: provide this federation's rendezvous key, find its peers there, and serve the
+   * manifest to peers that know only the federation id.
+   */
+  network?: { dhtProtocol: string, addresses: 'public' | 'any' }
   /** Prometheus registry to fill with libp2p's and fedgrow's metrics (served by `--metrics`). */
   metricsRegistry?: Registry
   /** Sees every chunk sent on every protocol (wire audits). */
@@ -128,12 +136,13 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   if (!member(selfId)) throw new InvalidConfigError(`peer ${selfId} is not on this federation's allowlist; ask its organiser to add it (the federation id changes) or use an allowed identity`)
   const learner = init.learner ?? learnerFor(init)
   const denyPeer = (peer: string): boolean => !member(peer) || init.denyPeer?.(peer) === true
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses } } : {}) })
   const peerId = host.libp2p.peerId.toString()
   const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length })
   const log: Logger = metrics === undefined ? init.log : teeLogger((e) => { metrics.observe(e) }, init.log)
   const peersSample = setInterval(() => { log({ event: 'peers', connected: host.libp2p.getPeers().length }) }, PEERS_SAMPLE_MS)
   let engine: RoundEngine | undefined
+  let discovery: Discovery | undefined
   const onAbort = (): void => { engine?.stop() }
   const onCrash = (): void => {
     engine?.stop()
@@ -143,6 +152,10 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   init.crash?.addEventListener('abort', onCrash)
   try {
     log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId, method: manifest.method })
+    if (init.network !== undefined) {
+      await serveManifests(host.libp2p, new Map([[fedId, manifest]]))
+      discovery = startDiscovery(host.libp2p, fedId, log)
+    }
     learner.prepare(init.stateDir, log)
     const checkpoints = new CheckpointStore(init.stateDir, fedId)
     const { checkpoint: saved, damaged } = checkpoints.latest()
@@ -198,6 +211,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     if (init.crash?.aborted === true && !(err instanceof PeerCrashed)) throw new PeerCrashed(`peer ${peerId} crashed (fault injection): ${(err as Error).message}`)
     throw err
   } finally {
+    discovery?.stop()
     clearInterval(peersSample)
     init.signal?.removeEventListener('abort', onAbort)
     init.crash?.removeEventListener('abort', onCrash)

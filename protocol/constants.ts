@@ -15,6 +15,13 @@ export const payloadProtocol = (federationId: string): string => `/fedgrow/${fed
 /** Stream protocol: ask a peer for the last completed round and its Global-LiGO (catch-up). */
 export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/1.0.0`
 
+/** Stream protocol: ask a peer for a federation's manifest by id (the answer must hash to that id). */
+export const MANIFEST_PROTOCOL = '/fedgrow/manifest/1.0.0'
+/** The DHT key a federation's peers provide: the SHA-256 of this string, as a raw CIDv1. */
+export const federationRendezvous = (federationId: string): string => `/fedgrow/federation/${federationId}`
+/** Kademlia protocol of fedgrow networks that do not name their own. */
+export const DEFAULT_DHT_PROTOCOL = '/fedgrow/kad/1.0.0'
+
 export const LIMITS = {
   /**
    * Largest control message (announcement, request, state header). Gossipsub caps a whole RPC at 4 MiB
@@ -47,7 +54,9 @@ export const LIMITS = {
   /** Concurrent payload or state requests one connection may have open, in each direction, per protocol. */
   maxStreamsPerConnection: 16,
   /** Longest time one payload or state request may take, end to end. */
-  requestTimeoutMs: 30_000
+  requestTimeoutMs: 30_000,
+  /** Largest manifest (JSON) served or accepted. */
+  maxManifestBytes: 64 * 1024
 } as const
 
 /** Defaults for manifest fields a user may leave out. */

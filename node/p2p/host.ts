@@ -16,6 +16,8 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { preSharedKey } from '@libp2p/pnet'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
+import type { KadDHT } from '@libp2p/kad-dht'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Registry } from 'prom-client'
 import { NetworkError } from '../errors.js'
@@ -75,6 +77,11 @@ export interface HostInit {
   denyPeer?: (peerId: string) => boolean
   /** Where libp2p's metrics go (e.g. one served on --metrics). @default a registry of this host's own */
   registry?: Registry
+  /**
+   * Join a Kademlia DHT (network presets, testnets): `protocol` is its protocol id; `addresses: 'any'`
+   * keeps private and loopback addresses in DHT records (a LAN, or a testnet on one machine).
+   */
+  dht?: { protocol: string, addresses: 'public' | 'any' }
 }
 
 type MetricsFactory = ReturnType<typeof prometheusMetrics>
@@ -96,7 +103,7 @@ function tapped (factory: MetricsFactory, tap: (protocol: string, bytes: Uint8Ar
   }
 }
 
-export type Host = Libp2p<{ pubsub: GossipSub, identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>> }>
+export type Host = Libp2p<{ pubsub: GossipSub, identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, dht?: KadDHT }>
 
 export interface StartedHost {
   libp2p: Host
@@ -139,6 +146,7 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     services: {
       identify: identify(),
       ping: ping(),
+      ...(init.dht !== undefined ? { dht: kadDHT({ protocol: init.dht.protocol, clientMode: false, peerInfoMapper: init.dht.addresses === 'any' ? passthroughMapper : removePrivateAddressesMapper }) } : {}),
       pubsub: gossipsub({
         globalSignaturePolicy: 'StrictSign',
         allowPublishToZeroTopicPeers: true,

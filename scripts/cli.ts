@@ -7,13 +7,14 @@ import { growCommand } from './commands/grow.js'
 import { federationCommand } from './commands/federation.js'
 import { nodeCommand } from './commands/node.js'
 import { identityCommand } from './commands/identity.js'
+import { testnetCommand } from './commands/testnet.js'
 import { exportCommand } from './commands/export.js'
 import { predictCommand } from './commands/predict.js'
 import { simulateCommand } from './commands/simulate.js'
 import { pretrainCommand } from './commands/pretrain.js'
 import type { Command } from './args.js'
 
-const COMMANDS: Command[] = [simulateCommand, pretrainCommand, evalCommand, predictCommand, exportCommand, growCommand, federationCommand, identityCommand, nodeCommand]
+const COMMANDS: Command[] = [simulateCommand, pretrainCommand, evalCommand, predictCommand, exportCommand, growCommand, federationCommand, identityCommand, nodeCommand, testnetCommand]
 
 /** Exit codes by error name; anything else is an internal error (1). */
 export const EXIT_CODES: Record<string, number> = {

@@ -1,6 +1,12 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseManifest } from '../../protocol/manifest.js'
+import { federationId, parseManifest } from '../../protocol/manifest.js'
+import { loadNetworkPreset } from '../../node/network.js'
+import { lookupManifest } from '../../node/p2p/manifest-exchange.js'
+import type { Manifest } from '../../protocol/manifest.js'
+import type { NetworkPreset } from '../../protocol/network.js'
+import type { Logger } from '../../node/log.js'
+import type { Flags } from '../args.js'
 import { loadModel } from '../../node/model/model-file.js'
 import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
 import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
@@ -13,6 +19,31 @@ import { numberFlag, optionalString, stringFlag } from '../args.js'
 import { LOG_FLAGS, readLogging } from './shared.js'
 import type { Command } from '../args.js'
 
+/** How long a peer that knows only the federation id looks for its manifest. */
+const MANIFEST_LOOKUP_MS = 120_000
+
+/** The manifest from --federation FILE, or fetched by --federation-id (or the preset's) through the network. */
+async function readOrFetchManifest (flags: Flags, network: NetworkPreset | undefined, log: Logger): Promise<Manifest> {
+  const path = optionalString(flags, 'federation')
+  const id = optionalString(flags, 'federation-id') ?? network?.federation
+  if (path !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(path, 'utf8')
+    } catch (err) {
+      throw new InvalidArgumentError(`--federation ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+    const manifest = parseManifest(text)
+    if (id !== undefined && federationId(manifest) !== id) throw new InvalidArgumentError(`--federation ${path} has id ${federationId(manifest)}, not ${id}`)
+    return manifest
+  }
+  if (id === undefined) throw new InvalidArgumentError('give the manifest with --federation FILE, or a federation id with --federation-id ID and --network')
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidArgumentError(`--federation-id ${id}: a federation id is 64 lowercase hex digits (fedgrow federation init prints it)`)
+  if (network === undefined) throw new InvalidArgumentError('--federation-id needs --network: the manifest is fetched from the federation\'s peers, found through the network\'s DHT')
+  process.stderr.write(`fedgrow node: looking up federation ${id.slice(0, 16)}… on ${network.name}\n`)
+  return await lookupManifest(network, id, log, MANIFEST_LOOKUP_MS)
+}
+
 export const nodeCommand: Command = {
   name: 'node',
   summary: 'Run a federation peer: grow your small model with Dual-LiGO, averaging Global-LiGO with your peers.',
@@ -23,6 +54,8 @@ export const nodeCommand: Command = {
   ].join('\n'),
   flags: {
     federation: { type: 'string', value: 'FILE', help: 'the federation manifest (fedgrow federation init)' },
+    'federation-id': { type: 'string', value: 'ID', help: 'join by id alone: fetch the manifest from the federation\'s peers (needs --network)' },
+    network: { type: 'string', value: 'NAME|FILE', help: 'join through a network\'s DHT: a shipped preset (local, amino) or a preset file (fedgrow testnet up --out)' },
     model: { type: 'string', value: 'FILE', help: 'your small pre-trained model (.fgm)' },
     data: { type: 'string', value: 'SPEC', help: `your data: ${DATA_SPEC_HELP}`, default: 'mnist' },
     shard: { type: 'string', value: 'i/N', help: 'use only part i of N of the data (for trials on shared data)', default: '0/1' },
@@ -41,14 +74,10 @@ export const nodeCommand: Command = {
     local: { type: 'boolean', help: 'many peers share this machine\'s IP: turn off gossipsub\'s IP colocation penalty' }
   },
   async run (flags) {
-    const manifestPath = stringFlag(flags, 'federation')
-    let text: string
-    try {
-      text = readFileSync(manifestPath, 'utf8')
-    } catch (err) {
-      throw new InvalidArgumentError(`--federation ${manifestPath}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-    }
-    const manifest = parseManifest(text)
+    const { log, onProgress } = readLogging(flags)
+    const networkName = optionalString(flags, 'network')
+    const network = networkName === undefined ? undefined : loadNetworkPreset(networkName)
+    const manifest = await readOrFetchManifest(flags, network, log)
     const stateDir = stringFlag(flags, 'state-dir')
     mkdirSync(stateDir, { recursive: true })
     const small = loadModel(stringFlag(flags, 'model'))
@@ -65,7 +94,6 @@ export const nodeCommand: Command = {
     process.once('SIGTERM', stop)
     const rounds = optionalString(flags, 'rounds')
     const psk = optionalString(flags, 'psk')
-    const { log, onProgress } = readLogging(flags)
     const metrics = await serveMetricsFlag(flags, 'fedgrow node')
     const dashboard = await serveDashboardFlag(flags, `fedgrow node: ${manifest.name}`, 'fedgrow node')
     try {
@@ -76,7 +104,8 @@ export const nodeCommand: Command = {
         privateKey,
         listen: flags.listen as string[],
         announce: (flags.announce as string[] | undefined) ?? [],
-        bootstrap: [...((flags.bootstrap as string[] | undefined) ?? []), ...(manifest.bootstrap ?? [])],
+        bootstrap: [...((flags.bootstrap as string[] | undefined) ?? []), ...(manifest.bootstrap ?? []), ...(network?.bootstrap ?? [])],
+        ...(network !== undefined ? { network: { dhtProtocol: network.dhtProtocol, addresses: network.addresses } } : {}),
         stateDir,
         ...(rounds !== undefined ? { rounds: numberFlag(flags, 'rounds', 1, 1000000, true) } : {}),
         log: dashboard === undefined ? log : teeLogger(log, dashboard.publish),

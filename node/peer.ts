@@ -14,6 +14,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { InvalidConfigError } from './errors.js'
 import { updatesTopic } from '../protocol/constants.js'
 import { startHost } from './p2p/host.js'
+import type { StartedHost } from './p2p/host.js'
 import { federationTransport } from './p2p/federation-transport.js'
 import { startDiscovery } from './p2p/discovery.js'
 import { serveManifests } from './p2p/manifest-exchange.js'
@@ -108,6 +109,23 @@ export interface PeerResult {
   targetPath: string
 }
 
+/**
+ * Relayed links are degraded (a relay's bandwidth, limits): each is logged, and so is its replacement by
+ * a direct link (DCUtR hole punching).
+ */
+function logRelayedLinks (host: StartedHost, log: Logger): void {
+  const relayed = new Set<string>()
+  host.libp2p.addEventListener('connection:open', (evt) => {
+    const peer = evt.detail.remotePeer.toString()
+    if (evt.detail.limits !== undefined) {
+      relayed.add(peer)
+      log({ event: 'relayed-link', peer, address: evt.detail.remoteAddr.toString(), note: 'degraded: payloads wait briefly for a direct link' })
+    } else if (relayed.delete(peer)) {
+      log({ event: 'direct-link', peer, address: evt.detail.remoteAddr.toString(), note: 'upgraded from a relayed link (hole punch)' })
+    }
+  })
+}
+
 /** The Learner a manifest's method calls for. */
 export function learnerFor (init: PeerInit): Learner {
   const { manifest } = init
@@ -136,10 +154,11 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   if (!member(selfId)) throw new InvalidConfigError(`peer ${selfId} is not on this federation's allowlist; ask its organiser to add it (the federation id changes) or use an allowed identity`)
   const learner = init.learner ?? learnerFor(init)
   const denyPeer = (peer: string): boolean => !member(peer) || init.denyPeer?.(peer) === true
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses } } : {}) })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses }, nat: { relayServer: false } } : {}) })
   const peerId = host.libp2p.peerId.toString()
   const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length })
   const log: Logger = metrics === undefined ? init.log : teeLogger((e) => { metrics.observe(e) }, init.log)
+  logRelayedLinks(host, log)
   const peersSample = setInterval(() => { log({ event: 'peers', connected: host.libp2p.getPeers().length }) }, PEERS_SAMPLE_MS)
   let engine: RoundEngine | undefined
   let discovery: Discovery | undefined

@@ -25,6 +25,8 @@ export interface TestnetInit {
   keysDir?: string
   /** Seed for public, reproducible identities (the shipped `local` preset). */
   seed?: string
+  /** Also act as circuit relays (v2) for peers behind NATs. */
+  relay?: boolean
   name: string
 }
 
@@ -53,7 +55,8 @@ export async function startTestnet (init: TestnetInit): Promise<Testnet> {
         announce,
         bootstrap,
         ipColocationPenalty: init.addresses !== 'any',
-        dht: { protocol: init.dhtProtocol, addresses: init.addresses }
+        dht: { protocol: init.dhtProtocol, addresses: init.addresses },
+        ...(init.relay === true ? { nat: { relayServer: true } } : {})
       }))
     }
   } catch (err) {

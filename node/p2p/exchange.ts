@@ -14,7 +14,8 @@ import type { Host } from './host.js'
 import type { Stream } from '@libp2p/interface'
 
 const REQUEST_TIMEOUT_MS = LIMITS.requestTimeoutMs
-const STREAM_LIMITS = { maxInboundStreams: LIMITS.maxStreamsPerConnection, maxOutboundStreams: LIMITS.maxStreamsPerConnection }
+/** Relayed (limited) connections carry these streams too: a peer behind a NAT may have no other. */
+const STREAM_LIMITS = { maxInboundStreams: LIMITS.maxStreamsPerConnection, maxOutboundStreams: LIMITS.maxStreamsPerConnection, runOnLimitedConnection: true }
 
 export interface ExchangeHandlers {
   /** The payload bytes announced with this hash, or null if we do not hold them; `from` asked. */
@@ -63,7 +64,7 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
 /** Sends one request; returns the answer's control message and the payload frame that follows it. */
 async function request (libp2p: Host, peer: string, protocol: string, message: Uint8Array, maxPayloadBytes: number, signal?: AbortSignal): Promise<{ header: Message, payload: Uint8Array }> {
   const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-  const options = { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) }
+  const options = { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]), runOnLimitedConnection: true }
   const stream = await libp2p.dialProtocol(peerIdFromString(peer), protocol, options)
   const lp = frames(stream, maxPayloadBytes)
   try {

@@ -17,6 +17,9 @@ import type { RejectionReason } from '../../protocol/errors.js'
 import type { UpdateTransport } from '../federation/transport.js'
 import type { StartedHost } from './host.js'
 
+/** How long a fetch over a relayed-only link waits for a direct one (DCUtR) before using the relay. */
+const DIRECT_LINK_WAIT_MS = 3_000
+
 export interface FederationTransportInit {
   host: StartedHost
   federationId: string
@@ -82,8 +85,14 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
       await pubsub.publish(topic, encodeMessage(announce))
     },
     async fetch (from, request, addresses, payloadBytes, signal) {
-      if (libp2p.getConnections(peerIdFromString(from)).length === 0 && addresses.length > 0) {
-        await libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addresses.map(a => multiaddr(a)) })
+      const peer = peerIdFromString(from)
+      if (libp2p.getConnections(peer).length === 0 && addresses.length > 0) {
+        await libp2p.peerStore.merge(peer, { multiaddrs: addresses.map(a => multiaddr(a)) })
+      }
+      // Payloads prefer direct links: over a relayed one only, give a hole punch a moment to land first.
+      const until = Date.now() + DIRECT_LINK_WAIT_MS
+      while (libp2p.getConnections(peer).length > 0 && libp2p.getConnections(peer).every(c => c.limits !== undefined) && Date.now() < until) {
+        await new Promise(resolve => setTimeout(resolve, 100))
       }
       return await fetchPayload(libp2p, from, request, payloadBytes, signal)
     },

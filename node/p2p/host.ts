@@ -18,6 +18,9 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { preSharedKey } from '@libp2p/pnet'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
 import type { KadDHT } from '@libp2p/kad-dht'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { autoNAT } from '@libp2p/autonat'
+import { dcutr } from '@libp2p/dcutr'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Registry } from 'prom-client'
 import { NetworkError } from '../errors.js'
@@ -82,7 +85,18 @@ export interface HostInit {
    * keeps private and loopback addresses in DHT records (a LAN, or a testnet on one machine).
    */
   dht?: { protocol: string, addresses: 'public' | 'any' }
+  /**
+   * Take part in NAT traversal: AutoNAT, circuit relay v2 as a client (reachable through a relay when
+   * behind a NAT) and DCUtR hole punching; with `relayServer`, also relay for others.
+   */
+  nat?: { relayServer: boolean }
 }
+
+/**
+ * Limits of the relay server role: a Global-LiGO payload must fit through a relayed connection, which
+ * libp2p's defaults (128 KiB, 2 minutes) would cut off.
+ */
+export const RELAY_LIMITS = { dataBytes: 1n << 30n, durationMs: 60 * 60_000 }
 
 type MetricsFactory = ReturnType<typeof prometheusMetrics>
 
@@ -126,8 +140,9 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
   const deny = init.denyPeer
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
-    addresses: { listen: init.listen, announce: init.announce ?? [] },
-    transports: [tcp()],
+    // With NAT traversal, '/p2p-circuit' asks a relay for a reservation, so peers behind a NAT are reachable.
+    addresses: { listen: init.nat === undefined ? init.listen : [...init.listen, '/p2p-circuit'], announce: init.announce ?? [] },
+    transports: init.nat === undefined ? [tcp()] : [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
@@ -146,9 +161,13 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     services: {
       identify: identify(),
       ping: ping(),
+      ...(init.nat !== undefined ? { autoNAT: autoNAT(), dcutr: dcutr() } : {}),
+      ...(init.nat?.relayServer === true ? { relay: circuitRelayServer({ reservations: { defaultDataLimit: RELAY_LIMITS.dataBytes, defaultDurationLimit: RELAY_LIMITS.durationMs } }) } : {}),
       ...(init.dht !== undefined ? { dht: kadDHT({ protocol: init.dht.protocol, clientMode: false, peerInfoMapper: init.dht.addresses === 'any' ? passthroughMapper : removePrivateAddressesMapper }) } : {}),
       pubsub: gossipsub({
         globalSignaturePolicy: 'StrictSign',
+        // Behind a NAT, a relayed connection may be a peer's only link to the federation.
+        runOnLimitedConnection: true,
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         ...(init.maxGossipBytes !== undefined ? { maxInboundDataLength: init.maxGossipBytes } : {}),

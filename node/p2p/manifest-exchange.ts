@@ -31,12 +31,12 @@ export async function serveManifests (libp2p: Host, manifests: Map<string, Manif
     } catch (err) {
       stream.abort(err as Error)
     }
-  }, { maxInboundStreams: LIMITS.maxStreamsPerConnection })
+  }, { maxInboundStreams: LIMITS.maxStreamsPerConnection, runOnLimitedConnection: true })
 }
 
 /** Asks one peer for a manifest; null when it has none, or sends one that is not this federation's. */
 async function askFor (libp2p: Host, peer: Parameters<Host['dialProtocol']>[0], id: string, signal: AbortSignal): Promise<Manifest | null> {
-  const stream = await libp2p.dialProtocol(peer, MANIFEST_PROTOCOL, { signal })
+  const stream = await libp2p.dialProtocol(peer, MANIFEST_PROTOCOL, { signal, runOnLimitedConnection: true })
   const lp = lpStream(stream, STREAM_OPTIONS)
   try {
     await lp.write(encoder.encode(id), { signal })

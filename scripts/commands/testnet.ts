@@ -26,6 +26,7 @@ export const testnetCommand: Command = {
     addresses: { type: 'string', value: 'SCOPE', help: 'addresses kept in DHT records: public (the internet) or any (a LAN, or this machine)', default: 'any' },
     'dht-protocol': { type: 'string', value: 'ID', help: 'Kademlia protocol id of the network', default: DEFAULT_DHT_PROTOCOL },
     'keys-dir': { type: 'string', value: 'DIR', help: 'keep node identities here (stable addresses across restarts); default: public seeds' },
+    relay: { type: 'boolean', help: 'also relay (circuit relay v2) for peers behind NATs; run it on a node with a public address' },
     name: { type: 'string', value: 'NAME', help: 'the network\'s name in the preset', default: 'local' },
     out: { type: 'string', value: 'FILE', help: 'write the network preset here' }
   },
@@ -41,7 +42,8 @@ export const testnetCommand: Command = {
       dhtProtocol: stringFlag(flags, 'dht-protocol'),
       addresses: choiceFlag(flags, 'addresses', ['public', 'any'] as const),
       ...(keysDir !== undefined ? { keysDir } : { seed: 'fedgrow-local-testnet' }),
-      name: stringFlag(flags, 'name')
+      name: stringFlag(flags, 'name'),
+      relay: flags.relay === true
     })
     const text = JSON.stringify(testnet.preset, null, 2) + '\n'
     const out = optionalString(flags, 'out')

@@ -154,7 +154,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   if (!member(selfId)) throw new InvalidConfigError(`peer ${selfId} is not on this federation's allowlist; ask its organiser to add it (the federation id changes) or use an allowed identity`)
   const learner = init.learner ?? learnerFor(init)
   const denyPeer = (peer: string): boolean => !member(peer) || init.denyPeer?.(peer) === true
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses }, nat: { relayServer: false } } : {}) })
+  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses }, nat: { relayServer: false, reachableViaRelay: true } } : {}) })
   const peerId = host.libp2p.peerId.toString()
   const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length })
   const log: Logger = metrics === undefined ? init.log : teeLogger((e) => { metrics.observe(e) }, init.log)

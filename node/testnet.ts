@@ -56,7 +56,7 @@ export async function startTestnet (init: TestnetInit): Promise<Testnet> {
         bootstrap,
         ipColocationPenalty: init.addresses !== 'any',
         dht: { protocol: init.dhtProtocol, addresses: init.addresses },
-        ...(init.relay === true ? { nat: { relayServer: true } } : {})
+        ...(init.relay === true ? { nat: { relayServer: true, reachableViaRelay: false } } : {})
       }))
     }
   } catch (err) {

@@ -86,10 +86,11 @@ export interface HostInit {
    */
   dht?: { protocol: string, addresses: 'public' | 'any' }
   /**
-   * Take part in NAT traversal: AutoNAT, circuit relay v2 as a client (reachable through a relay when
-   * behind a NAT) and DCUtR hole punching; with `relayServer`, also relay for others.
+   * Take part in NAT traversal: AutoNAT, circuit relay v2 as a client (dialling peers through relays;
+   * with `reachableViaRelay`, also taking a reservation so that peers behind a NAT can be dialled) and
+   * DCUtR hole punching; with `relayServer`, also relay for others.
    */
-  nat?: { relayServer: boolean }
+  nat?: { relayServer: boolean, reachableViaRelay: boolean }
 }
 
 /**
@@ -140,8 +141,8 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
   const deny = init.denyPeer
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
-    // With NAT traversal, '/p2p-circuit' asks a relay for a reservation, so peers behind a NAT are reachable.
-    addresses: { listen: init.nat === undefined ? init.listen : [...init.listen, '/p2p-circuit'], announce: init.announce ?? [] },
+    // '/p2p-circuit' asks a relay for a reservation, so a peer behind a NAT is reachable through it.
+    addresses: { listen: init.nat?.reachableViaRelay === true ? [...init.listen, '/p2p-circuit'] : init.listen, announce: init.announce ?? [] },
     transports: init.nat === undefined ? [tcp()] : [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

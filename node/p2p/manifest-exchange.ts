@@ -85,7 +85,9 @@ export async function lookupManifest (preset: Pick<NetworkPreset, 'bootstrap' | 
     listen: [],
     bootstrap: preset.bootstrap,
     ipColocationPenalty: preset.addresses !== 'any',
-    dht: { protocol: preset.dhtProtocol, addresses: preset.addresses }
+    dht: { protocol: preset.dhtProtocol, addresses: preset.addresses },
+    // The federation's peers may be reachable only through a relay.
+    nat: { relayServer: false, reachableViaRelay: false }
   })
   try {
     return await fetchManifest(host.libp2p, id, log, timeoutMs)

@@ -144,13 +144,19 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
   const manifest = simulationManifest(options, method)
   const started = Date.now()
   const roundEvents = new Map<number, LogEvent[]>()
+  /** Each peer's latest round, and the rounds summarised so far. */
+  const latest = new Array<number>(options.peers).fill(0)
+  let summarised = 0
   const peerLogger = (index: number): Logger => (e) => {
     options.onPeerEvent?.({ ...e, method, peer: index })
     if (e.event !== 'round') return
-    const events = [...(roundEvents.get(Number(e.round)) ?? []), { ...e, peer: index }]
-    roundEvents.set(Number(e.round), events)
-    if (events.length === options.peers) {
-      options.log({ event: 'simulation-round', method, round: e.round, of: options.rounds, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
+    roundEvents.set(Number(e.round), [...(roundEvents.get(Number(e.round)) ?? []), { ...e, peer: index }])
+    latest[index] = Math.max(latest[index], Number(e.round))
+    // A round is summarised once every peer is past it (one that crashed or caught up may skip it).
+    while (summarised < Math.min(...latest)) {
+      const round = ++summarised
+      const events = roundEvents.get(round) ?? []
+      if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
     }
   }
   const faults = new FaultInjector(method === 'independent' ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)

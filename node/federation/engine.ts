@@ -117,6 +117,8 @@ export class RoundEngine {
   private readonly lateSeen = new Set<string>()
   private lateUpdates = 0
   private readonly lags = new LagWindow()
+  /** Rounds this engine has closed itself (not adopted). */
+  private roundsRun = 0
   /** Peers seen announcing rounds beyond the ones we hold updates for, with that round. */
   private readonly farAhead = new Map<string, number>()
 
@@ -344,8 +346,13 @@ export class RoundEngine {
     }
     if (this.stopped) return
     const closed = [...this.roundPool(round).values()]
-    const first = firstSeen()
-    for (const p of closed) if (p.arrivedAt !== undefined) this.lags.record(p.arrivedAt - first)
+    // The first round a peer runs spreads updates by everyone's start-up (loading, Local-LiGO), not by
+    // how fast rounds go: it would stretch the deadline of every round after it.
+    if (this.roundsRun > 0) {
+      const first = firstSeen()
+      for (const p of closed) if (p.arrivedAt !== undefined) this.lags.record(p.arrivedAt - first)
+    }
+    this.roundsRun++
     const contributions = closed.flatMap(p => p.contribution === undefined ? [] : [p.contribution])
     const next = this.components.strategy.aggregate(contributions, this.global)
     if (next !== null) {

@@ -12,10 +12,12 @@ export interface FaultOptions {
   kill?: number
   /** Probability that a peer loses each announcement it receives. @default 0 */
   drop?: number
-  /** Rounds for which the network is split into two halves (from round 2 on). @default 0 */
+  /** Rounds for which the network is split into two halves (after round 2). @default 0 */
   partition?: number
 }
 
+/** The network splits once every peer has completed this round (round deadlines have adapted by then). */
+const SPLIT_AFTER_ROUND = 2
 /** How long a crashed peer stays down before it restarts. */
 export const RESTART_DELAY_MS = 1_000
 /** Longest delay after a victim's trigger round completes before it crashes (mid-round, while it waits). */
@@ -25,7 +27,7 @@ export const hasFaults = (f: FaultOptions): boolean => (f.kill ?? 0) > 0 || (f.d
 
 export function checkFaults (f: FaultOptions, rounds: number): void {
   if ((f.kill ?? 0) > 0 && rounds < 4) throw new InvalidArgumentError(`--kill needs at least 4 rounds (one before the crash, the crash, two to rejoin in); got --rounds ${rounds}`)
-  if ((f.partition ?? 0) > 0 && rounds < (f.partition ?? 0) + 2) throw new InvalidArgumentError(`--partition ${f.partition} needs at least ${(f.partition ?? 0) + 2} rounds: one before the split, ${f.partition} split, one after it heals; got --rounds ${rounds}`)
+  if ((f.partition ?? 0) > 0 && rounds < (f.partition ?? 0) + 4) throw new InvalidArgumentError(`--partition ${f.partition} needs at least ${(f.partition ?? 0) + 4} rounds: two before the split (so round deadlines have adapted), ${f.partition} split, two after it heals; got --rounds ${rounds}`)
 }
 
 export interface FaultReport {
@@ -85,17 +87,18 @@ export class FaultInjector {
         controller?.abort()
       }, this.rng.next() * MAX_CRASH_DELAY_MS)
     }
+    // The split starts once every peer is past round 2 and ends when the fastest side has run
+    // `partition` rounds alone, so neither side can finish while the other is cut off.
     const partition = this.options.partition ?? 0
-    const slowest = Math.min(...this.completed)
-    if (partition > 0 && !this.split && !this.healed && slowest >= 1) {
+    if (partition > 0 && !this.split && !this.healed && Math.min(...this.completed) >= SPLIT_AFTER_ROUND) {
       this.split = true
       this.log({ event: 'fault', kind: 'partition', state: 'split', halves: [Math.floor(this.peers / 2), this.peers - Math.floor(this.peers / 2)] })
     }
-    if (this.split && slowest >= 1 + partition) {
+    if (this.split && Math.max(...this.completed) >= SPLIT_AFTER_ROUND + partition) {
       this.split = false
       this.healed = true
       this.report.partitionedRounds = partition
-      this.log({ event: 'fault', kind: 'partition', state: 'healed', round: slowest })
+      this.log({ event: 'fault', kind: 'partition', state: 'healed', round: Math.max(...this.completed) })
     }
   }
 

@@ -114,7 +114,8 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,
-      roundTimeoutMs: 120_000,
+      // With faults, a round that lacks peers stalls at most this long before adaptive deadlines kick in.
+      roundTimeoutMs: hasFaults(options.faults ?? {}) ? 30_000 : 120_000,
       // Every peer waits for all others, unless faults are injected: then half (a partition's side) will do.
       quorum: method === 'independent' ? 1 : hasFaults(options.faults ?? {}) ? Math.max(1, Math.floor(options.peers / 2)) : options.peers
     },

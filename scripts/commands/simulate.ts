@@ -58,7 +58,7 @@ export const simulateCommand: Command = {
     attack: { type: 'string', value: 'NAME', help: `what hostile peers send: ${ATTACKS.join(', ')}`, default: 'signflip' },
     kill: { type: 'string', value: 'F', help: 'share of peers crashed once each, mid-round, and restarted 1 s later on their saved state', default: '0' },
     drop: { type: 'string', value: 'P', help: 'probability that a peer loses each update announcement it receives (re-announcements may get through)', default: '0' },
-    partition: { type: 'string', value: 'ROUNDS', help: 'split the peers into two halves that cannot reach each other for ROUNDS rounds after round 1, then heal', default: '0' },
+    partition: { type: 'string', value: 'ROUNDS', help: 'split the peers into two halves that cannot reach each other after round 2, until the faster half has run ROUNDS rounds alone; then heal', default: '0' },
     out: { type: 'string', value: 'DIR', help: 'state, cache, results.json and report.html', default: 'runs/simulate' },
     ...DASHBOARD_FLAG,
     quiet: LOG_FLAGS.quiet,

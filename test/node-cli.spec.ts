@@ -67,14 +67,22 @@ describe('fedgrow node (three processes)', function () {
     const addr = (first.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
     const second = startNode([...common(1), '--bootstrap', addr, '--metrics', '127.0.0.1:0', '--quiet'])
     try {
-      await waitFor('three rounds', () => first.lines().filter(l => l.event === 'round').length >= 3)
-      const url = /metrics at (http:\S+)/.exec(second.stderr())?.[1]
-      assert.ok(url !== undefined, second.stderr())
-      const text = await (await fetch(url)).text()
+      await waitFor('the metrics address', () => /metrics at (http:\S+)/.test(second.stderr()))
+      const url = /metrics at (http:\S+)/.exec(second.stderr())![1]
+      let text = ''
+      const find = (series: string): string | undefined => text.split('\n').find(l => l.startsWith(series + ' ') || l.startsWith(series + '{'))
       const value = (series: string): number => {
-        const line = text.split('\n').find(l => l.startsWith(series + ' ') || l.startsWith(series + '{'))
+        const line = find(series)
         assert.ok(line !== undefined, `${series} is exported`)
         return Number(line.split(' ').at(-1))
+      }
+      // Scrape until the second peer has taken part in rounds itself (it may first catch up by adopting
+      // the first peer's state, which fetches no updates).
+      for (;;) {
+        text = await (await fetch(url)).text()
+        if (Number(find('fedgrow_updates_accepted_total')?.split(' ').at(-1) ?? 0) >= 2 && Number(find('fedgrow_round_duration_seconds_count')?.split(' ').at(-1) ?? 0) >= 2) break
+        if (Date.now() > until + 60_000) assert.fail(`the second peer never ran two rounds with the first:\n${text.split('\n').filter(l => l.startsWith('fedgrow_')).join('\n')}`)
+        await new Promise(resolve => setTimeout(resolve, 500))
       }
       assert.ok(value('fedgrow_round') >= 2)
       assert.ok(value('fedgrow_local_accuracy') > 0 && value('fedgrow_local_accuracy') <= 1)

@@ -35,7 +35,7 @@ describe('faults in a running federation', function () {
   })
 
   it('ends with every peer on one Global-LiGO after a partition heals', async () => {
-    const { faults, stderr } = await simulateWithFaults(['--peers', '4', '--rounds', '5', '--partition', '1', '--seed', '2'])
+    const { faults, stderr } = await simulateWithFaults(['--peers', '4', '--rounds', '6', '--partition', '1', '--seed', '2'])
     assert.equal(faults.partitionedRounds, 1)
     assert.match(stderr, /state=split/)
     assert.match(stderr, /state=healed/)

@@ -305,7 +305,8 @@ export class RoundEngine {
     await transport.announce(announce)
     const ready = Date.now()
     this.roundPool(round).get(transport.selfId)!.arrivedAt = ready
-    const waitMs = this.lags.waitMs(this.init.roundTimeoutMs)
+    // The last round decides the model every peer keeps: it waits for every known peer, up to the timeout.
+    const waitMs = round === this.init.rounds ? this.init.roundTimeoutMs : this.lags.waitMs(this.init.roundTimeoutMs)
     const hardDeadline = ready + this.init.roundTimeoutMs
     /** When the round's first update arrived, ours or a peer's: the adaptive deadline counts from there. */
     const firstSeen = (): number => Math.min(...[...this.roundPool(round).values()].map(p => p.arrivedAt ?? Infinity))

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client'
 import * as tf from './tf.js'
+import { transferBytes } from './p2p/host.js'
 import type { Registry } from 'prom-client'
 import type { LogEvent } from './log.js'
 
@@ -41,13 +42,10 @@ export class FedgrowMetrics {
       labelNames: ['protocol', 'direction'],
       registers: [],
       async collect () {
-        const metric = registry.getSingleMetric('libp2p_data_transfer_bytes_total')
-        const values = metric === undefined ? [] : (await metric.get()).values
         for (const [family, marker] of Object.entries(PROTOCOL_FAMILIES)) {
-          for (const direction of ['sent', 'received']) {
-            const bytes = values.filter(v => String(v.labels.protocol).includes(marker) && String(v.labels.protocol).endsWith(` ${direction}`)).reduce((s, v) => s + v.value, 0)
-            this.set({ protocol: family, direction }, bytes)
-          }
+          const bytes = await transferBytes(registry, (protocol) => protocol.includes(marker))
+          this.set({ protocol: family, direction: 'sent' }, bytes.sent)
+          this.set({ protocol: family, direction: 'received' }, bytes.received)
         }
       }
     }))

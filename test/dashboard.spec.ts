@@ -4,13 +4,12 @@
  * and the comparison table, offline.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { chromium } from 'playwright-core'
-import { CLI } from './helpers.js'
+import { spawnCli } from './helpers.js'
 
 const CHROMIUM = process.env.FEDGROW_CHROMIUM ?? '/usr/bin/chromium'
 
@@ -24,17 +23,13 @@ describe('dashboard and report in a browser', function () {
 
   it('plots a running simulation live, round by round, and writes a report with the same curves', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fedgrow-dashboard-'))
-    const child = spawn(process.execPath, [CLI, 'simulate', '--peers', '2', '--rounds', '3', '--preset', 'tiny', '--methods', 'fedgrow', '--dashboard', '127.0.0.1:0', '--out', out, '--format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    child.stdout.resume()
-    const exited = new Promise<number>(resolve => child.on('exit', code => { resolve(code ?? 1) }))
+    const run = spawnCli(['simulate', '--peers', '2', '--rounds', '3', '--preset', 'tiny', '--methods', 'fedgrow', '--dashboard', '127.0.0.1:0', '--out', out, '--format', 'json'])
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
     try {
       const until = Date.now() + 60_000
-      while (!/dashboard at (http:\S+)/.test(stderr) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
-      const url = /dashboard at (http:\S+)/.exec(stderr)?.[1]
-      assert.ok(url !== undefined, `no dashboard address in: ${stderr}`)
+      while (!/dashboard at (http:\S+)/.test(run.stderr()) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
+      const url = /dashboard at (http:\S+)/.exec(run.stderr())?.[1]
+      assert.ok(url !== undefined, `no dashboard address in: ${run.stderr()}`)
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/, 'bound to 127.0.0.1 by default')
       const page = await browser.newPage({ viewport: { width: 1300, height: 1100 } })
       const errors: string[] = []
@@ -52,7 +47,7 @@ describe('dashboard and report in a browser', function () {
       assert.match(await page.locator('#status').textContent() ?? '', /^live: \d+ round results, last round 3/)
       await page.screenshot({ path: join(out, 'dashboard.png'), fullPage: true })
       assert.ok(statSync(join(out, 'dashboard.png')).size > 10_000, 'a screenshot was saved')
-      assert.equal(await exited, 0, stderr)
+      assert.equal(await run.exited, 0, run.stderr())
 
       await page.goto(pathToFileURL(join(out, 'report.html')).href)
       assert.equal(await page.locator('#accuracy').getAttribute('data-points'), '6')
@@ -60,7 +55,7 @@ describe('dashboard and report in a browser', function () {
       assert.match(await page.locator('#status').textContent() ?? '', /^report: 6 round results, last round 3/)
       assert.deepEqual(errors, [])
     } finally {
-      child.kill()
+      run.child.kill()
       await browser.close()
     }
   })

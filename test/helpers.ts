@@ -57,7 +57,7 @@ export function runCli (args: string[], env: Record<string, string> = {}): Promi
   })
 }
 
-export interface NodeProcess {
+export interface CliProcess {
   child: ChildProcess
   /** The JSON log events printed so far. */
   lines: () => Array<Record<string, unknown>>
@@ -66,9 +66,10 @@ export interface NodeProcess {
   exited: Promise<number>
 }
 
-/** Starts a real `fedgrow node` process on 127.0.0.1 with JSON logs. */
-export function startNode (args: string[]): NodeProcess {
-  const child = spawn(process.execPath, [CLI, 'node', ...args, '--log', 'json', '--local'], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts a real `fedgrow` process, optionally through a wrapper command (e.g. `ip netns exec NS`). */
+export function spawnCli (args: string[], wrapper: string[] = []): CliProcess {
+  const command = [...wrapper, process.execPath, CLI, ...args]
+  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
@@ -81,6 +82,9 @@ export function startNode (args: string[]): NodeProcess {
     exited: new Promise(resolve => child.on('exit', (code, signal) => { resolve(code ?? (signal === null ? 1 : 128)) }))
   }
 }
+
+/** Starts a real `fedgrow node` process on 127.0.0.1 with JSON logs. */
+export const startNode = (args: string[]): CliProcess => spawnCli(['node', ...args, '--log', 'json', '--local'])
 
 export function maxAbsDiff (a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])

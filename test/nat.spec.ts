@@ -7,11 +7,12 @@
  * the test required; elsewhere it is skipped, visibly, when these are missing.
  */
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CLI, runCli } from './helpers.js'
+import { runCli, spawnCli } from './helpers.js'
+import type { CliProcess } from './helpers.js'
 
 const tag = `fg${process.pid % 10000}`
 const ns = { pub: `${tag}pub`, nat1: `${tag}nat1`, nat2: `${tag}nat2`, peer1: `${tag}p1`, peer2: `${tag}p2` }
@@ -64,21 +65,6 @@ function removeNetwork (): void {
   }
 }
 
-interface Proc { lines: () => Array<Record<string, unknown>>, text: () => string, exited: Promise<number>, kill: () => void }
-
-function run (namespace: string, args: string[]): Proc {
-  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
-  return {
-    lines: () => out.split('\n').filter(l => l.startsWith('{') && l.endsWith('}')).map(l => JSON.parse(l) as Record<string, unknown>),
-    text: () => out,
-    exited: new Promise(resolve => child.on('exit', code => { resolve(code ?? 1) })),
-    kill: () => { child.kill('SIGINT') }
-  }
-}
-
 describe('peers behind NATs, through a relay', function () {
   this.timeout(300_000)
 
@@ -99,18 +85,18 @@ describe('peers behind NATs, through a relay', function () {
     const pre = await runCli(['pretrain', '--dim', '16', '--layers', '1', '--steps', '2', '--out', join(dir, 'small.fgm')])
     assert.equal(pre.code, 0, pre.stderr)
     const preset = join(dir, 'net.json')
-    const relay = run(ns.pub, ['testnet', 'up', '--nodes', '1', '--host', '10.99.0.1', '--port', '4201', '--relay', '--addresses', 'any', '--name', 'nat-test', '--out', preset])
-    const peers: Proc[] = []
+    const relay = spawnCli(['testnet', 'up', '--nodes', '1', '--host', '10.99.0.1', '--port', '4201', '--relay', '--addresses', 'any', '--name', 'nat-test', '--out', preset], ['ip', 'netns', 'exec', ns.pub])
+    const peers: CliProcess[] = []
     try {
       const until = Date.now() + 60_000
       while (!existsSync(preset) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
-      assert.ok(existsSync(preset), relay.text())
+      assert.ok(existsSync(preset), relay.stderr())
       await new Promise(resolve => setTimeout(resolve, 500))
-      const node = (i: number, federation: string[]): Proc => run(i === 1 ? ns.peer1 : ns.peer2, ['node', ...federation, '--network', preset, '--model', join(dir, 'small.fgm'), '--shard', `${i - 1}/2`, '--state-dir', join(dir, `peer${i}`), '--listen', `/ip4/192.168.9${i}.2/tcp/0`, '--log', 'json', '--local'])
+      const node = (i: number, federation: string[]): CliProcess => spawnCli(['node', ...federation, '--network', preset, '--model', join(dir, 'small.fgm'), '--shard', `${i - 1}/2`, '--state-dir', join(dir, `peer${i}`), '--listen', `/ip4/192.168.9${i}.2/tcp/0`, '--log', 'json', '--local'], ['ip', 'netns', 'exec', i === 1 ? ns.peer1 : ns.peer2])
       peers.push(node(1, ['--federation', fed]))
       peers.push(node(2, ['--federation-id', id]))
       const codes = await Promise.all(peers.map(async p => await p.exited))
-      assert.deepEqual(codes, [0, 0], peers.map(p => p.text().slice(-3000)).join('\n-----\n'))
+      assert.deepEqual(codes, [0, 0], peers.map(p => p.stderr().slice(-3000)).join('\n-----\n'))
       const done = peers.map(p => p.lines().find(l => l.event === 'done')!)
       assert.equal(done[0].globalDigest, done[1].globalDigest, 'both peers end on one Global-LiGO')
       for (const p of peers) {
@@ -122,8 +108,8 @@ describe('peers behind NATs, through a relay', function () {
       process.stdout.write(`      (hole punch ${upgraded ? 'upgraded the relayed link to a direct one' : 'did not upgrade the link: the round ran over the relay'})\n`)
       assert.match(readFileSync(preset, 'utf8'), /10\.99\.0\.1\/tcp\/4201/)
     } finally {
-      for (const p of peers) p.kill()
-      relay.kill()
+      for (const p of peers) p.child.kill('SIGINT')
+      relay.child.kill('SIGINT')
       await relay.exited
     }
   })

@@ -1,9 +1,9 @@
 /**
  * The round engine: decentralized averaging of Global-LiGO with no server (Fed-Grow, arXiv 2406.13450,
  * step 3). Each round a peer trains its copy of Global-LiGO, announces the update, collects the round's
- * updates from its peers until every participant it can reach has reported (and the quorum is met) or
- * the deadline passes (adaptive: deadline.ts), then aggregates them in a canonical order, so peers that hold the same set hold
- * bit-identical Global-LiGO. Late updates for past rounds are counted and dropped; updates for later
+ * updates from its peers until every participant it knows of has reported (and the quorum is met) or
+ * the deadline passes (adaptive: deadline.ts), then aggregates them in a canonical order, so peers that
+ * hold the same set hold bit-identical Global-LiGO. Late updates for past rounds are counted and dropped; updates for later
  * rounds are kept for their round. A peer that starts late asks a peer for its last completed round.
  */
 import { checkAnnouncement } from '../../protocol/messages.js'
@@ -300,11 +300,12 @@ export class RoundEngine {
       addresses: transport.addresses().slice(0, 16)
     }
     const own = { from: transport.selfId, sampleCount: update.sampleCount, tensors: update.tensors }
-    this.roundPool(round).set(transport.selfId, { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() })
+    const ownEntry: Pending = { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() }
+    this.roundPool(round).set(transport.selfId, ownEntry)
     this.components.onContribution?.(round, own, payload)
     await transport.announce(announce)
     const ready = Date.now()
-    this.roundPool(round).get(transport.selfId)!.arrivedAt = ready
+    ownEntry.arrivedAt = ready
     // The last round decides the model every peer keeps: it waits for every known peer, up to the timeout.
     const waitMs = round === this.init.rounds ? this.init.roundTimeoutMs : this.lags.waitMs(this.init.roundTimeoutMs)
     const hardDeadline = ready + this.init.roundTimeoutMs

@@ -127,11 +127,18 @@ export interface StartedHost {
   stop: () => Promise<void>
 }
 
-/** Total bytes sent and received on every connection so far, from libp2p's transfer counters. */
-export async function transferBytes (registry: Registry): Promise<{ sent: number, received: number }> {
+/**
+ * Bytes sent and received so far, from libp2p's transfer counters, summed over the counters whose
+ * protocol label passes `selects` ("global" counts every connection; others are protocol ids).
+ */
+export async function transferBytes (registry: Registry, selects: (protocol: string) => boolean = (p) => p === 'global'): Promise<{ sent: number, received: number }> {
   const metric = registry.getSingleMetric('libp2p_data_transfer_bytes_total')
   const values = metric === undefined ? [] : (await metric.get()).values
-  const total = (suffix: string): number => values.filter(v => String(v.labels.protocol) === `global ${suffix}`).reduce((s, v) => s + v.value, 0)
+  // Labels read "PROTOCOL sent" or "PROTOCOL received".
+  const total = (direction: string): number => values.filter(v => {
+    const label = String(v.labels.protocol)
+    return label.endsWith(` ${direction}`) && selects(label.slice(0, -direction.length - 1))
+  }).reduce((s, v) => s + v.value, 0)
   return { sent: total('sent'), received: total('received') }
 }
 

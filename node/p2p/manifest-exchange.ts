@@ -11,6 +11,7 @@ import { federationProviders } from './discovery.js'
 import { startHost } from './host.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { NetworkPreset } from '../../protocol/network.js'
+import type { PeerId } from '@libp2p/interface'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { Host } from './host.js'
 import type { Logger } from '../log.js'
@@ -35,7 +36,7 @@ export async function serveManifests (libp2p: Host, manifests: Map<string, Manif
 }
 
 /** Asks one peer for a manifest; null when it has none, or sends one that is not this federation's. */
-async function askFor (libp2p: Host, peer: Parameters<Host['dialProtocol']>[0], id: string, signal: AbortSignal): Promise<Manifest | null> {
+async function askFor (libp2p: Host, peer: PeerId, id: string, signal: AbortSignal): Promise<Manifest | null> {
   const stream = await libp2p.dialProtocol(peer, MANIFEST_PROTOCOL, { signal, runOnLimitedConnection: true })
   const lp = lpStream(stream, STREAM_OPTIONS)
   try {

@@ -4,7 +4,7 @@
  * `auto` prefers native TensorFlow (@tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node) when one is
  * installed and loads, then the WebAssembly backend that ships inside its npm package, then pure JS.
  * The native packages download libtensorflow in their install script, which fails on offline machines,
- * so they are optional and detected here at run time (stack-notes.md).
+ * so they are optional and detected here at run time (docs/performance.md).
  */
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'

@@ -1,5 +1,5 @@
 /**
- * Node 20 lacks Promise.withResolvers, which libp2p 3 calls (stack-notes.md). Imported first by
+ * Node 20 lacks Promise.withResolvers, which libp2p 3 calls (docs/performance.md). Imported first by
  * every entry point; Node 22 and later have it and this does nothing.
  */
 declare global {

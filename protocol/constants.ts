@@ -25,7 +25,7 @@ export const DEFAULT_DHT_PROTOCOL = '/fedgrow/kad/1.0.0'
 export const LIMITS = {
   /**
    * Largest control message (announcement, request, state header). Gossipsub caps a whole RPC at 4 MiB
-   * and drops larger ones silently (stack-notes.md), so announcements stay tiny and payloads go over
+   * and drops larger ones silently (docs/performance.md), so announcements stay tiny and payloads go over
    * a direct stream.
    */
   maxControlBytes: 64 * 1024,

@@ -1,6 +1,6 @@
 /**
  * grow(): the grown model's parameters as a pure, differentiable function of a LiGO operator and the
- * source model's parameters (shared/method.md, "LiGO"). Method notation stores weights [out, in]; ours
+ * source model's parameters (docs/method.md, "LiGO"). Method notation stores weights [out, in]; ours
  * are [in, out] (node/model/vit.ts), so each rule appears transposed:
  *   q, k, v:   W' = E W B^T            b' = B b
  *   o:         W' = B_v W E^T          b' = E b

@@ -1,6 +1,6 @@
 /**
  * LiGO, the learned linear growth operator (Wang et al., "Learning to Grow Pretrained Models for
- * Efficient Transformer Training", ICLR 2023, arXiv 2303.00980), as restated in shared/method.md.
+ * Efficient Transformer Training", ICLR 2023, arXiv 2303.00980), as described in docs/method.md.
  *
  * An operator from (L1, D1) to (L2, D2) is a map of named tensors:
  *   E            [D2, D1]   residual-stream expansion, shared by every layer and the embeddings

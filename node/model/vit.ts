@@ -103,7 +103,7 @@ export function checkParams (c: VitConfig, params: NamedTensors): void {
 
 /**
  * x @ w + b with a hand-written gradient: tfjs's own matMul gradient uses transpose flags, which drop
- * wasm into a scalar loop (stack-notes.md); explicit transposes keep every product on the fast path.
+ * wasm into a scalar loop (docs/performance.md); explicit transposes keep every product on the fast path.
  * The bias is added separately rather than fused: wasm's fused kernel checks the rank of the bias's
  * underlying buffer, which for a grown bias (a reshaped matMul result) is not 1.
  */
@@ -130,7 +130,7 @@ function layerNorm (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, LAYER_NORM_EPSILON))), g), b) as tf.Tensor2D
 }
 
-/** GELU in its sigmoid form x * sigmoid(1.702 x): ~7x faster than the tanh form on wasm (stack-notes.md). */
+/** GELU in its sigmoid form x * sigmoid(1.702 x): ~7x faster than the tanh form on wasm (docs/performance.md). */
 const gelu = (x: tf.Tensor2D): tf.Tensor2D => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))) as tf.Tensor2D
 
 /** Multi-head self-attention over [batch*tokens, dim]; returns [batch*tokens, dim]. */

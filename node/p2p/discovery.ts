@@ -2,7 +2,7 @@
  * Finding a federation's peers through the DHT. Every peer provides the federation's rendezvous key
  * (the SHA-256 of federationRendezvous(id), as a raw CIDv1) and, while it has fewer than `targetPeers`
  * connections, asks the DHT for the key's providers and dials them. libp2p 3 does not dial what it
- * discovers by itself (stack-notes.md), so this loop does.
+ * discovers by itself (docs/performance.md), so this loop does.
  */
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'

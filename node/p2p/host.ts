@@ -1,7 +1,7 @@
 /**
  * The libp2p host of a participant: TCP, Noise, Yamux, identify, ping, bootstrap and gossipsub
  * (StrictSign), with byte counters from @libp2p/prometheus-metrics in a registry of its own.
- * libp2p 3 neither auto-dials discovered peers nor re-dials bootstrap peers (stack-notes.md): this host
+ * libp2p 3 neither auto-dials discovered peers nor re-dials bootstrap peers (docs/performance.md): this host
  * dials every discovered peer and re-dials its bootstrap list while it is not connected to it.
  */
 import '../polyfill.js'

@@ -31,3 +31,8 @@ export function invalidField (field: string, value: unknown, rule: string): Inva
 export class NetworkError extends Error {
   override readonly name = 'NetworkError'
 }
+
+/** A compute worker (node/compute/) died or failed to start: out of memory, a crash, a backend that would not load. */
+export class ComputeWorkerError extends Error {
+  override readonly name = 'ComputeWorkerError'
+}

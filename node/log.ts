@@ -8,7 +8,7 @@ export type LogFormat = 'text' | 'json'
 export type LogLevel = 'quiet' | 'normal' | 'verbose'
 
 /** Events shown even with --quiet: something went wrong, or the final result. */
-const PROBLEMS_AND_RESULTS = new Set(['rejected', 'checkpoint-damaged', 'fault', 'done'])
+const PROBLEMS_AND_RESULTS = new Set(['rejected', 'checkpoint-damaged', 'fault', 'alone', 'done'])
 /** Events shown only with --verbose. */
 const DETAIL = new Set(['update-accepted', 'peers'])
 
@@ -31,9 +31,11 @@ function describe (e: LogEvent): string {
     case 'listening':
       return `peer ${String(e.peerId)} listening on:\n${(e.multiaddrs as string[]).map(a => `  ${a}`).join('\n')}\n(give one of these to other peers as --bootstrap)`
     case 'round':
-      return `round ${String(e.round)}: ${String(e.peersHeard)} peers heard, accuracy ${pct(e.accuracy)}, train loss ${Number(e.trainLoss).toFixed(4)}, sent ${String(e.bytesSent)} B, received ${String(e.bytesReceived)} B, digest ${String(e.globalDigest).slice(0, 16)}…, ${Number(e.seconds).toFixed(1)} s`
+      return `round ${String(e.round)}: ${String(e.peersHeard)} of ${String(e.peersExpected)} peers heard, accuracy ${pct(e.accuracy)}, train loss ${Number(e.trainLoss).toFixed(4)}, sent ${String(e.bytesSent)} B, received ${String(e.bytesReceived)} B, digest ${String(e.globalDigest).slice(0, 16)}…, ${Number(e.seconds).toFixed(1)} s`
     case 'simulation-round':
       return `[${String(e.method)}] round ${String(e.round)}/${String(e.of)}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(Number(e.meanBytesSent) / 1024).toFixed(1)} KiB, ${Number(e.seconds).toFixed(1)} s`
+    case 'alone':
+      return `warning: ${String(e.detail)}`
     case 'rejected':
       return `rejected an update from ${String(e.from)}: ${String(e.reason)} (${String(e.detail)})`
     default: {

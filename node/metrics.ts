@@ -4,7 +4,6 @@
  * the peer's log events (observe) and sampled at scrape time (peers, bytes per protocol, tensors).
  */
 import { Counter, Gauge, Histogram } from 'prom-client'
-import * as tf from './tf.js'
 import { transferBytes } from './p2p/host.js'
 import type { Registry } from 'prom-client'
 import type { LogEvent } from './log.js'
@@ -15,6 +14,8 @@ const PROTOCOL_FAMILIES = { payload: '/payload/', state: '/state/', gossipsub: '
 export interface MetricsSources {
   /** Peers connected now. */
   peers: () => number
+  /** tfjs tensors alive in this peer's compute workers. */
+  tensorsAlive: () => number
 }
 
 export class FedgrowMetrics {
@@ -35,7 +36,7 @@ export class FedgrowMetrics {
     this.rejected = new Counter({ name: 'fedgrow_updates_rejected_total', help: 'Updates dropped, by reason (protocol/README.md)', labelNames: ['reason'], registers })
     // Sampled at scrape time: registering them is all they need.
     registry.registerMetric(new Gauge({ name: 'fedgrow_peers', help: 'Peers connected now', registers: [], collect () { this.set(sources.peers()) } }))
-    registry.registerMetric(new Gauge({ name: 'fedgrow_tensors_alive', help: 'tfjs tensors allocated now (steady in a healthy node)', registers: [], collect () { this.set(tf.memory().numTensors) } }))
+    registry.registerMetric(new Gauge({ name: 'fedgrow_tensors_alive', help: 'tfjs tensors allocated now (steady in a healthy node)', registers: [], collect () { this.set(sources.tensorsAlive()) } }))
     registry.registerMetric(new Gauge({
       name: 'fedgrow_protocol_bytes',
       help: 'Bytes sent and received so far per protocol family (from libp2p\'s transfer counters)',

@@ -7,7 +7,6 @@
  * completed rounds: node/storage/checkpoints.ts) and target.fgm (the final model, written at the end).
  */
 import { join } from 'node:path'
-import * as tf from './tf.js'
 import { federationId, isMember } from '../protocol/manifest.js'
 import { sha256Hex } from '../protocol/canonical.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -20,24 +19,25 @@ import { startDiscovery } from './p2p/discovery.js'
 import { serveManifests } from './p2p/manifest-exchange.js'
 import type { Discovery } from './p2p/discovery.js'
 import { RoundEngine } from './federation/engine.js'
+import type { RoundResult } from './federation/engine.js'
 import { strategyFor } from './federation/strategy.js'
-import { Participant, planFor } from './federation/participant.js'
-import { FedAvgLearner } from './federation/fedavg-learner.js'
-import { saveModel } from './model/model-file.js'
+import { planFor } from './federation/participant.js'
+import { startComputePool } from './compute/pool.js'
+import type { ComputePool, PeerCompute } from './compute/pool.js'
+import type { ModelData } from './compute/messages.js'
 import { CheckpointStore } from './storage/checkpoints.js'
 import { encodePayload, globalDigest } from '../protocol/payload.js'
 import type { Manifest } from '../protocol/manifest.js'
 import type { PrivateKey } from '@libp2p/interface'
+import type { BackendChoice } from './backend.js'
 import type { TrainTest } from './data/dataset.js'
-import type { VitConfig } from './model/config.js'
-import type { NamedTensors } from './model/vit.js'
 import type { Logger } from './log.js'
 import { teeLogger } from './log.js'
 import { FedgrowMetrics } from './metrics.js'
 import type { Registry } from 'prom-client'
 import type { ProgressSink } from './train/progress.js'
 import type { Contribution } from './federation/aggregate.js'
-import type { Learner } from './federation/learner.js'
+import type { Attack } from './federation/attacks.js'
 
 /** How long a finished peer at most keeps serving its last update to peers that have not fetched it. */
 export const DEFAULT_LINGER_MS = 30_000
@@ -62,7 +62,8 @@ function checkPreSharedKey (manifest: Manifest, key: Uint8Array | undefined): vo
 
 export interface PeerInit {
   manifest: Manifest
-  small: { config: VitConfig, params: NamedTensors }
+  /** The participant's small pre-trained model (model-file.ts readModelFile gives one from a file). */
+  small: ModelData
   data: TrainTest
   privateKey: PrivateKey
   listen: string[]
@@ -78,8 +79,15 @@ export interface PeerInit {
   /** Longest wait after the last round for peers to fetch our final update. @default DEFAULT_LINGER_MS */
   lingerMs?: number
   signal?: AbortSignal
-  /** What this peer trains and shares; by default the one the manifest's method calls for (learnerFor). */
-  learner?: Learner
+  /**
+   * Compute workers to run this peer's tfjs work on (a simulation shares one pool among its peers), and
+   * which of them to use. @default a pool of one worker of its own, on `backend`
+   */
+  compute?: { pool: ComputePool, worker?: number }
+  /** The tfjs backend of the peer's own compute worker (ignored with `compute`). @default FEDGROW_BACKEND, else auto */
+  backend?: BackendChoice
+  /** Simulations only: the peer trains honestly, then corrupts every update it shares. */
+  attack?: { kind: Attack, seed: string }
   /** The private-network key (swarm.key bytes) when the manifest requires one (access.preSharedKey). */
   preSharedKey?: Uint8Array
   /** Fault injection: aborting it crashes the peer (connections dropped, nothing more saved); runPeer rejects with PeerCrashed. */
@@ -126,21 +134,24 @@ function logRelayedLinks (host: StartedHost, log: Logger): void {
   })
 }
 
-/** The Learner a manifest's method calls for. */
-export function learnerFor (init: PeerInit): Learner {
-  const { manifest } = init
-  const plan = planFor(manifest, init.small.config)
-  const seed = init.privateKey.publicKey.toString()
-  switch (manifest.method) {
-    case 'fedgrow':
-      return new Participant({ manifest, plan, small: init.small.params, data: init.data, seed, onProgress: init.onProgress })
-    case 'fedavg':
-      tf.dispose(Object.values(init.small.params))
-      return new FedAvgLearner({ manifest, target: plan.target, data: init.data, seed, onProgress: init.onProgress })
-    default: {
-      const unreachable: never = manifest.method
-      throw new Error(`unknown method ${String(unreachable)}`)
+/**
+ * Says when a round closed with nobody else's update (once per stretch of such rounds), and what to check:
+ * a peer that trains alone while believing it federates is the failure users cannot see.
+ */
+function aloneWarner (host: StartedHost, federation: string, log: Logger): (result: RoundResult) => void {
+  let warned = false
+  return (result) => {
+    if (result.caughtUp || result.peersHeard > 1) {
+      warned = false
+      return
     }
+    if (warned) return
+    warned = true
+    const connected = host.libp2p.getPeers().length
+    const check = connected === 0
+      ? 'it is connected to no peer: check that --bootstrap names a running peer\'s full address (with /p2p/PEER-ID) and that its port is reachable'
+      : `it is connected to ${connected} peer(s), none of which sent an update for federation ${federation.slice(0, 12)}…: check that every peer runs the same manifest (same federation id), or wait for peers still preparing (Local-LiGO)`
+    log({ event: 'alone', round: result.round, connected, detail: `round ${result.round} closed with only this peer's update; ${check}` })
   }
 }
 
@@ -152,12 +163,22 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const member = (peer: string): boolean => isMember(manifest, peer)
   const peerId = peerIdFromPrivateKey(init.privateKey).toString()
   if (!member(peerId)) throw new InvalidConfigError(`peer ${peerId} is not on this federation's allowlist; ask its organiser to add it (the federation id changes) or use an allowed identity`)
-  const learner = init.learner ?? learnerFor(init)
+  // Checked here, before anything starts, so a small model that does not fit the federation fails at once.
+  planFor(manifest, init.small.config)
+  const pool = init.compute?.pool ?? await startComputePool({ backend: init.backend })
+  let learner: PeerCompute | undefined
   const denyPeer = (peer: string): boolean => !member(peer) || init.denyPeer?.(peer) === true
-  const host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses }, nat: { relayServer: false, reachableViaRelay: true } } : {}) })
-  const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length })
+  let host: StartedHost
+  try {
+    host = await startHost({ privateKey: init.privateKey, listen: init.listen, announce: init.announce, bootstrap: init.bootstrap, ipColocationPenalty: init.localNetwork !== true, scoredTopics: [updatesTopic(fedId)], wireTap: init.wireTap, preSharedKey: init.preSharedKey, denyPeer, registry: init.metricsRegistry, ...(init.network !== undefined ? { dht: { protocol: init.network.dhtProtocol, addresses: init.network.addresses }, nat: { relayServer: false, reachableViaRelay: true } } : {}) })
+  } catch (err) {
+    if (init.compute === undefined) await pool.close()
+    throw err
+  }
+  const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length, tensorsAlive: () => pool.tensorsAlive() })
   const log: Logger = metrics === undefined ? init.log : teeLogger((e) => { metrics.observe(e) }, init.log)
   logRelayedLinks(host, log)
+  const warnIfAlone = aloneWarner(host, fedId, log)
   const peersSample = setInterval(() => { log({ event: 'peers', connected: host.libp2p.getPeers().length }) }, PEERS_SAMPLE_MS)
   let engine: RoundEngine | undefined
   let discovery: Discovery | undefined
@@ -174,21 +195,24 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       await serveManifests(host.libp2p, new Map([[fedId, manifest]]))
       discovery = startDiscovery(host.libp2p, fedId, log)
     }
-    learner.prepare(init.stateDir, log)
+    const compute = await pool.createLearner({ manifest, small: init.small, data: init.data, seed: init.privateKey.publicKey.toString(), attack: init.attack }, { onProgress: init.onProgress, log }, init.compute?.worker)
+    learner = compute
+    await compute.prepare(init.stateDir)
     const checkpoints = new CheckpointStore(init.stateDir, fedId)
     const { checkpoint: saved, damaged } = checkpoints.latest()
     for (const bad of damaged) log({ event: 'checkpoint-damaged', path: bad.path, error: bad.error })
     if (saved !== null) log({ event: 'resumed', round: saved.round, path: saved.path })
-    const startGlobal = saved?.global ?? learner.initial()
+    const startGlobal = saved?.global ?? await compute.initial()
     engine = new RoundEngine({
       transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, isMember: member, dropAnnouncement: init.dropAnnouncement, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
       strategy: strategyFor(manifest.aggregation),
-      trainRound: (global, round) => learner.trainRound(global, round),
-      onRound: (result, global) => {
+      trainRound: async (global, round) => await compute.trainRound(global, round),
+      onRound: async (result, global) => {
         if (init.crash?.aborted === true) return
         checkpoints.save(result.round, global)
-        const score = learner.evaluate(global)
+        const score = await compute.evaluate(global)
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
+        warnIfAlone(result)
       },
       onReject: (from, reason, detail) => { log({ event: 'rejected', from, reason, detail }) },
       onContribution: (round, contribution, payload) => {
@@ -197,7 +221,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       }
     }, {
       federationId: fedId,
-      expected: learner.spec,
+      expected: compute.spec,
       rounds: lastRound,
       roundTimeoutMs: manifest.schedule.roundTimeoutMs,
       quorum: manifest.schedule.quorum,
@@ -215,11 +239,9 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     await engine.run()
     if (init.crash?.aborted === true) throw new PeerCrashed(`peer ${peerId} crashed (fault injection) after round ${engine.completedRound}`)
     const final = engine.currentGlobal
-    const score = learner.evaluate(final)
+    const score = await compute.evaluate(final)
     const targetPath = join(init.stateDir, 'target.fgm')
-    const model = learner.finalModel(final)
-    saveModel(targetPath, model.config, model.params, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
-    tf.dispose(Object.values(model.params))
+    await compute.saveFinal(final, targetPath, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
     if (init.signal?.aborted !== true) await engine.finish(init.lingerMs ?? DEFAULT_LINGER_MS)
     const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
     log({ event: 'done', ...result })
@@ -233,7 +255,8 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     clearInterval(peersSample)
     init.signal?.removeEventListener('abort', onAbort)
     init.crash?.removeEventListener('abort', onCrash)
-    learner.dispose()
+    await learner?.close()
+    if (init.compute === undefined) await pool.close()
     await host.stop()
   }
 }

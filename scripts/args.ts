@@ -22,6 +22,11 @@ export interface Command {
   details?: string
   flags: Record<string, FlagSpec>
   positionals?: string
+  /**
+   * Its tfjs work runs in compute workers (node/compute/), which load the backend themselves: the main
+   * thread, which keeps the network, loads none.
+   */
+  computeInWorkers?: true
   run: (flags: Flags, positionals: string[]) => Promise<void>
 }
 

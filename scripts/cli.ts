@@ -57,8 +57,11 @@ async function main (argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(cmd) + '\n')
     return 0
   }
-  const backend = await initBackend(parseBackendChoice(optionalString(flags, 'backend')))
-  process.stderr.write(`fedgrow: compute backend ${backend.name} (${backend.source})\n`)
+  const choice = parseBackendChoice(optionalString(flags, 'backend'))
+  if (cmd.computeInWorkers !== true) {
+    const backend = await initBackend(choice)
+    process.stderr.write(`fedgrow: compute backend ${backend.name} (${backend.source})\n`)
+  }
   await cmd.run(flags, positionals)
   return 0
 }

@@ -12,6 +12,7 @@ import * as tf from '../node/tf.js'
 import { runPeer } from '../node/peer.js'
 import { validateVitConfig } from '../node/model/config.js'
 import { initParams } from '../node/model/vit.js'
+import { toTensorMap } from '../node/storage/files.js'
 import { loadModel } from '../node/model/model-file.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { validateManifest } from '../protocol/manifest.js'
@@ -47,11 +48,9 @@ async function startPeer (manifest: Manifest, index: number, bootstrap: string[]
     data: splitTrainTest(toyDataset(96, 100 + index), 0.25, index),
     stateDir: mkdtempSync(join(tmpdir(), `fedgrow-peer${index}-`))
   }
-  // The participant takes ownership of the small model; keep a copy to audit the wire against.
-  const ownedSmall = tf.tidy(() => Object.fromEntries(Object.entries(peer.small).map(([n, t]) => [n, t.clone()])))
   const done = runPeer({
     manifest,
-    small: { config: small, params: ownedSmall },
+    small: { config: small, params: toTensorMap(peer.small) },
     data: peer.data,
     privateKey: await generateKeyPair('Ed25519'),
     listen: ['/ip4/127.0.0.1/tcp/0'],

@@ -8,6 +8,10 @@ import { initBackend } from '../node/backend.js'
 import { checkDataset } from '../node/data/dataset.js'
 import { Rng } from '../node/random.js'
 import type { Dataset } from '../node/data/dataset.js'
+import { initParams } from '../node/model/vit.js'
+import { toTensorMap } from '../node/storage/files.js'
+import type { VitConfig } from '../node/model/config.js'
+import type { ModelData } from '../node/compute/messages.js'
 
 /** Every maths test runs on these backends (both ship inside npm packages). */
 export const TEST_BACKENDS = ['wasm', 'cpu'] as const
@@ -88,4 +92,12 @@ export const startNode = (args: string[]): CliProcess => spawnCli(['node', ...ar
 
 export function maxAbsDiff (a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])
+}
+
+/** A freshly initialised model as plain data, the form a peer hands its compute worker. */
+export function modelData (config: VitConfig, seed: number): ModelData {
+  const params = initParams(config, seed)
+  const data = toTensorMap(params)
+  tf.dispose(Object.values(params))
+  return { config, params: data }
 }

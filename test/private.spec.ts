@@ -14,12 +14,11 @@ import { runPeer } from '../node/peer.js'
 import { startHost } from '../node/p2p/host.js'
 import { createSwarmKey, swarmKeyFingerprint } from '../node/p2p/private-network.js'
 import { validateVitConfig } from '../node/model/config.js'
-import { initParams } from '../node/model/vit.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { federationId, isMember, validateManifest } from '../protocol/manifest.js'
 import { encodeMessage } from '../protocol/messages.js'
 import { payloadProtocol, updatesTopic } from '../protocol/constants.js'
-import { toyDataset, useBackend } from './helpers.js'
+import { modelData, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { LogEvent } from '../node/log.js'
@@ -31,7 +30,7 @@ const small = validateVitConfig({ imageSize: 8, patchSize: 4, numClasses: 4, hea
 function memberInit (manifest: Manifest, key: PrivateKey, psk: Uint8Array | undefined, index: number, bootstrap: string[], events: LogEvent[]): PeerInit {
   return {
     manifest,
-    small: { config: small, params: initParams(small, index) },
+    small: modelData(small, index),
     data: splitTrainTest(toyDataset(64, 200 + index), 0.25, index),
     privateKey: key,
     listen: ['/ip4/127.0.0.1/tcp/0'],

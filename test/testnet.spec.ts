@@ -12,11 +12,10 @@ import { runPeer } from '../node/peer.js'
 import { startTestnet } from '../node/testnet.js'
 import { lookupManifest } from '../node/p2p/manifest-exchange.js'
 import { validateVitConfig } from '../node/model/config.js'
-import { initParams } from '../node/model/vit.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { federationId, validateManifest } from '../protocol/manifest.js'
 import { DEFAULT_DHT_PROTOCOL } from '../protocol/constants.js'
-import { toyDataset, useBackend } from './helpers.js'
+import { modelData, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { LogEvent } from '../node/log.js'
 import type { Manifest } from '../protocol/manifest.js'
@@ -27,7 +26,7 @@ const small = validateVitConfig({ imageSize: 8, patchSize: 4, numClasses: 4, hea
 async function federationPeer (manifest: Manifest, preset: NetworkPreset, index: number, events: LogEvent[]): Promise<ReturnType<typeof runPeer>> {
   return await runPeer({
     manifest,
-    small: { config: small, params: initParams(small, index) },
+    small: modelData(small, index),
     data: splitTrainTest(toyDataset(64, 300 + index), 0.25, index),
     privateKey: await generateKeyPair('Ed25519'),
     listen: ['/ip4/127.0.0.1/tcp/0'],

@@ -45,6 +45,8 @@ export interface RoundResult {
   round: number
   /** Contributions aggregated, own included (0 when the round was adopted from a peer). */
   peersHeard: number
+  /** Participants the round waited for when it closed, own included: known announcers and connected members. */
+  peersExpected: number
   /** The round closed without us and we adopted a peer's result (catch-up). */
   caughtUp: boolean
   /** Updates for rounds already closed, received so far (counted once per sender and round, then dropped). */
@@ -62,8 +64,11 @@ export interface RoundResult {
 export interface EngineComponents {
   transport: UpdateTransport
   strategy: Strategy
-  /** Trains Global-LiGO from `global` on local data for one round; must not keep `global`. */
-  trainRound: (global: TensorMap, round: number) => LocalUpdate
+  /**
+   * Trains Global-LiGO from `global` on local data for one round; must not keep `global`. It runs off this
+   * thread (node/compute/), so the engine keeps serving peers meanwhile.
+   */
+  trainRound: (global: TensorMap, round: number) => Promise<LocalUpdate>
   /** Called when a round completes, with the new Global-LiGO. */
   onRound: (result: RoundResult, global: TensorMap) => Promise<void> | void
   /**
@@ -286,7 +291,8 @@ export class RoundEngine {
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
     for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
-    const update = this.components.trainRound(this.global, round)
+    const update = await this.components.trainRound(this.global, round)
+    if (this.stopped) return
     const payload = encodePayload(update.tensors)
     const announce: Announce = {
       type: 'announce',
@@ -314,6 +320,7 @@ export class RoundEngine {
     let lastAnnounce = Date.now()
     let aheadSince: number | undefined
     let lastCatchUp = 0
+    let expected = 1
     while (!this.stopped) {
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
@@ -325,6 +332,7 @@ export class RoundEngine {
       // Waited for: everyone we know of. One that died or sits across a partition holds the round up only
       // until the adaptive deadline; when it comes back, it catches up.
       const everyone = new Set([...this.knownParticipants, ...transport.participants(), ...pool.keys(), transport.selfId])
+      expected = everyone.size
       const excluded = [...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))
       const allIn = [...everyone].every(peer => excluded.includes(peer) || pool.get(peer)?.contribution !== undefined)
       // A peer whose update was rejected did report, invalidly: it counts towards the quorum, not the mean.
@@ -340,7 +348,7 @@ export class RoundEngine {
         if (await this.catchUp(ahead) >= round) {
           const bytesAfter = await transport.bytes()
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: expected, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
       }
@@ -367,6 +375,7 @@ export class RoundEngine {
     await this.components.onRound({
       round,
       peersHeard: contributions.length,
+      peersExpected: expected,
       caughtUp: false,
       lateUpdates: this.lateUpdates,
       globalDigest: globalDigest(this.global),

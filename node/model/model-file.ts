@@ -12,6 +12,7 @@ import { validateVitConfig } from './config.js'
 import { paramShapes } from './vit.js'
 import type { VitConfig } from './config.js'
 import type { NamedTensors } from './vit.js'
+import type { TensorMap } from '../../protocol/safetensors.js'
 
 export const MODEL_FORMAT = 'fedgrow-model'
 export const MODEL_FORMAT_VERSION = '1'
@@ -22,6 +23,13 @@ export interface LoadedModel {
   config: VitConfig
   /** Owned by the caller: dispose when done. */
   params: NamedTensors
+  info: ModelInfo
+}
+
+/** A model file's contents as plain arrays (no tfjs): what crosses to a compute worker. */
+export interface ModelFileData {
+  config: VitConfig
+  params: TensorMap
   info: ModelInfo
 }
 
@@ -45,7 +53,8 @@ function parseJson (path: string, key: string, text: string | undefined): unknow
   }
 }
 
-export function loadModel (path: string): LoadedModel {
+/** Reads and checks a model file: its config, every tensor's shape, and the data's checksum. */
+export function readModelFile (path: string): ModelFileData {
   const { tensors, metadata } = readTensorFile(path)
   if (metadata.format !== MODEL_FORMAT) throw new ModelFileError(`${path}: format is ${JSON.stringify(metadata.format)}, expected "${MODEL_FORMAT}"; is this a fedgrow model file?`)
   if (metadata.version !== MODEL_FORMAT_VERSION) throw new ModelFileError(`${path}: format version ${metadata.version} is not supported (this fedgrow reads version ${MODEL_FORMAT_VERSION}); upgrade fedgrow`)
@@ -64,5 +73,11 @@ export function loadModel (path: string): LoadedModel {
   }
   const extra = Object.keys(tensors).find(name => !(name in shapes))
   if (extra !== undefined) throw new ModelFileError(`${path}: tensor ${extra} does not belong to a ViT with dim ${config.dim} and ${config.layers} layers`)
-  return { config, params: fromTensorMap(tensors), info: parseJson(path, 'info', metadata.info) as ModelInfo }
+  return { config, params: tensors, info: parseJson(path, 'info', metadata.info) as ModelInfo }
+}
+
+/** readModelFile, as tensors the caller owns. */
+export function loadModel (path: string): LoadedModel {
+  const { config, params, info } = readModelFile(path)
+  return { config, params: fromTensorMap(params), info }
 }

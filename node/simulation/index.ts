@@ -10,21 +10,21 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import * as tf from '../tf.js'
 import { loadData, partition } from '../data/index.js'
 import { validateVitConfig } from '../model/config.js'
 import { countParams } from '../model/vit.js'
-import { loadModel, saveModel } from '../model/model-file.js'
-import { pretrain } from '../train/pretrain.js'
-import { evaluate, stepsForEpochs } from '../train/trainer.js'
-import { predictWith } from '../train/pretrain.js'
+import { readModelFile } from '../model/model-file.js'
+import { stepsForEpochs } from '../train/trainer.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
 import { planFor } from '../federation/participant.js'
-import { learnerFor, PeerCrashed, runPeer } from '../peer.js'
+import { PeerCrashed, runPeer } from '../peer.js'
+import { defaultWorkerCount, startComputePool } from '../compute/pool.js'
+import type { ComputePool } from '../compute/pool.js'
+import type { ModelData, WorkerMemory } from '../compute/messages.js'
+import type { BackendChoice } from '../backend.js'
 import { FaultInjector, RESTART_DELAY_MS, checkFaults, hasFaults } from './faults.js'
 import type { FaultOptions, FaultReport } from './faults.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { hostileLearner } from '../federation/attacks.js'
 import type { Attack } from '../federation/attacks.js'
 import { Rng } from '../random.js'
 import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
@@ -63,6 +63,20 @@ export interface SimulationOptions {
   onPeerEvent?: Logger
   /** Progress of long phases: pre-training, Local-LiGO, local rounds. */
   onProgress?: ProgressSink
+  /** Compute workers the peers' training is spread over (peer i on worker i mod N). @default defaultWorkerCount(peers) */
+  workers?: number
+  /** @default FEDGROW_BACKEND, else auto */
+  backend?: BackendChoice
+}
+
+/** Where the run's memory went: the process's peak, and each worker's largest footprint seen at a round's end. */
+export interface ComputeReport {
+  workers: number
+  backend: string
+  peakRssBytes: number
+  /** Peak RSS above the process's RSS before the workers started, divided by the peers. */
+  rssPerPeerBytes: number
+  perWorker: Array<Pick<WorkerMemory, 'heapBytes' | 'backendBytes'>>
 }
 
 export interface MethodResult {
@@ -81,6 +95,7 @@ export interface MethodResult {
 export interface SimulationResult {
   config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, aggregation?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
+  compute: ComputeReport
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
@@ -128,20 +143,21 @@ const HOSTILE_LINGER_MS = 3_000
 /** How many of the peers are hostile (the last ones). */
 export const hostileCount = (options: SimulationOptions): number => Math.round((options.byzantine ?? 0) * options.peers)
 
-/** Pre-trains (or loads from the cache) peer i's small model on its own shard. */
-function smallModel (options: SimulationOptions, config: VitConfig, index: number, shard: TrainTest): { config: VitConfig, params: Record<string, tf.Tensor> } {
+/** Pre-trains peer i's small model on its own shard on a compute worker (or loads it from the cache). */
+async function smallModel (options: SimulationOptions, pool: ComputePool, config: VitConfig, index: number, shard: TrainTest): Promise<ModelData> {
   const { preset } = options
   const key = sha256Hex(canonicalJson({ config, index, peers: options.peers, alpha: options.alpha, seed: options.seed, epochs: preset.pretrainEpochs, lr: preset.learningRate, data: options.data ?? 'mnist' })).slice(0, 16)
   const path = join(options.outDir, 'cache', `small-${index}-${key}.fgm`)
-  if (existsSync(path)) return loadModel(path)
-  const { params } = pretrain(config, shard.train, { steps: stepsForEpochs(shard.train.count, preset.pretrainEpochs, preset.batchSize), batchSize: preset.batchSize, learningRate: preset.learningRate, seed: `${options.seed}:${index}`, phase: `pretrain peer ${index}`, onProgress: options.onProgress })
-  const accuracy = evaluate(predictWith(config, params), shard.test).accuracy
-  saveModel(path, config, params, { producedBy: 'fedgrow simulate', peer: index, testAccuracy: accuracy })
-  options.log({ event: 'pretrained', peer: index, dim: config.dim, layers: config.layers, accuracy })
+  if (!existsSync(path)) {
+    const options_ = { steps: stepsForEpochs(shard.train.count, preset.pretrainEpochs, preset.batchSize), batchSize: preset.batchSize, learningRate: preset.learningRate, seed: `${options.seed}:${index}`, phase: `pretrain peer ${index}` }
+    const { accuracy } = await pool.pretrain({ config, data: shard, options: options_, path, info: { producedBy: 'fedgrow simulate', peer: index } }, { onProgress: options.onProgress })
+    options.log({ event: 'pretrained', peer: index, dim: config.dim, layers: config.layers, accuracy })
+  }
+  const { params } = readModelFile(path)
   return { config, params }
 }
 
-async function runMethod (options: SimulationOptions, method: MethodName, shards: TrainTest[], smalls: VitConfig[]): Promise<MethodResult> {
+async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: TrainTest[], smalls: VitConfig[]): Promise<MethodResult> {
   const manifest = simulationManifest(options, method)
   const started = Date.now()
   const roundEvents = new Map<number, LogEvent[]>()
@@ -157,6 +173,7 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
     while (summarised < Math.min(...latest)) {
       const round = ++summarised
       const events = roundEvents.get(round) ?? []
+      memory.sample()
       if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
     }
   }
@@ -171,14 +188,17 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
     const log = peerLogger(index)
     const hostile = index >= options.peers - hostileCount(options) && method !== 'independent'
     let listen = '/ip4/127.0.0.1/tcp/0'
+    const small = await smallModel(options, pool, smalls[index], index, shards[index])
     for (;;) {
-      const small = smallModel(options, smalls[index], index, shards[index])
-      const peer = { manifest, small, data: shards[index], privateKey: keys[index] }
       try {
         return await runPeer({
-          ...peer,
+          manifest,
+          small,
+          data: shards[index],
+          privateKey: keys[index],
+          compute: { pool, worker: index },
           // A hostile peer's update may be banned, so nobody will fetch it: it need not wait long to serve it.
-          ...(hostile ? { learner: hostileLearner(learnerFor({ ...peer, listen: [], bootstrap: [], stateDir, log }), options.attack ?? 'signflip', String(index)), lingerMs: HOSTILE_LINGER_MS } : {}),
+          ...(hostile ? { attack: { kind: options.attack ?? 'signflip', seed: String(index) }, lingerMs: HOSTILE_LINGER_MS } : {}),
           listen: [listen],
           bootstrap,
           stateDir,
@@ -237,20 +257,56 @@ async function runMethod (options: SimulationOptions, method: MethodName, shards
   }
 }
 
+/** Samples each worker's memory now and then (never two samples at once), keeping the largest seen. */
+class MemorySampler {
+  readonly perWorker: ComputeReport['perWorker']
+  private inFlight = false
+
+  constructor (private readonly pool: ComputePool) {
+    this.perWorker = Array.from({ length: pool.size }, () => ({ heapBytes: 0, backendBytes: 0 }))
+  }
+
+  sample (): void {
+    if (this.inFlight) return
+    this.inFlight = true
+    this.pool.memory().then((now) => {
+      now.forEach((m, i) => {
+        this.perWorker[i].heapBytes = Math.max(this.perWorker[i].heapBytes, m.heapBytes)
+        this.perWorker[i].backendBytes = Math.max(this.perWorker[i].backendBytes, m.backendBytes)
+      })
+    }).catch((err: Error) => {
+      // A dead worker fails its peers' own jobs, which is where the run reports it; nothing to measure here.
+      process.emitWarning(`memory sample failed: ${err.message}`)
+    }).finally(() => { this.inFlight = false })
+  }
+}
+
+/** Peak resident memory of this process so far, in bytes. */
+const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024
+
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
   checkFaults(options.faults ?? {}, options.rounds)
   const data = loadData(options.data ?? 'mnist', options.seed)
   const shards = partition(data, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
   const smalls = smallConfigs(options.preset, options.peers, options.seed)
-  for (let i = 0; i < options.peers; i++) tf.dispose(Object.values(smallModel(options, smalls[i], i, shards[i]).params))
+  const rssBefore = process.memoryUsage().rss
+  const pool = await startComputePool({ workers: options.workers ?? defaultWorkerCount(options.peers), backend: options.backend })
+  options.log({ event: 'compute', workers: pool.size, backend: pool.backend.name, source: pool.backend.source })
+  const memory = new MemorySampler(pool)
   const methods: MethodResult[] = []
-  for (const method of options.methods) {
-    options.log({ event: 'method', method, peers: options.peers, rounds: options.rounds })
-    methods.push(await runMethod(options, method, shards, smalls))
+  try {
+    await Promise.all(smalls.map(async (config, i) => await smallModel(options, pool, config, i, shards[i])))
+    for (const method of options.methods) {
+      options.log({ event: 'method', method, peers: options.peers, rounds: options.rounds })
+      methods.push(await runMethod(options, pool, memory, method, shards, smalls))
+    }
+  } finally {
+    await pool.close()
   }
   const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults
-  return { config, methods }
+  const peak = peakRssBytes()
+  return { config, methods, compute: { workers: pool.size, backend: pool.backend.name, peakRssBytes: peak, rssPerPeerBytes: Math.round(Math.max(0, peak - rssBefore) / options.peers), perWorker: memory.perWorker } }
 }

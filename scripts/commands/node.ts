@@ -7,10 +7,12 @@ import type { Manifest } from '../../protocol/manifest.js'
 import type { NetworkPreset } from '../../protocol/network.js'
 import type { Logger } from '../../node/log.js'
 import type { Flags } from '../args.js'
-import { loadModel } from '../../node/model/model-file.js'
+import { readModelFile } from '../../node/model/model-file.js'
 import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
 import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
 import { runPeer } from '../../node/peer.js'
+import { startComputePool } from '../../node/compute/pool.js'
+import { parseBackendChoice } from '../../node/backend.js'
 import { readSwarmKey } from '../../node/p2p/private-network.js'
 import { teeLogger } from '../../node/log.js'
 import { DASHBOARD_FLAG, METRICS_FLAG, serveDashboardFlag, serveMetricsFlag } from './servers.js'
@@ -73,6 +75,7 @@ export const nodeCommand: Command = {
     ...LOG_FLAGS,
     local: { type: 'boolean', help: 'many peers share this machine\'s IP: turn off gossipsub\'s IP colocation penalty' }
   },
+  computeInWorkers: true,
   async run (flags) {
     const { log, onProgress } = readLogging(flags)
     const networkName = optionalString(flags, 'network')
@@ -80,7 +83,7 @@ export const nodeCommand: Command = {
     const manifest = await readOrFetchManifest(flags, network, log)
     const stateDir = stringFlag(flags, 'state-dir')
     mkdirSync(stateDir, { recursive: true })
-    const small = loadModel(stringFlag(flags, 'model'))
+    const small = readModelFile(stringFlag(flags, 'model'))
     const partition = parsePartition(optionalString(flags, 'partition') ?? manifest.task.partition)
     const data = loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), partition, numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true))
     const privateKey = await loadOrCreateIdentity(optionalString(flags, 'identity') ?? join(stateDir, 'identity.key'))
@@ -94,6 +97,8 @@ export const nodeCommand: Command = {
     process.once('SIGTERM', stop)
     const rounds = optionalString(flags, 'rounds')
     const psk = optionalString(flags, 'psk')
+    const pool = await startComputePool({ backend: parseBackendChoice(optionalString(flags, 'backend')) })
+    process.stderr.write(`fedgrow: compute backend ${pool.backend.name} (${pool.backend.source}) in a worker thread; the network stays on the main thread\n`)
     const metrics = await serveMetricsFlag(flags, 'fedgrow node')
     const dashboard = await serveDashboardFlag(flags, `fedgrow node: ${manifest.name}`, 'fedgrow node')
     try {
@@ -107,6 +112,7 @@ export const nodeCommand: Command = {
         bootstrap: [...((flags.bootstrap as string[] | undefined) ?? []), ...(manifest.bootstrap ?? []), ...(network?.bootstrap ?? [])],
         ...(network !== undefined ? { network: { dhtProtocol: network.dhtProtocol, addresses: network.addresses } } : {}),
         stateDir,
+        compute: { pool },
         ...(rounds !== undefined ? { rounds: numberFlag(flags, 'rounds', 1, 1000000, true) } : {}),
         log: dashboard === undefined ? log : teeLogger(log, dashboard.publish),
         onProgress,
@@ -116,6 +122,7 @@ export const nodeCommand: Command = {
         signal: controller.signal
       })
     } finally {
+      await pool.close()
       await metrics?.close()
       await dashboard?.close()
     }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { simulate, METHOD_NAMES } from '../../node/simulation/index.js'
 import { PRESETS, PRESET_NAMES } from '../../node/simulation/presets.js'
 import { teeLogger } from '../../node/log.js'
+import { parseBackendChoice } from '../../node/backend.js'
 import { PLOTTED } from '../../node/dashboard/index.js'
 import { renderPage } from '../../node/dashboard/page.js'
 import { DASHBOARD_FLAG, serveDashboardFlag } from './servers.js'
@@ -25,7 +26,10 @@ export function resultTable (result: SimulationResult): string[] {
   const c = result.config
   const f = c.faults
   const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : '', f !== undefined ? `, faults: kill ${f.kill ?? 0}, drop ${f.drop ?? 0}, partition ${f.partition ?? 0} rounds` : ''].join('')
-  return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line)]
+  const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`
+  const k = result.compute
+  const compute = `compute: ${k.workers} ${k.backend} worker(s); peak RSS ${mib(k.peakRssBytes)}, ${mib(k.rssPerPeerBytes)} per peer; per worker ${k.perWorker.map(w => mib(w.heapBytes + w.backendBytes)).join(', ')} (JS heap + backend memory)`
+  return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line), compute]
 }
 
 export const simulateCommand: Command = {
@@ -43,6 +47,9 @@ export const simulateCommand: Command = {
     '(quorum) instead of all, and JSON results gain a "faults" object per method, with the number of',
     'different Global-LiGOs the peers ended on (1 means they agree).',
     '',
+    'Every peer\'s libp2p node runs on the main thread; its training runs on a pool of compute worker',
+    'threads (--workers), so peers keep answering each other while they train.',
+    '',
     'OUT/report.html is a self-contained page (open it from disk) with the comparison table and the',
     'per-round curves of every method and peer; --dashboard shows the same page live while the run goes.'
   ].join('\n'),
@@ -59,12 +66,14 @@ export const simulateCommand: Command = {
     kill: { type: 'string', value: 'F', help: 'share of peers crashed once each, mid-round, and restarted 1 s later on their saved state', default: '0' },
     drop: { type: 'string', value: 'P', help: 'probability that a peer loses each update announcement it receives (re-announcements may get through)', default: '0' },
     partition: { type: 'string', value: 'ROUNDS', help: 'split the peers into two halves that cannot reach each other after round 2, until the faster half has run ROUNDS rounds alone; then heal', default: '0' },
+    workers: { type: 'string', value: 'N', help: 'compute worker threads the peers\' training is spread over (peer i on worker i mod N); results are the same for any N (default: one per core, as memory allows, at most one per peer)' },
     out: { type: 'string', value: 'DIR', help: 'state, cache, results.json and report.html', default: 'runs/simulate' },
     ...DASHBOARD_FLAG,
     quiet: LOG_FLAGS.quiet,
     verbose: LOG_FLAGS.verbose,
     ...FORMAT_FLAG
   },
+  computeInWorkers: true,
   async run (flags) {
     const format = readFormat(flags)
     const preset = PRESETS[choiceFlag(flags, 'preset', PRESET_NAMES)]
@@ -97,7 +106,9 @@ export const simulateCommand: Command = {
         faults: { kill: numberFlag(flags, 'kill', 0, 0.99), drop: numberFlag(flags, 'drop', 0, 0.99), partition: numberFlag(flags, 'partition', 0, 1000, true) },
         log: teeLogger(log, record),
         onPeerEvent: record,
-        onProgress
+        onProgress,
+        ...(optionalString(flags, 'workers') !== undefined ? { workers: numberFlag(flags, 'workers', 1, 256, true) } : {}),
+        backend: parseBackendChoice(optionalString(flags, 'backend'))
       })
     } finally {
       await dashboard?.close()

@@ -1,0 +1,97 @@
+/**
+ * What the network thread and a compute worker say to each other (structured-clone data only: tensors
+ * cross as TensorMaps of Float32Arrays). Every request carries an id; the worker answers each with one
+ * `result` or `failure`, and may send `progress` and `log` messages tagged with that id meanwhile.
+ */
+import type { Manifest } from '../../protocol/manifest.js'
+import type { TensorSpec } from '../../protocol/messages.js'
+import type { TensorMap } from '../../protocol/safetensors.js'
+import type { ActiveBackend, BackendChoice } from '../backend.js'
+import type { TrainTest } from '../data/dataset.js'
+import type { VitConfig } from '../model/config.js'
+import type { ModelInfo } from '../model/model-file.js'
+import type { Attack } from '../federation/attacks.js'
+import type { LogEvent } from '../log.js'
+import type { ProgressEvent } from '../train/progress.js'
+import type { Evaluation, TrainOptions } from '../train/trainer.js'
+import type { LocalUpdate } from '../federation/engine.js'
+
+/** A model as plain data: its config and named parameters. */
+export interface ModelData {
+  config: VitConfig
+  params: TensorMap
+}
+
+/** Everything a worker needs to build one peer's Learner (what the manifest's method calls for). */
+export interface LearnerSpec {
+  manifest: Manifest
+  /** The peer's small pre-trained model (unused by the fedavg baseline, which trains from scratch). */
+  small: ModelData
+  data: TrainTest
+  /** Seeds this peer's Local-LiGO and batch order (its public key in a real node). */
+  seed: string
+  /** Simulations only: train honestly, then corrupt every shared update (node/federation/attacks.ts). */
+  attack?: { kind: Attack, seed: string }
+}
+
+/** Pre-train a model on `data`, score it on `test`, save it to `path` (simulations' small models). */
+export interface PretrainJob {
+  config: VitConfig
+  data: TrainTest
+  options: Omit<TrainOptions, 'onProgress' | 'checkpoint'>
+  path: string
+  info: ModelInfo
+}
+
+/** The calls a main-thread handle makes on its worker-side Learner, with their arguments and results. */
+export interface LearnerCalls {
+  initial: { args: [], result: TensorMap }
+  prepare: { args: [stateDir: string], result: void }
+  trainRound: { args: [global: TensorMap, round: number], result: LocalUpdate }
+  evaluate: { args: [global: TensorMap], result: Evaluation }
+  /** Grows (or takes) the final model from `global` and saves it as a model file. */
+  saveFinal: { args: [global: TensorMap, path: string, info: ModelInfo], result: void }
+}
+export type LearnerCall = keyof LearnerCalls
+
+export interface WorkerInit {
+  backend: BackendChoice
+  /** Index of this worker in its pool, for messages. */
+  index: number
+}
+
+export type WorkerRequest =
+  | { id: number, op: 'create-learner', learner: number, spec: LearnerSpec }
+  | { id: number, op: 'call', learner: number, call: LearnerCall, args: unknown[] }
+  | { id: number, op: 'dispose-learner', learner: number }
+  | { id: number, op: 'pretrain', job: PretrainJob }
+  | { id: number, op: 'memory' }
+
+/** A created learner's constants, known without a call. */
+export interface LearnerInfo {
+  spec: TensorSpec[]
+  sampleCount: number
+}
+
+export interface WorkerMemory {
+  /** This worker's JavaScript heap in use. */
+  heapBytes: number
+  /** The compute backend's own memory (the wasm module's linear memory), when it has one. */
+  backendBytes: number
+  tensorsAlive: number
+}
+
+export interface SerializedError {
+  name: string
+  message: string
+  stack?: string
+  /** ProtocolError's rejection reason. */
+  reason?: string
+}
+
+export type WorkerMessage =
+  | { type: 'ready', backend: ActiveBackend }
+  | { type: 'result', id: number, value: unknown, tensorsAlive: number }
+  | { type: 'failure', id: number, error: SerializedError, tensorsAlive: number }
+  | { type: 'progress', id: number, event: ProgressEvent }
+  | { type: 'log', id: number, event: LogEvent }

@@ -3,6 +3,9 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from './helpers.js'
+import { simulate } from '../node/simulation/index.js'
+import type { SimulationResult } from '../node/simulation/index.js'
+import type { Preset } from '../node/simulation/presets.js'
 
 describe('fedgrow simulate', function () {
   this.timeout(300_000)
@@ -28,5 +31,27 @@ describe('fedgrow simulate', function () {
     assert.equal(fedavg.trainableParamsPerPeer, fedavg.targetParams)
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')), result)
     assert.match(run.stderr, /\[fedgrow\] round 1\/1: mean accuracy/)
+  })
+})
+
+describe('simulate on a pool of compute workers', function () {
+  this.timeout(300_000)
+
+  /** Small enough for seconds per run; heterogeneous small models as in a real federation. */
+  const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainEpochs: 1, localLigoSteps: 5, localSteps: 5, learningRate: 2e-3, batchSize: 32, rounds: 2 }
+  const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg'], seed: 5, outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
+
+  it('gives the same per-peer accuracies and final digests with 1 and with 2 workers', async () => {
+    const one = await run(1)
+    const two = await run(2)
+    assert.equal(one.compute.workers, 1)
+    assert.equal(two.compute.workers, 2)
+    for (const [i, method] of one.methods.entries()) {
+      assert.deepEqual(two.methods[i].accuracy.perPeer, method.accuracy.perPeer, `${method.name}: accuracies`)
+      assert.deepEqual(two.methods[i].finalDigests, method.finalDigests, `${method.name}: digests`)
+      assert.equal(new Set(method.finalDigests).size, 1, `${method.name}: every peer ends on one model`)
+    }
+    assert.notEqual(one.methods[0].finalDigests[0], one.methods[1].finalDigests[0])
+    for (const w of two.compute.perWorker) assert.ok(w.heapBytes > 0 && w.backendBytes > 0, JSON.stringify(two.compute))
   })
 })

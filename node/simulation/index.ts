@@ -9,7 +9,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { loadData, partition } from '../data/index.js'
 import { validateVitConfig } from '../model/config.js'
 import { countParams } from '../model/vit.js'
@@ -88,6 +88,8 @@ export interface MethodResult {
   bytesSentPerPeerPerRound: number
   bytesReceivedPerPeerPerRound: number
   wallSeconds: number
+  /** Each peer's final Global-LiGO digest (the target's, for fedavg), in peer order: equal within a federation that agrees. */
+  finalDigests: string[]
   /** Only when faults were injected: what happened, and how many different Global-LiGOs peers ended on. */
   faults?: FaultReport & { distinctFinalDigests: number }
 }
@@ -178,7 +180,9 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     }
   }
   const faults = new FaultInjector(method === 'independent' ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)
-  const keys = await Promise.all(Array.from({ length: options.peers }, async () => await generateKeyPair('Ed25519')))
+  // Identities derive from the seed: a peer's key seeds its Local-LiGO and batch order, so a run is
+  // reproducible, and peer i is the same participant (same private training) under every method.
+  const keys = await Promise.all(Array.from({ length: options.peers }, async (_, i) => await generateKeyPairFromSeed('Ed25519', Buffer.from(sha256Hex(`simulate-peer:${options.seed}:${i}`), 'hex'))))
   const indexOf = new Map(keys.map((k, i) => [peerIdFromPrivateKey(k).toString(), i]))
   /** Runs peer `index` to the end, restarting it on the same port and state after each injected crash. */
   const start = async (index: number, bootstrap: string[], onListening?: (addr: string) => void): Promise<Awaited<ReturnType<typeof runPeer>>> => {
@@ -253,6 +257,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesSent))),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
     wallSeconds,
+    finalDigests: done.map(d => d.globalDigest),
     ...(hasFaults(options.faults ?? {}) && method !== 'independent' ? { faults: { ...faults.report, distinctFinalDigests: new Set(done.map(d => d.globalDigest)).size } } : {})
   }
 }

@@ -63,6 +63,10 @@ export const LIMITS = {
 export const DEFAULTS = {
   /** How long a round waits for every known peer before aggregating what it has. */
   roundTimeoutMs: 60_000,
-  /** Updates (own included) a round needs before the deadline may close it. */
-  quorum: 1
+  /**
+   * Updates (own included) a round needs before the deadline may close it. Two, so that peers started a
+   * few seconds apart all take part from round 1 instead of the first one training alone: a peer with
+   * nobody to hear waits until roundTimeoutMs, then closes the round alone and warns (`alone`).
+   */
+  quorum: 2
 } as const

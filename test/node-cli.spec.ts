@@ -50,6 +50,37 @@ describe('fedgrow node (three processes)', function () {
     assert.equal(JSON.parse(readFileSync(fed, 'utf8')).schedule.rounds, 2)
   })
 
+  it('federates with the default manifest when peers start a few seconds apart', async () => {
+    const fed = join(dir, 'default-fed.json')
+    const init = await runCli(['federation', 'init', '--out', fed])
+    assert.equal(init.code, 0, init.stderr)
+    for (const i of [0, 1, 2]) {
+      const pre = await runCli(['pretrain', '--dim', String(16 + 8 * i), '--layers', String(1 + (i % 2)), '--steps', '10', '--shard', `${i}/3`, '--out', join(dir, `d${i}`, 'small.fgm')])
+      assert.equal(pre.code, 0, pre.stderr)
+    }
+    const common = (i: number): string[] => ['--federation', fed, '--model', join(dir, `d${i}`, 'small.fgm'), '--shard', `${i}/3`, '--state-dir', join(dir, `d${i}`)]
+    const first = startNode(common(0))
+    const until = Date.now() + 60_000
+    while (first.lines().find(l => l.event === 'listening') === undefined && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
+    const addr = (first.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
+    const peers = [first]
+    for (const i of [1, 2]) {
+      await new Promise(resolve => setTimeout(resolve, 3_000))
+      peers.push(startNode([...common(i), '--bootstrap', addr]))
+    }
+    const codes = await Promise.all(peers.map(async p => await p.exited))
+    assert.deepEqual(codes, [0, 0, 0], peers.map(p => p.stderr()).join('\n'))
+    const digests = peers.map(p => p.lines().find(l => l.event === 'done')?.globalDigest)
+    assert.equal(new Set(digests).size, 1, `every peer ends on one Global-LiGO: ${digests.join(', ')}`)
+    const rounds = peers.map(p => p.lines().filter(l => l.event === 'round'))
+    // A peer has joined once it ran a round itself; in that round the others may have closed before its update came.
+    const allJoined = Math.max(...rounds.map(own => Math.min(...own.filter(r => r.caughtUp !== true).map(r => Number(r.round)))))
+    assert.ok(allJoined < 5, `all three joined before the last round: ${JSON.stringify(rounds)}`)
+    for (const r of rounds.flat().filter(r => Number(r.round) > allJoined && r.caughtUp !== true)) {
+      assert.equal(r.peersHeard, 3, `once all three have joined every round hears all three: ${JSON.stringify(r)}`)
+    }
+  })
+
   it('serves Prometheus metrics with fedgrow\'s series, and logs at the chosen level', async () => {
     const fed = join(dir, 'metrics-fed.json')
     const init = await runCli(['federation', 'init', '--rounds', '1000', '--quorum', '2', '--local-steps', '1', '--local-ligo-steps', '1', '--intermediate-dim', '24', '--intermediate-layers', '2', '--target-dim', '32', '--target-layers', '2', '--out', fed])

@@ -47,7 +47,7 @@ export const federationCommand: Command = {
     'batch-size': num(64, 'examples per step'),
     'weight-decay': num(0.05, 'AdamW weight decay', 'W'),
     'round-timeout-ms': num(DEFAULTS.roundTimeoutMs, 'a round waits this long for missing peers', 'MS'),
-    quorum: num(DEFAULTS.quorum, 'updates (own included) a round needs before it may close'),
+    quorum: num(DEFAULTS.quorum, 'updates (own included) a round needs before it may close early. 2 means no peer trains a round alone while others are still starting; a peer alone waits --round-timeout-ms, then goes on and warns'),
     aggregation: { type: 'string', value: 'RULE', help: `how updates are combined: ${AGGREGATION_RULES.join(', ')} (the last three resist hostile peers)`, default: 'mean' },
     trim: { type: 'string', value: 'F', help: 'trimmed-mean: share dropped at each end per coordinate (default 0.2)' },
     'clip-tau': { type: 'string', value: 'TAU', help: 'centered-clip: clipping radius, the L2 norm of a whole update (default 1)' },

@@ -25,7 +25,8 @@ export const EXIT_CODES: Record<string, number> = {
   BackendUnavailableError: 6,
   InvalidManifestError: 7,
   ProtocolError: 8,
-  NetworkError: 9
+  NetworkError: 9,
+  ComputeWorkerError: 10
 }
 
 function mainHelp (): string {

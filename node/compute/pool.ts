@@ -6,6 +6,7 @@
  * A worker that dies (out of memory, a crash) fails every job it held or is given later with a
  * ComputeWorkerError that says which worker and why: a peer exits with it, it never hangs.
  */
+import '../polyfill.js'
 import { Worker } from 'node:worker_threads'
 import { availableParallelism, freemem } from 'node:os'
 import { ComputeWorkerError, DataError, InvalidArgumentError, InvalidConfigError, ModelFileError, BackendUnavailableError, NetworkError } from '../errors.js'
@@ -80,6 +81,8 @@ export interface ComputePoolInit {
   workers?: number
   /** @default the FEDGROW_BACKEND environment variable, else auto */
   backend?: BackendChoice
+  /** Caps each worker's JavaScript heap (V8 old generation), in MiB. @default Node's own limit */
+  maxHeapMiB?: number
 }
 
 const ERRORS: Record<string, new (message: string) => Error> = { InvalidConfigError, InvalidArgumentError, DataError, ModelFileError, BackendUnavailableError, NetworkError, InvalidManifestError }
@@ -110,9 +113,9 @@ class ComputeWorker {
   private failure: ComputeWorkerError | undefined
   private closing = false
 
-  constructor (readonly index: number, backend: BackendChoice) {
+  constructor (readonly index: number, backend: BackendChoice, maxHeapMiB?: number) {
     const init: WorkerInit = { backend, index }
-    this.worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: init })
+    this.worker = new Worker(new URL('./worker-entry.js', import.meta.url), { workerData: init, ...(maxHeapMiB !== undefined ? { resourceLimits: { maxOldGenerationSizeMb: maxHeapMiB } } : {}) })
     const started = Promise.withResolvers<ActiveBackend>()
     this.ready = started.promise
     this.worker.on('message', (message: WorkerMessage) => {
@@ -212,7 +215,7 @@ export async function startComputePool (init: ComputePoolInit = {}): Promise<Com
   const size = init.workers ?? 1
   if (!Number.isInteger(size) || size < 1) throw new InvalidArgumentError(`a compute pool needs a whole number of workers >= 1, got ${size}`)
   const choice = init.backend ?? parseBackendChoice(undefined)
-  const workers = Array.from({ length: size }, (_, i) => new ComputeWorker(i, choice))
+  const workers = Array.from({ length: size }, (_, i) => new ComputeWorker(i, choice, init.maxHeapMiB))
   let backends: ActiveBackend[]
   try {
     backends = await Promise.all(workers.map(async w => await w.ready))

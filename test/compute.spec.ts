@@ -1,0 +1,64 @@
+/** Compute workers: a peer's Learner in a worker thread, and what a dead or closed worker does to its jobs. */
+import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startComputePool } from '../node/compute/pool.js'
+import { splitTrainTest } from '../node/data/dataset.js'
+import { validateVitConfig } from '../node/model/config.js'
+import { validateManifest } from '../protocol/manifest.js'
+import { modelData, toyDataset, useBackend } from './helpers.js'
+import { tinyManifest } from './fixtures.js'
+import type { LearnerSpec } from '../node/compute/messages.js'
+
+describe('compute workers', function () {
+  this.timeout(60_000)
+  // The test builds its inputs with tfjs on this thread.
+  before(async () => { await useBackend('wasm') })
+  const small = validateVitConfig({ imageSize: 8, patchSize: 4, numClasses: 4, heads: 2, mlpRatio: 1, dim: 8, layers: 1 })
+  const spec = (manifest = tinyManifest()): LearnerSpec => ({ manifest, small: modelData(small, 1), data: splitTrainTest(toyDataset(64, 7), 0.25, 7), seed: 'peer-a' })
+
+  it('trains a round in a worker, with progress, and the same update on a second worker', async () => {
+    const pool = await startComputePool({ workers: 2, backend: 'wasm' })
+    try {
+      const progress: string[] = []
+      const updates = []
+      for (const worker of [0, 1]) {
+        const learner = await pool.createLearner(spec(), { onProgress: (e) => { progress.push(e.phase) } }, worker)
+        assert.equal(learner.worker, worker)
+        await learner.prepare(mkdtempSync(join(tmpdir(), 'fedgrow-compute-')))
+        updates.push(await learner.trainRound(await learner.initial(), 1))
+        await learner.close()
+      }
+      assert.deepEqual(updates[1], updates[0], 'a job\'s result does not depend on the worker that ran it')
+      assert.ok(updates[0].loss > 0 && updates[0].sampleCount === 48)
+      assert.ok(progress.includes('round 1'), progress.join())
+      assert.equal(pool.tensorsAlive(), 0, 'closed learners leave no tensors behind')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('brings a worker\'s typed error across with its name (exit codes depend on it)', async () => {
+    const pool = await startComputePool({ backend: 'wasm' })
+    try {
+      const wrongHeads = validateManifest({ ...tinyManifest(), task: { ...tinyManifest().task, heads: 4 } })
+      await assert.rejects(pool.createLearner(spec(wrongHeads)), { name: 'InvalidConfigError', message: /heads 2, the federation's task needs 4/ })
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('fails the jobs of a worker that stops, and every later one, instead of hanging', async () => {
+    const pool = await startComputePool({ backend: 'wasm' })
+    const learner = await pool.createLearner(spec())
+    const training = learner.trainRound(await learner.initial(), 1)
+    await pool.close()
+    await assert.rejects(training, { name: 'ComputeWorkerError', message: /compute worker 0/ })
+    await assert.rejects(learner.evaluate({}), { name: 'ComputeWorkerError' }, 'a job given to a dead worker fails at once')
+  })
+
+  it('reports a worker that runs out of memory as a ComputeWorkerError', async () => {
+    await assert.rejects(startComputePool({ backend: 'wasm', maxHeapMiB: 2 }), { name: 'ComputeWorkerError', message: /compute worker 0 ran out of memory/ })
+  })
+})

@@ -103,7 +103,8 @@ export function checkParams (c: VitConfig, params: NamedTensors): void {
 
 /**
  * x @ w + b with a hand-written gradient: tfjs's own matMul gradient uses transpose flags, which drop
- * wasm into a scalar loop (docs/performance.md); explicit transposes keep every product on the fast path.
+ * wasm into a scalar loop (measured ~1.4 GFLOP/s against ~20 for plain 2-D products); explicit
+ * transposes keep every product on the fast path.
  * The bias is added separately rather than fused: wasm's fused kernel checks the rank of the bias's
  * underlying buffer, which for a grown bias (a reshaped matMul result) is not 1.
  */
@@ -114,44 +115,121 @@ const dense = tf.customGrad((x, w, b, save) => {
     value: tf.add(tf.matMul(x2, w2), b1), // [rows, out]
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
-      const dy2 = dy as tf.Tensor2D
+      const [rows, out] = dy.shape
+      const dyT = tf.transpose(dy as tf.Tensor2D) // [out, rows]
       return [
-        tf.matMul(dy2, tf.transpose(ws)), // [rows, in]
-        tf.matMul(tf.transpose(xs), dy2), // [in, out]
-        tf.sum(dy2, 0) // [out]
+        tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), // [rows, out] x [out, in] -> [rows, in]
+        // w's gradient transposed, so that x is the right-hand operand: wasm (XNNPACK) packs that one
+        // per tensor and reuses the packing, and q, k, v share their x (measured: a reused packing halves
+        // a [64, 1088] x [1088, 64] product's time).
+        tf.transpose(tf.matMul(dyT, xs)), // [out, rows] x [rows, in] -> [out, in] -> [in, out]
+        // Column sums as a product: wasm's sum over the first axis transposes first (measured 2x slower).
+        tf.reshape(tf.matMul(dyT, tf.ones([rows, 1])), [out]) // [out, rows] x [rows, 1] -> [out]
       ]
     }
   }
 }) as (x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor) => tf.Tensor2D
 
-/** LayerNorm over the last axis of [rows, dim]. */
-function layerNorm (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  const { mean, variance } = tf.moments(x, -1, true) // [rows, 1] each
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, LAYER_NORM_EPSILON))), g), b) as tf.Tensor2D
+/**
+ * LayerNorm over the last axis of [rows, dim], with its gradient written out: tfjs's autodiff of the
+ * same maths runs ~40 small kernels backward, this ~11.
+ */
+const layerNorm = tf.customGrad((x, g, b, save) => {
+  const [x2, g1, b1] = [x as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D]
+  const centred = tf.sub(x2, tf.mean(x2, -1, true)) // [rows, dim]
+  const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), LAYER_NORM_EPSILON)) // [rows, 1]
+  const normed = tf.mul(centred, rstd) // [rows, dim]
+  ;(save as tf.GradSaveFunc)([normed, rstd, g1])
+  return {
+    value: tf.add(tf.mul(normed, g1), b1), // [rows, dim]
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [n, r, gs] = saved
+      const dNormed = tf.mul(dy, gs) // [rows, dim]
+      const dx = tf.mul(r, tf.sub(tf.sub(dNormed, tf.mean(dNormed, -1, true)), tf.mul(n, tf.mean(tf.mul(dNormed, n), -1, true)))) // [rows, dim]
+      return [dx, tf.sum(tf.mul(dy, n), 0), tf.sum(dy, 0)] // [rows, dim], [dim], [dim]
+    }
+  }
+}) as (x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor) => tf.Tensor2D
+
+/**
+ * GELU in its sigmoid form y = x * s, s = sigmoid(1.702 x): ~7x faster than the tanh form on wasm
+ * (measured). Its gradient s + 1.702 x s (1 - s) = s + 1.702 (y - y s) is written out: 5 kernels
+ * backward where autodiff ran ~10.
+ */
+const gelu = tf.customGrad((x, save) => {
+  const s = tf.sigmoid(tf.mul(x as tf.Tensor2D, 1.702)) // [rows, hidden]
+  const y = tf.mul(x as tf.Tensor2D, s) // [rows, hidden]
+  ;(save as tf.GradSaveFunc)([y, s])
+  return {
+    value: y,
+    gradFunc: (dy: tf.Tensor, [ys, ss]: tf.Tensor[]) => tf.mul(dy, tf.add(ss, tf.mul(tf.sub(ys, tf.mul(ys, ss)), 1.702)))
+  }
+}) as (x: tf.Tensor2D) => tf.Tensor2D
+
+/**
+ * out[i, n, j] = sum_k a[i, k, n] * b[k, n, j] for a [I, K, N] and b [K, N, J]: a batched matMul with
+ * the batch n last, run as one depthwise convolution (n the channel, k the filter width, j the channel
+ * multiplier). Why: wasm runs batched and transposed matMuls in a scalar loop (measured ~1.4 GFLOP/s),
+ * its depthwise convolution on XNNPACK (measured 4-5x faster on attention's shapes).
+ * No gradient: wasm lacks the depthwise-convolution gradient kernels, so callers write their own.
+ */
+function channelMatMul (a: tf.Tensor, b: tf.Tensor): tf.Tensor3D {
+  const [I, K, N] = a.shape as [number, number, number]
+  const J = (b.shape as [number, number, number])[2]
+  const out = tf.depthwiseConv2d(tf.reshape<tf.Rank.R4>(a, [1, I, K, N]), tf.reshape<tf.Rank.R4>(b, [1, K, N, J]), 1, 'valid') // [1, I, 1, N*J]
+  return tf.reshape(out, [I, N, J]) // [I, N, J]
 }
 
-/** GELU in its sigmoid form x * sigmoid(1.702 x): ~7x faster than the tanh form on wasm (docs/performance.md). */
-const gelu = (x: tf.Tensor2D): tf.Tensor2D => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))) as tf.Tensor2D
+/**
+ * softmax(q k^T / sqrt(hd)) v for every (image, head) at once, on q, k, v [tokens*batch, dim] in token-major
+ * row order, which read as [tokens, batch*heads, hd] with no copy: the batch*heads axis n is already
+ * contiguous, as channelMatMul needs. Returns [tokens*batch, dim], the heads merged, in the same order.
+ * The gradient is written out with channelMatMul too, since wasm has none for depthwise convolutions;
+ * each product takes one operand as stored and the other through one 3-D transpose.
+ */
+export function selfAttention (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, heads: number): tf.Tensor2D {
+  const [rows, D] = q.shape
+  const T = rows / batch
+  const N = batch * heads
+  const hd = D / heads
+  const scale = 1 / Math.sqrt(hd)
+  const attend = tf.customGrad((qIn, kIn, vIn, save) => {
+    const [q3, k3, v3] = [qIn, kIn, vIn].map(t => tf.reshape(t as tf.Tensor, [T, N, hd])) // [tokens, batch*heads, hd] each
+    const scores = channelMatMul(
+      tf.transpose(tf.mul(q3, scale), [0, 2, 1]), // [query, hd, n]
+      tf.transpose(k3, [2, 1, 0])) // [hd, n, key] -> scores [query, n, key]
+    const probs = tf.softmax(scores) // [query, n, key]
+    ;(save as tf.GradSaveFunc)([q3, k3, v3, probs])
+    const mixed = channelMatMul(tf.transpose(probs, [0, 2, 1]), v3) // [query, key, n] x [key, n, hd] -> [query, n, hd]
+    return {
+      value: tf.reshape(mixed, [rows, D]), // [tokens*batch, dim]
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [qs, ks, vs, p] = saved
+        const dMixed = tf.reshape(dy, [T, N, hd]) // [query, n, hd]
+        const dProbs = channelMatMul(tf.transpose(dMixed, [0, 2, 1]), tf.transpose(vs, [2, 1, 0])) // [query, hd, n] x [hd, n, key] -> [query, n, key]
+        const dv = channelMatMul(tf.transpose(p, [2, 0, 1]), dMixed) // [key, query, n] x [query, n, hd] -> [key, n, hd]
+        // Softmax backward, with the 1/sqrt(hd) of the scores folded in.
+        const dScores = tf.mul(tf.mul(p, tf.sub(dProbs, tf.sum(tf.mul(dProbs, p), -1, true))), scale) // [query, n, key]
+        const dq = channelMatMul(tf.transpose(dScores, [0, 2, 1]), ks) // [query, key, n] x [key, n, hd] -> [query, n, hd]
+        const dk = channelMatMul(tf.transpose(dScores, [2, 0, 1]), qs) // [key, query, n] x [query, n, hd] -> [key, n, hd]
+        return [dq, dk, dv].map(g => tf.reshape(g, [rows, D])) // [tokens*batch, dim] each
+      }
+    }
+  }) as (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D) => tf.Tensor2D
+  return attend(q, k, v)
+}
 
-/** Multi-head self-attention over [batch*tokens, dim]; returns [batch*tokens, dim]. */
+/** Multi-head self-attention over [tokens*batch, dim] (token-major rows); returns [tokens*batch, dim]. */
 function attention (c: VitConfig, p: NamedTensors, l: number, x: tf.Tensor2D, batch: number): tf.Tensor2D {
-  const T = numTokens(c)
-  const H = c.heads
-  const hd = c.dim / H
-  const heads = (t: tf.Tensor2D): tf.Tensor3D =>
-    tf.reshape(tf.transpose(tf.reshape(t, [batch, T, H, hd]), [0, 2, 1, 3]), [batch * H, T, hd]) // [batch*heads, tokens, hd]
-  const q = heads(dense(x, p[blockParam(l, 'q.w')], p[blockParam(l, 'q.b')]))
-  const k = heads(dense(x, p[blockParam(l, 'k.w')], p[blockParam(l, 'k.b')]))
-  const v = heads(dense(x, p[blockParam(l, 'v.w')], p[blockParam(l, 'v.b')]))
-  const scores = tf.mul(tf.matMul(q, tf.transpose(k, [0, 2, 1])), 1 / Math.sqrt(hd)) // [batch*heads, tokens, tokens]
-  const mixed = tf.matMul(tf.softmax(scores), v) // [batch*heads, tokens, hd]
-  const merged: tf.Tensor2D = tf.reshape(tf.transpose(tf.reshape(mixed, [batch, H, T, hd]), [0, 2, 1, 3]), [batch * T, c.dim]) // [batch*tokens, dim]
-  return dense(merged, p[blockParam(l, 'o.w')], p[blockParam(l, 'o.b')])
+  const q = dense(x, p[blockParam(l, 'q.w')], p[blockParam(l, 'q.b')]) // [tokens*batch, dim]
+  const k = dense(x, p[blockParam(l, 'k.w')], p[blockParam(l, 'k.b')])
+  const v = dense(x, p[blockParam(l, 'v.w')], p[blockParam(l, 'v.b')])
+  return dense(selfAttention(q, k, v, batch, c.heads), p[blockParam(l, 'o.w')], p[blockParam(l, 'o.b')])
 }
 
 function mlp (p: NamedTensors, l: number, x: tf.Tensor2D): tf.Tensor2D {
-  const h = gelu(dense(x, p[blockParam(l, 'fc1.w')], p[blockParam(l, 'fc1.b')])) as tf.Tensor2D // [batch*tokens, hidden]
-  return dense(h, p[blockParam(l, 'fc2.w')], p[blockParam(l, 'fc2.b')]) // [batch*tokens, dim]
+  const h = gelu(dense(x, p[blockParam(l, 'fc1.w')], p[blockParam(l, 'fc1.b')])) as tf.Tensor2D // [tokens*batch, hidden]
+  return dense(h, p[blockParam(l, 'fc2.w')], p[blockParam(l, 'fc2.b')]) // [tokens*batch, dim]
 }
 
 function block (c: VitConfig, p: NamedTensors, l: number, x: tf.Tensor2D, batch: number): tf.Tensor2D {
@@ -178,13 +256,16 @@ export function forward (c: VitConfig, params: NamedTensors, images: tf.Tensor2D
   }
   const T = numTokens(c)
   const D = c.dim
-  const patches = dense(toPatches(c, images), params['patch.w'], params['patch.b']) // [batch*patches, dim]
-  const cls = tf.broadcastTo(tf.reshape(params.cls, [1, 1, D]), [batch, 1, D]) // [batch, 1, dim]
-  const tokens = tf.concat([cls, tf.reshape(patches, [batch, T - 1, D])], 1) // [batch, tokens, dim]
-  let x: tf.Tensor2D = tf.reshape(tf.add(tokens, params.pos), [batch * T, D]) // [batch*tokens, dim]
+  // The residual stream is token-major, rows (token, image), so that attention's q, k, v need no
+  // per-head transpose (see selfAttention); dense layers, LayerNorm and GELU act on rows in any order.
+  const pixels = tf.transpose(tf.reshape(toPatches(c, images), [batch, T - 1, patchDim(c)]), [1, 0, 2]) // [patches, batch, patchPixels]
+  const patches = dense(tf.reshape(pixels, [(T - 1) * batch, patchDim(c)]), params['patch.w'], params['patch.b']) // [patches*batch, dim]
+  const cls = tf.broadcastTo(tf.reshape(params.cls, [1, 1, D]), [1, batch, D]) // [1, batch, dim]
+  const tokens = tf.concat([cls, tf.reshape(patches, [T - 1, batch, D])], 0) // [tokens, batch, dim]
+  let x: tf.Tensor2D = tf.reshape(tf.add(tokens, tf.reshape(params.pos, [T, 1, D])), [T * batch, D]) // [tokens*batch, dim]
   for (let l = 0; l < c.layers; l++) x = block(c, params, l, x, batch)
   x = layerNorm(x, params['lnf.g'], params['lnf.b'])
-  const clsOut: tf.Tensor2D = tf.reshape(tf.slice(tf.reshape(x, [batch, T, D]), [0, 0, 0], [batch, 1, D]), [batch, D]) // [batch, dim]
+  const clsOut = tf.slice(x, [0, 0], [batch, D]) // [batch, dim]: the cls token's rows come first
   return dense(clsOut, params['head.w'], params['head.b']) // [batch, classes]
 }
 

@@ -4,25 +4,38 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli, startNode } from './helpers.js'
+import type { CliProcess } from './helpers.js'
 
 describe('fedgrow node (three processes)', function () {
   this.timeout(180_000)
   const dir = mkdtempSync(join(tmpdir(), 'fedgrow-nodes-'))
+
+  /** Pre-trains one small model per shard of 3, of the given widths and alternating depths, as DIR/PREFIXi/small.fgm. */
+  const pretrainThree = async (prefix: string, dims: number[], steps: number): Promise<void> => {
+    for (const [i, dim] of dims.entries()) {
+      const pre = await runCli(['pretrain', '--dim', String(dim), '--layers', String(1 + (i % 2)), '--steps', String(steps), '--shard', `${i}/3`, '--out', join(dir, `${prefix}${i}`, 'small.fgm')])
+      assert.equal(pre.code, 0, pre.stderr)
+    }
+  }
+  /** The first multiaddr a node prints once it listens. */
+  const listeningAddress = async (node: CliProcess): Promise<string> => {
+    const until = Date.now() + 60_000
+    while (node.lines().find(l => l.event === 'listening') === undefined) {
+      if (Date.now() > until) assert.fail(`the node never listened:\n${node.stderr()}`)
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    return (node.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
+  }
 
   it('federates from one bootstrap address and saves each peer\'s grown model', async () => {
     const fed = join(dir, 'fed.json')
     const init = await runCli(['federation', 'init', '--rounds', '2', '--quorum', '3', '--local-steps', '3', '--local-ligo-steps', '3', '--intermediate-dim', '24', '--intermediate-layers', '2', '--target-dim', '32', '--target-layers', '2', '--out', fed])
     assert.equal(init.code, 0, init.stderr)
     assert.match(init.stderr, /federation id [0-9a-f]{64}/)
-    for (const [i, dim] of [16, 16, 24].entries()) {
-      const pre = await runCli(['pretrain', '--dim', String(dim), '--layers', String(1 + (i % 2)), '--steps', '3', '--shard', `${i}/3`, '--out', join(dir, `p${i}`, 'small.fgm')])
-      assert.equal(pre.code, 0, pre.stderr)
-    }
+    await pretrainThree('p', [16, 16, 24], 3)
     const common = (i: number): string[] => ['--federation', fed, '--model', join(dir, `p${i}`, 'small.fgm'), '--shard', `${i}/3`, '--state-dir', join(dir, `p${i}`)]
     const first = startNode(common(0))
-    const until = Date.now() + 60_000
-    while (first.lines().find(l => l.event === 'listening') === undefined && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
-    const addr = (first.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
+    const addr = await listeningAddress(first)
     assert.match(addr, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)
     const others = [1, 2].map(i => startNode([...common(i), '--bootstrap', addr]))
     const codes = await Promise.all([first, ...others].map(async p => await p.exited))
@@ -54,15 +67,10 @@ describe('fedgrow node (three processes)', function () {
     const fed = join(dir, 'default-fed.json')
     const init = await runCli(['federation', 'init', '--out', fed])
     assert.equal(init.code, 0, init.stderr)
-    for (const i of [0, 1, 2]) {
-      const pre = await runCli(['pretrain', '--dim', String(16 + 8 * i), '--layers', String(1 + (i % 2)), '--steps', '10', '--shard', `${i}/3`, '--out', join(dir, `d${i}`, 'small.fgm')])
-      assert.equal(pre.code, 0, pre.stderr)
-    }
+    await pretrainThree('d', [16, 24, 32], 10)
     const common = (i: number): string[] => ['--federation', fed, '--model', join(dir, `d${i}`, 'small.fgm'), '--shard', `${i}/3`, '--state-dir', join(dir, `d${i}`)]
     const first = startNode(common(0))
-    const until = Date.now() + 60_000
-    while (first.lines().find(l => l.event === 'listening') === undefined && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
-    const addr = (first.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
+    const addr = await listeningAddress(first)
     const peers = [first]
     for (const i of [1, 2]) {
       await new Promise(resolve => setTimeout(resolve, 3_000))
@@ -94,8 +102,7 @@ describe('fedgrow node (three processes)', function () {
         await new Promise(resolve => setTimeout(resolve, 100))
       }
     }
-    await waitFor('the first node to listen', () => first.lines().some(l => l.event === 'listening'))
-    const addr = (first.lines().find(l => l.event === 'listening')?.multiaddrs as string[])[0]
+    const addr = await listeningAddress(first)
     const second = startNode([...common(1), '--bootstrap', addr, '--metrics', '127.0.0.1:0', '--quiet'])
     try {
       await waitFor('the metrics address', () => /metrics at (http:\S+)/.test(second.stderr()))

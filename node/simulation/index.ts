@@ -9,6 +9,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { loadData, partition } from '../data/index.js'
 import { validateVitConfig } from '../model/config.js'
@@ -77,6 +78,8 @@ export interface ComputeReport {
   /** Peak RSS above the process's RSS before the workers started, divided by the peers. */
   rssPerPeerBytes: number
   perWorker: Array<Pick<WorkerMemory, 'heapBytes' | 'backendBytes'>>
+  /** How long the main thread (every peer's libp2p node and round engine) was blocked: the longest stall and the 99th percentile, in ms. */
+  mainThreadDelayMs: { max: number, p99: number }
 }
 
 export interface MethodResult {
@@ -286,6 +289,9 @@ class MemorySampler {
   }
 }
 
+/** Sampling period of the main thread's event-loop delay (its histogram's resolution). */
+const EVENT_LOOP_RESOLUTION_MS = 10
+
 /** Peak resident memory of this process so far, in bytes. */
 const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
@@ -296,6 +302,8 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   const smalls = smallConfigs(options.preset, options.peers, options.seed)
   const rssBefore = process.memoryUsage().rss
   const pool = await startComputePool({ workers: options.workers ?? defaultWorkerCount(options.peers), backend: options.backend })
+  const delay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS })
+  delay.enable()
   options.log({ event: 'compute', workers: pool.size, backend: pool.backend.name, source: pool.backend.source })
   const memory = new MemorySampler(pool)
   const methods: MethodResult[] = []
@@ -306,6 +314,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
       methods.push(await runMethod(options, pool, memory, method, shards, smalls))
     }
   } finally {
+    delay.disable()
     await pool.close()
   }
   const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
@@ -313,5 +322,5 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults
   const peak = peakRssBytes()
-  return { config, methods, compute: { workers: pool.size, backend: pool.backend.name, peakRssBytes: peak, rssPerPeerBytes: Math.round(Math.max(0, peak - rssBefore) / options.peers), perWorker: memory.perWorker } }
+  return { config, methods, compute: { workers: pool.size, backend: pool.backend.name, peakRssBytes: peak, rssPerPeerBytes: Math.round(Math.max(0, peak - rssBefore) / options.peers), perWorker: memory.perWorker, mainThreadDelayMs: { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 } } }
 }

@@ -28,7 +28,7 @@ export function resultTable (result: SimulationResult): string[] {
   const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : '', f !== undefined ? `, faults: kill ${f.kill ?? 0}, drop ${f.drop ?? 0}, partition ${f.partition ?? 0} rounds` : ''].join('')
   const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`
   const k = result.compute
-  const compute = `compute: ${k.workers} ${k.backend} worker(s); peak RSS ${mib(k.peakRssBytes)}, ${mib(k.rssPerPeerBytes)} per peer; per worker ${k.perWorker.map(w => mib(w.heapBytes + w.backendBytes)).join(', ')} (JS heap + backend memory)`
+  const compute = `compute: ${k.workers} ${k.backend} worker(s); peak RSS ${mib(k.peakRssBytes)}, ${mib(k.rssPerPeerBytes)} per peer; per worker ${k.perWorker.map(w => mib(w.heapBytes + w.backendBytes)).join(', ')} (JS heap + backend memory); main thread blocked at most ${k.mainThreadDelayMs.max.toFixed(0)} ms (p99 ${k.mainThreadDelayMs.p99.toFixed(0)} ms)`
   return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line), compute]
 }
 

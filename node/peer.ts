@@ -229,6 +229,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       completedRound: saved?.round ?? 0
     })
     await engine.join()
+    log({ event: 'joined', federation: fedId, completedRound: engine.completedRound })
     if (init.bootstrap.length > 0) {
       const until = Date.now() + FIRST_CONNECTION_WAIT_MS
       while (host.libp2p.getPeers().length === 0 && Date.now() < until && init.signal?.aborted !== true) await new Promise(resolve => setTimeout(resolve, 100))

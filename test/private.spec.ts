@@ -68,7 +68,8 @@ describe('private federations', function () {
     const events: LogEvent[][] = [[], []]
     const first = runPeer(memberInit(manifest, a, psk, 0, [], events[0]))
     const until = Date.now() + 30_000
-    while (events[0].find(e => e.event === 'listening') === undefined && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
+    // Once it has joined, the member serves the federation's protocols (before, it is still preparing).
+    while (events[0].find(e => e.event === 'joined') === undefined && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
     const addrA = (events[0].find(e => e.event === 'listening')!.multiaddrs as string[])[0]
     const second = runPeer(memberInit(manifest, b, psk, 1, [addrA], events[1]))
 

@@ -27,7 +27,7 @@ describe('a peer answers while it trains', function () {
     const dir = mkdtempSync(join(tmpdir(), 'fedgrow-responsive-'))
     const fed = join(dir, 'fed.json')
     // Enough steps that each phase lasts many seconds on wasm.
-    assert.equal((await runCli(['federation', 'init', '--rounds', '1', '--local-ligo-steps', '150', '--local-steps', '100', '--out', fed])).code, 0)
+    assert.equal((await runCli(['federation', 'init', '--rounds', '1', '--quorum', '1', '--local-ligo-steps', '80', '--local-steps', '50', '--out', fed])).code, 0)
     const pre = await runCli(['pretrain', '--dim', '32', '--layers', '2', '--steps', '3', '--out', join(dir, 'small.fgm')])
     assert.equal(pre.code, 0, pre.stderr)
     const node = startNode(['--federation', fed, '--model', join(dir, 'small.fgm'), '--state-dir', join(dir, 'p0'), '--metrics', '127.0.0.1:0'])

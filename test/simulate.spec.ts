@@ -39,9 +39,9 @@ describe('simulate on a pool of compute workers', function () {
 
   /** Small enough for seconds per run; heterogeneous small models as in a real federation. */
   const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainEpochs: 1, localLigoSteps: 5, localSteps: 5, learningRate: 2e-3, batchSize: 32, rounds: 2 }
-  const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg'], seed: 5, outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
+  const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg', 'local'], seed: 5, outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
 
-  it('gives the same per-peer accuracies and final digests with 1 and with 2 workers', async () => {
+  it('gives the same per-peer accuracies and final digests with 1 and with 2 workers, and per-round curves', async () => {
     const one = await run(1)
     const two = await run(2)
     assert.equal(one.compute.workers, 1)
@@ -49,8 +49,17 @@ describe('simulate on a pool of compute workers', function () {
     for (const [i, method] of one.methods.entries()) {
       assert.deepEqual(two.methods[i].accuracy.perPeer, method.accuracy.perPeer, `${method.name}: accuracies`)
       assert.deepEqual(two.methods[i].finalDigests, method.finalDigests, `${method.name}: digests`)
-      assert.equal(new Set(method.finalDigests).size, 1, `${method.name}: every peer ends on one model`)
+      assert.equal(new Set(method.finalDigests).size, method.name === 'local' ? 3 : 1, `${method.name}: sharing peers end on one model, lone ones on their own`)
+      assert.deepEqual(method.curve.map(p => p.round), [1, 2], `${method.name}: one curve point per round`)
+      assert.ok(method.curve[1].trainFlopsPerPeer > method.curve[0].trainFlopsPerPeer && method.curve[0].trainFlopsPerPeer > 0)
+      assert.ok(method.curve[1].bytesSentPerPeer >= method.curve[0].bytesSentPerPeer)
+      assert.equal(method.curve[1].accuracy.mean, method.accuracy.mean, `${method.name}: the last point is the final accuracy`)
     }
+    const [fedgrow, fedavg, local] = one.methods
+    assert.equal(local.curve[1].bytesSentPerPeer, 0, 'local peers send nothing')
+    assert.equal(local.sharedParamsPerRound, 0)
+    assert.equal(local.trainableParamsPerPeer, fedavg.trainableParamsPerPeer, 'local trains the whole target, as fedavg does')
+    assert.ok(fedgrow.curve[0].trainFlopsPerPeer > fedavg.curve[0].trainFlopsPerPeer, 'Dual-LiGO spends Local-LiGO steps before round 1')
     assert.notEqual(one.methods[0].finalDigests[0], one.methods[1].finalDigests[0])
     for (const w of two.compute.perWorker) assert.ok(w.heapBytes > 0 && w.backendBytes > 0, JSON.stringify(two.compute))
   })

@@ -13,10 +13,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { loadData, partition } from '../data/index.js'
 import { validateVitConfig } from '../model/config.js'
-import { countParams } from '../model/vit.js'
+import { countParams, flopsPerTrainStep } from '../model/vit.js'
 import { readModelFile } from '../model/model-file.js'
 import { stepsForEpochs } from '../train/trainer.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
+import type { DualLigoPlan } from '../ligo/index.js'
 import { planFor } from '../federation/participant.js'
 import { PeerCrashed, runPeer } from '../peer.js'
 import { defaultWorkerCount, startComputePool } from '../compute/pool.js'
@@ -38,8 +39,13 @@ import type { LogEvent, Logger } from '../log.js'
 import type { Preset } from './presets.js'
 import type { ProgressSink } from '../train/progress.js'
 
-export const METHOD_NAMES = ['fedgrow', 'fedavg', 'independent'] as const
+export const METHOD_NAMES = ['fedgrow', 'fedavg', 'independent', 'local'] as const
 export type MethodName = typeof METHOD_NAMES[number]
+
+/** Methods whose peers share nothing: each is a federation of one. */
+const ALONE: ReadonlySet<MethodName> = new Set(['independent', 'local'])
+/** Methods that train the target's own weights from scratch (the rest grow it with Dual-LiGO). */
+const FROM_SCRATCH: ReadonlySet<MethodName> = new Set(['fedavg', 'local'])
 
 export interface SimulationOptions {
   peers: number
@@ -93,8 +99,24 @@ export interface MethodResult {
   wallSeconds: number
   /** Each peer's final Global-LiGO digest (the target's, for fedavg), in peer order: equal within a federation that agrees. */
   finalDigests: string[]
+  /** Per round: accuracy over the honest peers, and what a peer had spent by then (bytes on the wire, training FLOPs). */
+  curve: CurvePoint[]
   /** Only when faults were injected: what happened, and how many different Global-LiGOs peers ended on. */
   faults?: FaultReport & { distinctFinalDigests: number }
+}
+
+export interface CurvePoint {
+  round: number
+  accuracy: { mean: number, std: number, min: number }
+  /** Mean over peers of the bytes each had sent up to the end of this round. */
+  bytesSentPerPeer: number
+  /**
+   * Training FLOPs a peer had spent by the end of this round: forward and backward of the model it
+   * trains (Local-LiGO's intermediate model first, for Dual-LiGO methods), per step. It leaves out the
+   * growth operator's own products, evaluation, and the small model's pre-training (a participant
+   * brings its small model).
+   */
+  trainFlopsPerPeer: number
 }
 
 export interface SimulationResult {
@@ -120,8 +142,8 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
   const { preset } = options
   return validateManifest({
     version: MANIFEST_VERSION,
-    method: method === 'fedavg' ? 'fedavg' : 'fedgrow',
-    // Independent peers must not find each other: each gets a federation of its own name.
+    method: FROM_SCRATCH.has(method) ? 'fedavg' : 'fedgrow',
+    // Peers that share nothing never learn each other's addresses: each is a federation of one.
     name: `simulate-${preset.name}-${method}-${options.seed}`,
     task: { kind: 'image-classification', data: options.data ?? 'mnist', partition: `dirichlet:${options.alpha}`, imageSize: 28, channels: 1, numClasses: 10, patchSize: 7, heads: preset.heads },
     intermediate: { ...preset.intermediate, mlpRatio: preset.mlpRatio },
@@ -137,7 +159,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       // With faults, a round that lacks peers stalls at most this long before adaptive deadlines kick in.
       roundTimeoutMs: hasFaults(options.faults ?? {}) ? 30_000 : 120_000,
       // Every peer waits for all others, unless faults are injected: then half (a partition's side) will do.
-      quorum: method === 'independent' ? 1 : hasFaults(options.faults ?? {}) ? Math.max(1, Math.floor(options.peers / 2)) : options.peers
+      quorum: ALONE.has(method) ? 1 : hasFaults(options.faults ?? {}) ? Math.max(1, Math.floor(options.peers / 2)) : options.peers
     },
     aggregation: { rule: options.aggregation ?? 'mean' }
   })
@@ -182,7 +204,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
       if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
     }
   }
-  const faults = new FaultInjector(method === 'independent' ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)
+  const faults = new FaultInjector(ALONE.has(method) ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)
   // Identities derive from the seed: a peer's key seeds its Local-LiGO and batch order, so a run is
   // reproducible, and peer i is the same participant (same private training) under every method.
   const keys = await Promise.all(Array.from({ length: options.peers }, async (_, i) => await generateKeyPairFromSeed('Ed25519', Buffer.from(sha256Hex(`simulate-peer:${options.seed}:${i}`), 'hex'))))
@@ -193,7 +215,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     rmSync(stateDir, { recursive: true, force: true })
     mkdirSync(stateDir, { recursive: true })
     const log = peerLogger(index)
-    const hostile = index >= options.peers - hostileCount(options) && method !== 'independent'
+    const hostile = index >= options.peers - hostileCount(options) && !ALONE.has(method)
     let listen = '/ip4/127.0.0.1/tcp/0'
     const small = await smallModel(options, pool, smalls[index], index, shards[index])
     for (;;) {
@@ -233,7 +255,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     }
   }
   const results: Array<Promise<Awaited<ReturnType<typeof runPeer>>>> = []
-  if (method === 'independent') {
+  if (ALONE.has(method)) {
     for (let i = 0; i < options.peers; i++) results.push(start(i, []))
   } else {
     const first = Promise.withResolvers<string>()
@@ -243,26 +265,50 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   }
   const done = await Promise.all(results)
   const wallSeconds = (Date.now() - started) / 1000
-  // Accuracy is the honest peers' (all of them for independent, where nobody attacks).
-  const honest = method === 'independent' ? done : done.slice(0, options.peers - hostileCount(options))
+  // Accuracy is the honest peers' (all of them when peers share nothing, where nobody attacks).
+  const honestCount = ALONE.has(method) ? options.peers : options.peers - hostileCount(options)
+  const honest = done.slice(0, honestCount)
   const perPeer = honest.map(d => d.accuracy)
   const allRounds = [...roundEvents.values()].flat()
   const plan = planFor(manifest, smalls[0])
   const globalParams = countLigoParams(globalShape(plan))
   const targetParams = countParams(plan.target)
-  const avg = mean(perPeer)
+  const { perPeer: _, ...stats } = accuracyStats(perPeer)
   return {
     name: method,
-    accuracy: { mean: avg, std: Math.sqrt(mean(perPeer.map(a => (a - avg) ** 2))), min: Math.min(...perPeer), perPeer },
+    accuracy: { ...stats, perPeer },
     targetParams,
-    trainableParamsPerPeer: method === 'fedavg' ? targetParams : globalParams,
+    trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : globalParams,
     sharedParamsPerRound: method === 'fedavg' ? targetParams : method === 'fedgrow' ? globalParams : 0,
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesSent))),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
     wallSeconds,
     finalDigests: done.map(d => d.globalDigest),
+    curve: curveOf(manifest, plan, method, roundEvents, honestCount),
     ...(hasFaults(options.faults ?? {}) && method !== 'independent' ? { faults: { ...faults.report, distinctFinalDigests: new Set(done.map(d => d.globalDigest)).size } } : {})
   }
+}
+
+function accuracyStats (perPeer: number[]): MethodResult['accuracy'] {
+  const avg = mean(perPeer)
+  return { mean: avg, std: Math.sqrt(mean(perPeer.map(a => (a - avg) ** 2))), min: Math.min(...perPeer), perPeer }
+}
+
+/** The per-round curve of one method from its peers' round events (peers from `honestCount` on are hostile). */
+function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, roundEvents: Map<number, LogEvent[]>, honestCount: number): CurvePoint[] {
+  const { schedule } = manifest
+  const prepareFlops = FROM_SCRATCH.has(method) ? 0 : schedule.localLigoSteps * flopsPerTrainStep(plan.intermediate, schedule.batchSize)
+  const roundFlops = schedule.localSteps * flopsPerTrainStep(plan.target, schedule.batchSize)
+  const sentSoFar = new Map<number, number>()
+  const points: CurvePoint[] = []
+  for (const round of [...roundEvents.keys()].sort((a, b) => a - b)) {
+    const events = roundEvents.get(round)!.filter(e => Number(e.peer) < honestCount)
+    if (events.length === 0) continue
+    for (const e of events) sentSoFar.set(Number(e.peer), (sentSoFar.get(Number(e.peer)) ?? 0) + Number(e.bytesSent))
+    const { perPeer: _, ...accuracy } = accuracyStats(events.map(e => Number(e.accuracy)))
+    points.push({ round, accuracy, bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops })
+  }
+  return points
 }
 
 /** Samples each worker's memory now and then (never two samples at once), keeping the largest seen. */

@@ -15,6 +15,15 @@ export class BackendUnavailableError extends Error {
   override readonly name = 'BackendUnavailableError'
 }
 
+/**
+ * Training produced a non-finite loss. From the user's own settings (pre-training, Local-LiGO) it means
+ * the learning rate is too high; from a Global-LiGO that peers aggregated it may mean a poisoned
+ * aggregate, which the round engine rolls back instead of exiting.
+ */
+export class TrainingDivergedError extends Error {
+  override readonly name = 'TrainingDivergedError'
+}
+
 export class DataError extends Error {
   override readonly name = 'DataError'
 }

@@ -8,7 +8,7 @@ export type LogFormat = 'text' | 'json'
 export type LogLevel = 'quiet' | 'normal' | 'verbose'
 
 /** Events shown even with --quiet: something went wrong, or the final result. */
-const PROBLEMS_AND_RESULTS = new Set(['rejected', 'checkpoint-damaged', 'fault', 'alone', 'done'])
+const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'rollback', 'checkpoint-damaged', 'fault', 'alone', 'done'])
 /** Events shown only with --verbose. */
 const DETAIL = new Set(['update-accepted', 'peers'])
 

@@ -215,6 +215,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
         warnIfAlone(result)
       },
       onReject: (from, reason, detail) => { log({ event: 'rejected', from, reason, detail }) },
+      onDefence: (event) => { log(event) },
       onContribution: (round, contribution, payload) => {
         if (contribution.from !== peerId) log({ event: 'update-accepted', round, from: contribution.from, sampleCount: contribution.sampleCount })
         init.onContribution?.(round, contribution, payload)
@@ -223,6 +224,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       federationId: fedId,
       expected: compute.spec,
       rounds: lastRound,
+      scheduleRounds: manifest.schedule.rounds,
       roundTimeoutMs: manifest.schedule.roundTimeoutMs,
       quorum: manifest.schedule.quorum,
       initial: startGlobal,

@@ -56,7 +56,39 @@ export const LIMITS = {
   /** Longest time one payload or state request may take, end to end. */
   requestTimeoutMs: 30_000,
   /** Largest manifest (JSON) served or accepted. */
-  maxManifestBytes: 64 * 1024
+  maxManifestBytes: 64 * 1024,
+  /**
+   * Largest magnitude of any Global-LiGO value in an update, a state answer or an aggregate
+   * (`out-of-bounds`). Global-LiGO's values mix a model's weights into the target's (measured: at most
+   * ~6 after training at learning rate 0.3); a value of 1e6 scales weights a million-fold, which no model
+   * trains from, and float32 values near 3e38 overflow to infinity in the first sum. Independent of the
+   * manifest, so it also bounds a state that a joining peer has nothing to compare with.
+   */
+  maxAbsValue: 1e6,
+  /**
+   * An update may lie at most this many times the current Global-LiGO's L2 norm (at least
+   * `minReferenceNorm`) from it (`out-of-bounds`). One round of local training moves it far less: measured
+   * on the test shapes, 0.01-0.4 of its norm at learning rate 0.002, up to 5.2 at 0.3 (a rate at which
+   * training barely holds). An update farther away is not training, and with the mean rule it would drag
+   * the aggregate by its weight times that distance.
+   */
+  maxUpdateDistanceRatio: 10,
+  /** The norm the distance bound uses when Global-LiGO's own is smaller, so a near-zero operator can still move. */
+  minReferenceNorm: 1,
+  /**
+   * Distinct peers that must answer a catch-up with the same (round, digest) before it is adopted, or all
+   * that answered when fewer did: one peer's word alone could hand us any state, and an honest round is
+   * closed by at least the quorum (2 by default) peers, all of which hold it.
+   */
+  catchUpVouchers: 2,
+  /** Peers asked for their state in one catch-up: each answer is a whole Global-LiGO, so the cost is bounded. */
+  catchUpMaxAsks: 8,
+  /**
+   * Rounds a known participant may miss before rounds stop waiting for it: it has crashed or left (an
+   * honest peer announces every round, and re-announces every 2 s). It is waited for again from its next
+   * announcement.
+   */
+  silentRoundsForgotten: 3
 } as const
 
 /** Defaults for manifest fields a user may leave out. */

@@ -205,12 +205,16 @@ export interface AnnounceContext {
   expected: TensorSpec[]
   /** The exact size of a valid payload: every Global-LiGO of these shapes encodes to the same length. */
   payloadBytes: number
+  /** The manifest's last round: no honest peer announces a later one. @default LIMITS.maxRounds */
+  lastRound?: number
 }
 
 /** Checks an announcement against this peer's federation and round; throws ProtocolError with the reason. */
 export function checkAnnouncement (a: Announce, ctx: AnnounceContext): void {
   if (a.federationId !== ctx.federationId) throw new ProtocolError('wrong-federation', `announcement for federation ${a.federationId.slice(0, 12)}…, ours is ${ctx.federationId.slice(0, 12)}…`)
   if (a.round < ctx.currentRound) throw new ProtocolError('stale-round', `round ${a.round} is behind our round ${ctx.currentRound}`)
+  // Checked before implausible-round: a round the schedule never reaches is proof, not a sign we fell behind.
+  if (ctx.lastRound !== undefined && a.round > ctx.lastRound) throw new ProtocolError('beyond-schedule', `round ${a.round} is after the manifest's last round ${ctx.lastRound}`)
   if (a.round > ctx.currentRound + LIMITS.maxRoundsAhead) throw new ProtocolError('implausible-round', `round ${a.round} is more than ${LIMITS.maxRoundsAhead} ahead of our round ${ctx.currentRound}`)
   const expectedBytes = ctx.expected.length === a.tensors.length && ctx.expected.every((e, i) => e.name === a.tensors[i].name && e.shape.join() === a.tensors[i].shape.join())
   if (!expectedBytes) throw new ProtocolError('wrong-shape', 'tensor names or shapes differ from the manifest\'s Global-LiGO')

@@ -4,6 +4,7 @@
  * float32 values in that order, so it depends on the numbers alone.
  */
 import { sha256Hex } from './canonical.js'
+import { LIMITS } from './constants.js'
 import { ProtocolError } from './errors.js'
 import { decodeSafetensors, encodeSafetensors, TensorFileError } from './safetensors.js'
 import type { TensorSpec } from './messages.js'
@@ -48,3 +49,32 @@ export function globalDigest (tensors: TensorMap): string {
 }
 
 export { sha256Hex }
+
+/** L2 norm of `tensors` minus `reference` (or of `tensors` alone) over every value, summed in float64. */
+export function l2Distance (tensors: TensorMap, reference?: TensorMap): number {
+  let squared = 0
+  for (const name of canonicalNames(tensors)) {
+    const data = tensors[name].data
+    const base = reference?.[name]?.data
+    for (let i = 0; i < data.length; i++) squared += (data[i] - (base?.[i] ?? 0)) ** 2
+  }
+  return Math.sqrt(squared)
+}
+
+/**
+ * Checks a Global-LiGO's values against the protocol's bounds; throws ProtocolError('out-of-bounds').
+ * Every value at most LIMITS.maxAbsValue in magnitude; with `reference` (the receiver's current
+ * Global-LiGO), also at most LIMITS.maxUpdateDistanceRatio times its norm away from it.
+ */
+export function checkValueBounds (tensors: TensorMap, reference?: TensorMap): void {
+  for (const name of canonicalNames(tensors)) {
+    const data = tensors[name].data
+    for (let i = 0; i < data.length; i++) {
+      if (!(Math.abs(data[i]) <= LIMITS.maxAbsValue)) throw new ProtocolError('out-of-bounds', `tensor ${name} holds ${data[i]}, beyond +-${LIMITS.maxAbsValue}`)
+    }
+  }
+  if (reference === undefined) return
+  const allowed = LIMITS.maxUpdateDistanceRatio * Math.max(l2Distance(reference), LIMITS.minReferenceNorm)
+  const distance = l2Distance(tensors, reference)
+  if (distance > allowed) throw new ProtocolError('out-of-bounds', `update lies ${distance.toPrecision(3)} from the current Global-LiGO, more than ${LIMITS.maxUpdateDistanceRatio} times its norm (${allowed.toPrecision(3)})`)
+}

@@ -19,6 +19,8 @@ const COMMANDS: Command[] = [simulateCommand, pretrainCommand, evalCommand, pred
 /** Exit codes by error name; anything else is an internal error (1). */
 export const EXIT_CODES: Record<string, number> = {
   InvalidArgumentError: 2,
+  // A user's own training settings (learning rate) made the loss non-finite: a bad argument, as before.
+  TrainingDivergedError: 2,
   InvalidConfigError: 3,
   DataError: 4,
   ModelFileError: 5,

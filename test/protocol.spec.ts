@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { federationId, parseManifest, validateManifest } from '../protocol/manifest.js'
 import { checkAnnouncement, decodeMessage, encodeMessage } from '../protocol/messages.js'
-import { decodePayload, encodePayload, globalDigest } from '../protocol/payload.js'
+import { checkValueBounds, decodePayload, encodePayload, globalDigest } from '../protocol/payload.js'
 import { canonicalJson } from '../protocol/canonical.js'
 import { LIMITS, payloadProtocol, updatesTopic } from '../protocol/constants.js'
 import { tinyManifest } from './fixtures.js'
@@ -86,6 +86,14 @@ describe('protocol', () => {
       assert.equal(reason(announce({ tensors: [{ name: 'E', shape: [4, 3] }] })), 'wrong-shape')
       assert.equal(reason(announce({ payloadBytes: 512 * 1024 * 1024 })), 'too-large')
     })
+
+    it('holds a round after the manifest\'s last against the sender, before calling it implausible', () => {
+      const ctx = { federationId: HASH, currentRound: 3, expected: [{ name: 'E', shape: [4, 2] }], payloadBytes: 1000, lastRound: 5 }
+      const reason = (a: Announce): string => { try { checkAnnouncement(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
+      assert.equal(reason(announce({ round: 5 })), 'ok')
+      assert.equal(reason(announce({ round: 6 })), 'beyond-schedule')
+      assert.equal(reason(announce({ round: LIMITS.maxRounds })), 'beyond-schedule')
+    })
   })
 
   describe('payload', () => {
@@ -101,6 +109,19 @@ describe('protocol', () => {
       assert.throws(() => decodePayload(encodePayload(nan), spec), { name: 'ProtocolError', message: /not-finite/ })
       const truncated = encodePayload(tensors).subarray(0, 20)
       assert.throws(() => decodePayload(truncated, spec), { name: 'ProtocolError', message: /malformed/ })
+    })
+
+    it('bounds values: a magnitude for everything, a distance from the current Global-LiGO for updates', () => {
+      const of = (...values: number[]): { E: { shape: number[], data: Float32Array } } => ({ E: { shape: [values.length], data: Float32Array.from(values) } })
+      checkValueBounds(of(LIMITS.maxAbsValue, -LIMITS.maxAbsValue))
+      assert.throws(() => { checkValueBounds(of(3e38, -3e38)) }, { name: 'ProtocolError', message: /out-of-bounds/ })
+      assert.throws(() => { checkValueBounds(of(0, 2 * LIMITS.maxAbsValue)) }, { name: 'ProtocolError', message: /out-of-bounds/ })
+      // Reference norm 5 (3, 4): an update may lie up to 10 x 5 = 50 away from it.
+      checkValueBounds(of(3 + 30, 4 + 40), of(3, 4))
+      assert.throws(() => { checkValueBounds(of(3 + 31, 4 + 40), of(3, 4)) }, { name: 'ProtocolError', message: /out-of-bounds.*more than 10 times/ })
+      // A near-zero reference still allows a distance of 10 x minReferenceNorm.
+      checkValueBounds(of(LIMITS.maxUpdateDistanceRatio * LIMITS.minReferenceNorm, 0), of(0, 0))
+      assert.throws(() => { checkValueBounds(of(LIMITS.maxUpdateDistanceRatio * LIMITS.minReferenceNorm + 0.5, 0), of(0, 0)) }, { name: 'ProtocolError', message: /out-of-bounds/ })
     })
 
     it('digests the values alone, independent of key order', () => {

@@ -42,7 +42,7 @@ describe('training', () => {
     const init = initParams(config, 0)
     const vars = new VariableSet(init)
     tf.dispose(Object.values(init))
-    assert.throws(() => train(vars, (x, y) => tf.mul(crossEntropy(forward(config, vars.tensors, x), y), NaN), toyDataset(16, 1), { steps: 3, batchSize: 8, seed: 0 }), { name: 'InvalidArgumentError', message: /loss became NaN at step 1/ })
+    assert.throws(() => train(vars, (x, y) => tf.mul(crossEntropy(forward(config, vars.tensors, x), y), NaN), toyDataset(16, 1), { steps: 3, batchSize: 8, seed: 0 }), { name: 'TrainingDivergedError', message: /loss became NaN at step 1/ })
     vars.dispose()
   })
 

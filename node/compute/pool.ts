@@ -9,7 +9,7 @@
 import '../polyfill.js'
 import { Worker } from 'node:worker_threads'
 import { availableParallelism, freemem } from 'node:os'
-import { ComputeWorkerError, DataError, InvalidArgumentError, InvalidConfigError, ModelFileError, BackendUnavailableError, NetworkError } from '../errors.js'
+import { ComputeWorkerError, DataError, TrainingDivergedError, InvalidArgumentError, InvalidConfigError, ModelFileError, BackendUnavailableError, NetworkError } from '../errors.js'
 import { InvalidManifestError, ProtocolError } from '../../protocol/errors.js'
 import { parseBackendChoice } from '../backend.js'
 import type { RejectionReason } from '../../protocol/errors.js'
@@ -85,7 +85,7 @@ export interface ComputePoolInit {
   maxHeapMiB?: number
 }
 
-const ERRORS: Record<string, new (message: string) => Error> = { InvalidConfigError, InvalidArgumentError, DataError, ModelFileError, BackendUnavailableError, NetworkError, InvalidManifestError }
+const ERRORS: Record<string, new (message: string) => Error> = { InvalidConfigError, InvalidArgumentError, TrainingDivergedError, DataError, ModelFileError, BackendUnavailableError, NetworkError, InvalidManifestError }
 
 /** The error a worker threw, as the same class on this side, so exit codes and `instanceof` still work. */
 function revive (e: SerializedError): Error {

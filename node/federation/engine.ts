@@ -4,12 +4,18 @@
  * updates from its peers until every participant it knows of has reported (and the quorum is met) or
  * the deadline passes (adaptive: deadline.ts), then aggregates them in a canonical order, so peers that
  * hold the same set hold bit-identical Global-LiGO. Late updates for past rounds are counted and dropped; updates for later
- * rounds are kept for their round. A peer that starts late asks a peer for its last completed round.
+ * rounds are kept for their round. A peer that starts late, or falls behind, adopts the last completed
+ * round that enough of its peers vouch for (catch-up).
+ *
+ * Hostile peers (protocol/README.md, threat model): nothing a peer sends can make this engine throw;
+ * invalid updates and state answers ban their sender, out-of-bounds values are rejected, a poisoned
+ * aggregate is rolled back, and peers that fall silent stop holding rounds up.
  */
 import { checkAnnouncement } from '../../protocol/messages.js'
 import { LIMITS } from '../../protocol/constants.js'
 import { ProtocolError } from '../../protocol/errors.js'
-import { decodePayload, encodePayload, globalDigest, sha256Hex } from '../../protocol/payload.js'
+import { checkValueBounds, decodePayload, encodePayload, globalDigest, sha256Hex } from '../../protocol/payload.js'
+import { TrainingDivergedError } from '../errors.js'
 import type { Announce, State, TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
@@ -32,7 +38,7 @@ const CATCH_UP_GRACE_MS = 2_000
 export const REANNOUNCE_MS = 2_000
 
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
-const NOT_HELD_AGAINST = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
+export const NOT_HELD_AGAINST: ReadonlySet<DropReason> = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
 
 export interface LocalUpdate {
   tensors: TensorMap
@@ -61,6 +67,22 @@ export interface RoundResult {
   seconds: number
 }
 
+/**
+ * What the engine's defences did, for the log: each names the defence and why it acted.
+ * - `state-rejected`: a state answer broke a rule (its sender is banned, like a bad update's).
+ * - `state-unvouched`: peers are ahead, but no state had enough distinct peers agreeing on it.
+ * - `pending-ignored`: a state answer listed pending updates; they are unsigned, so never acted on.
+ * - `rollback`: an aggregate out of bounds was not adopted, or training from the current Global-LiGO
+ *   diverged and the peer went back to the last one it trained from.
+ * - `forgotten`: a participant silent for LIMITS.silentRoundsForgotten rounds is no longer waited for.
+ */
+export type DefenceEvent =
+  | { event: 'state-rejected', from: string, reason: DropReason, detail: string }
+  | { event: 'state-unvouched', round: number, globalDigest: string, vouchers: string[], required: number, detail: string }
+  | { event: 'pending-ignored', from: string, entries: number }
+  | { event: 'rollback', round: number, reason: 'aggregate-out-of-bounds' | 'training-diverged', globalDigest: string, detail: string }
+  | { event: 'forgotten', peer: string, lastRound: number, round: number }
+
 export interface EngineComponents {
   transport: UpdateTransport
   strategy: Strategy
@@ -78,6 +100,8 @@ export interface EngineComponents {
   onReject?: (from: string, reason: DropReason, detail: string) => void
   /** Called with every contribution as it is accepted (used by audits and tests). */
   onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
+  /** Called whenever a defence against a hostile or broken peer acts (DefenceEvent). */
+  onDefence?: (event: DefenceEvent) => void
 }
 
 export interface EngineInit {
@@ -85,11 +109,25 @@ export interface EngineInit {
   /** Global-LiGO tensor names and shapes, in canonical order. */
   expected: TensorSpec[]
   rounds: number
+  /**
+   * The manifest's last round (at least `rounds`, which may stop earlier): no honest peer announces or
+   * holds a later one, so one that does is banned. @default rounds
+   */
+  scheduleRounds?: number
   roundTimeoutMs: number
   quorum: number
   /** Global-LiGO to start from, and the last completed round it belongs to (0 = initial). */
   initial: TensorMap
   completedRound: number
+}
+
+/** A state answer that passed every check: a candidate for catch-up. */
+interface CheckedState {
+  from: string
+  round: number
+  digest: string
+  tensors: TensorMap
+  payload: Uint8Array
 }
 
 interface Pending {
@@ -111,8 +149,15 @@ export class RoundEngine {
   private collecting: number
   /** Announcements and accepted contributions by round, then by sender. */
   private readonly pool = new Map<number, Map<string, Pending>>()
-  /** Everyone we have heard announce: expected in later rounds too. */
-  private readonly knownParticipants = new Set<string>()
+  /**
+   * Everyone we have heard of, with the last round it announced (or, for a topic subscriber not heard
+   * yet, the round we first saw it): waited for until it has been silent for LIMITS.silentRoundsForgotten.
+   */
+  private readonly lastHeard = new Map<string, number>()
+  /** Silent participants already reported as forgotten (reported again only after they speak again). */
+  private readonly forgotten = new Set<string>()
+  /** The Global-LiGO this peer last trained from without diverging: where a poisoned one rolls back to. */
+  private lastTrained: { global: TensorMap, payload: Uint8Array } | undefined
   /** Peers whose update we rejected, by round: not waited for in that round. */
   private readonly failed = new Map<number, Set<string>>()
   /** Peers that sent invalid updates: their messages are dropped from now on, so nobody waits for them. */
@@ -159,41 +204,135 @@ export class RoundEngine {
     }, (from, announce) => { this.receive(from, announce) })
   }
 
-  private stateHeader (): State {
-    const pending = [...this.pool.entries()].filter(([round]) => round > this.completed).flatMap(([, peers]) => [...peers.values()].map(p => ({ from: p.from, announce: p.announce })))
-    return { type: 'state', federationId: this.init.federationId, round: this.completed, globalDigest: globalDigest(this.global), payloadBytes: this.globalPayload.length, pending }
+  private get scheduleRounds (): number {
+    return this.init.scheduleRounds ?? this.init.rounds
   }
 
   /**
-   * Adopts a peer's state when it is ahead of ours: its last completed round and Global-LiGO, and the
-   * updates it holds for later rounds (fetched from their announcers). Returns the round adopted.
+   * Our state answer. `pending` stays empty: its entries are relayed announcements without their
+   * signatures, so no receiver may act on them (protocol/README.md); peers re-announce every 2 s anyway.
    */
-  async catchUp (peers: string[]): Promise<number> {
-    for (const peer of peers) {
-      let answer
-      try {
-        answer = await this.components.transport.requestState(peer, this.globalPayload.length)
-      } catch {
-        continue
-      }
-      if (answer.header.round <= this.completed) continue
-      const tensors = decodePayload(answer.payload, this.init.expected)
-      if (globalDigest(tensors) !== answer.header.globalDigest) throw new ProtocolError('hash-mismatch', `state from ${peer} does not match its digest`)
-      this.global = tensors
-      this.globalPayload = answer.payload
-      this.completed = answer.header.round
-      this.collecting = this.completed + 1
-      for (const p of answer.header.pending) this.receive(p.from, p.announce)
-      return this.completed
-    }
+  private stateHeader (): State {
+    return { type: 'state', federationId: this.init.federationId, round: this.completed, globalDigest: globalDigest(this.global), payloadBytes: this.globalPayload.length, pending: [] }
+  }
+
+  /**
+   * Catch-up: asks `ahead` (peers seen beyond our round) and the other participants for their last
+   * completed round, and adopts the one state ahead of ours, within our schedule, that the most distinct
+   * peers answered with the same (round, digest): at least LIMITS.catchUpVouchers of them, or every peer
+   * that answered when fewer did, and strictly more than back any other state ahead. Returns the round
+   * we now hold. Never throws: an answer that breaks a rule bans its sender, an unreachable peer is skipped.
+   */
+  async catchUp (ahead: string[]): Promise<number> {
+    const asked = this.catchUpCandidates(ahead)
+    const answers = await Promise.all(asked.map(async peer => await this.askState(peer)))
+    const answered = answers.filter(a => a !== 'unreachable')
+    const valid = answered.filter((a): a is CheckedState => a !== 'rejected')
+    const chosen = this.vouchedState(valid, Math.min(LIMITS.catchUpVouchers, answered.length))
+    if (chosen === null) return this.completed
+    this.global = chosen.tensors
+    this.globalPayload = chosen.payload
+    this.completed = chosen.round
+    this.collecting = chosen.round + 1
     return this.completed
+  }
+
+  /** Whom one catch-up asks: peers ahead first, then everyone else we know of, at most LIMITS.catchUpMaxAsks. */
+  private catchUpCandidates (ahead: string[]): string[] {
+    const { transport } = this.components
+    const everyone = [...ahead, ...transport.participants(), ...this.awaited(this.collecting)]
+    return [...new Set(everyone)].filter(peer => peer !== transport.selfId && !this.banned.has(peer)).slice(0, LIMITS.catchUpMaxAsks)
+  }
+
+  /** One peer's state, checked; 'rejected' when it broke a rule (the peer is banned), 'unreachable' when none came. */
+  private async askState (peer: string): Promise<CheckedState | 'rejected' | 'unreachable'> {
+    let answer: { header: State, payload: Uint8Array }
+    try {
+      answer = await this.components.transport.requestState(peer, this.globalPayload.length)
+    } catch (err) {
+      // A malformed answer is the sender's doing; a failed dial or a well-formed refusal is not.
+      if (!(err instanceof ProtocolError)) return 'unreachable'
+      this.rejectState(peer, err.reason, err.message)
+      return 'rejected'
+    }
+    try {
+      return this.checkState(peer, answer.header, answer.payload)
+    } catch (err) {
+      this.rejectState(peer, err instanceof ProtocolError ? err.reason : 'malformed', (err as Error).message)
+      return 'rejected'
+    }
+  }
+
+  /** Checks a state answer as strictly as an update; throws ProtocolError with the reason. */
+  private checkState (from: string, header: State, payload: Uint8Array): CheckedState {
+    if (header.federationId !== this.init.federationId) throw new ProtocolError('wrong-federation', `state for federation ${header.federationId.slice(0, 12)}…`)
+    if (header.round > this.scheduleRounds) throw new ProtocolError('beyond-schedule', `state of round ${header.round}, after the manifest's last round ${this.scheduleRounds}`)
+    const tensors = decodePayload(payload, this.init.expected)
+    const digest = globalDigest(tensors)
+    if (digest !== header.globalDigest) throw new ProtocolError('hash-mismatch', `state of round ${header.round} does not match its digest`)
+    // Only the absolute bound: a peer that joins late has no current Global-LiGO to measure a state against.
+    checkValueBounds(tensors)
+    if (header.pending.length > 0) this.components.onDefence?.({ event: 'pending-ignored', from, entries: header.pending.length })
+    return { from, round: header.round, digest, tensors, payload }
+  }
+
+  private rejectState (from: string, reason: DropReason, detail: string): void {
+    this.components.onDefence?.({ event: 'state-rejected', from, reason, detail })
+    this.ban(from, reason)
+  }
+
+  /**
+   * The state to adopt among checked answers: the (round, digest) ahead of ours, within our rounds, that
+   * the most peers answered with, if they are at least `required` and no other state ahead has as many.
+   */
+  private vouchedState (answers: CheckedState[], required: number): CheckedState | null {
+    const groups = new Map<string, CheckedState[]>()
+    for (const a of answers) {
+      if (a.round <= this.completed || a.round > this.init.rounds) continue
+      const key = `${a.round}:${a.digest}`
+      groups.set(key, [...(groups.get(key) ?? []), a])
+    }
+    const ranked = [...groups.values()].sort((x, y) => y.length - x.length)
+    if (ranked.length === 0) return null
+    const [best, runnerUp] = ranked
+    const tied = runnerUp !== undefined && runnerUp.length === best.length
+    if (best.length >= required && !tied) return best[0]
+    const detail = tied ? `as many peers answered with another state ahead (${runnerUp[0].round})` : `${best.length} of the ${required} distinct peers needed`
+    this.components.onDefence?.({ event: 'state-unvouched', round: best[0].round, globalDigest: best[0].digest, vouchers: best.map(a => a.from), required, detail })
+    return null
   }
 
   private reject (from: string, reason: DropReason, detail: string): void {
     this.components.onReject?.(from, reason, detail)
-    if (!NOT_HELD_AGAINST.has(reason)) {
-      this.banned.add(from)
-      this.components.transport.penalise(from, reason)
+    if (!NOT_HELD_AGAINST.has(reason)) this.ban(from, reason)
+  }
+
+  /** From now on its messages are dropped and no round waits for it. */
+  private ban (from: string, reason: DropReason): void {
+    this.banned.add(from)
+    this.components.transport.penalise(from, reason)
+  }
+
+  /**
+   * Participants a round waits for: everyone heard of (announcers, topic subscribers) who is not banned
+   * and has spoken within LIMITS.silentRoundsForgotten rounds of `round`.
+   */
+  private awaited (round: number): Set<string> {
+    const { transport } = this.components
+    for (const peer of transport.participants()) if (!this.lastHeard.has(peer)) this.lastHeard.set(peer, round)
+    const out = new Set<string>()
+    for (const [peer, heard] of this.lastHeard) {
+      if (peer !== transport.selfId && !this.banned.has(peer) && round - heard <= LIMITS.silentRoundsForgotten) out.add(peer)
+    }
+    return out
+  }
+
+  /** Reports, once per silence, each participant that `awaited(round)` has stopped waiting for. */
+  private reportForgotten (round: number, awaited: Set<string>): void {
+    for (const [peer, heard] of this.lastHeard) {
+      if (awaited.has(peer) || this.banned.has(peer) || this.forgotten.has(peer) || peer === this.components.transport.selfId) continue
+      this.forgotten.add(peer)
+      this.components.onDefence?.({ event: 'forgotten', peer, lastRound: heard, round })
     }
   }
 
@@ -201,7 +340,7 @@ export class RoundEngine {
   private receive (from: string, announce: Announce): void {
     if (from === this.components.transport.selfId) return
     try {
-      checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length })
+      checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length, lastRound: this.scheduleRounds })
     } catch (err) {
       if (err instanceof ProtocolError && err.reason === 'implausible-round' && Number.isInteger(announce.round)) {
         // Too far ahead to hold its update, but a reason to catch up from it (we may have fallen behind).
@@ -226,13 +365,16 @@ export class RoundEngine {
       this.reject(from, 'over-capacity', `round ${announce.round} already holds ${round.size} updates`)
       return
     }
-    this.knownParticipants.add(from)
+    this.lastHeard.set(from, Math.max(announce.round, this.lastHeard.get(from) ?? 0))
+    this.forgotten.delete(from)
     const entry: Pending = { announce, from }
     round.set(from, entry)
     const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
     this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then((payload) => {
       if (sha256Hex(payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', 'payload does not hash to the announced value')
-      const contribution = { from, sampleCount: announce.sampleCount, tensors: decodePayload(payload, this.init.expected) }
+      const tensors = decodePayload(payload, this.init.expected)
+      checkValueBounds(tensors, this.global)
+      const contribution = { from, sampleCount: announce.sampleCount, tensors }
       entry.contribution = contribution
       entry.arrivedAt = Date.now()
       this.components.onContribution?.(announce.round, contribution, payload)
@@ -273,8 +415,7 @@ export class RoundEngine {
     const until = Date.now() + maxMs
     let lastAnnounce = 0
     while (!this.stopped && Date.now() < until) {
-      const others = new Set([...this.knownParticipants, ...transport.participants()].filter(p => p !== transport.selfId && !this.banned.has(p)))
-      if ([...others].every(p => own.fetchedBy?.has(p) === true)) return
+      if ([...this.awaited(this.completed)].every(p => own.fetchedBy?.has(p) === true)) return
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
         await transport.announce(own.announce)
@@ -291,7 +432,7 @@ export class RoundEngine {
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
     for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
-    const update = await this.components.trainRound(this.global, round)
+    const update = await this.trainFromCurrent(round)
     if (this.stopped) return
     const payload = encodePayload(update.tensors)
     const announce: Announce = {
@@ -329,9 +470,12 @@ export class RoundEngine {
       const pool = this.roundPool(round)
       const arrived = [...pool.values()].filter(p => p.contribution !== undefined)
       const failed = this.failed.get(round) ?? new Set()
-      // Waited for: everyone we know of. One that died or sits across a partition holds the round up only
-      // until the adaptive deadline; when it comes back, it catches up.
-      const everyone = new Set([...this.knownParticipants, ...transport.participants(), ...pool.keys(), transport.selfId])
+      // Waited for: everyone we know of who has spoken lately. One that died or sits across a partition
+      // holds the round up only until the adaptive deadline, and after LIMITS.silentRoundsForgotten rounds
+      // not at all; when it comes back (announces), it is waited for again.
+      const awaited = this.awaited(round)
+      this.reportForgotten(round, awaited)
+      const everyone = new Set([...awaited, ...pool.keys(), transport.selfId])
       expected = everyone.size
       const excluded = [...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))
       const allIn = [...everyone].every(peer => excluded.includes(peer) || pool.get(peer)?.contribution !== undefined)
@@ -341,7 +485,7 @@ export class RoundEngine {
       if ((allIn && quorate) || (now >= firstSeen() + waitMs && quorate) || (now >= hardDeadline && arrived.length >= 1)) break
       // Peers already announcing the next round have closed this one without us: take their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
-      const ahead = [...new Set([...this.farAhead.keys(), ...(this.pool.get(round + 1)?.keys() ?? [])])].filter(peer => peer !== transport.selfId)
+      const ahead = [...new Set([...this.farAhead.keys(), ...(this.pool.get(round + 1)?.keys() ?? [])])].filter(peer => peer !== transport.selfId && !this.banned.has(peer))
       if (ahead.length > 0) aheadSince ??= Date.now()
       if (aheadSince !== undefined && Date.now() - aheadSince >= CATCH_UP_GRACE_MS && Date.now() - lastCatchUp >= CATCH_UP_GRACE_MS) {
         lastCatchUp = Date.now()
@@ -365,10 +509,7 @@ export class RoundEngine {
     this.roundsRun++
     const contributions = closed.flatMap(p => p.contribution === undefined ? [] : [p.contribution])
     const next = this.components.strategy.aggregate(contributions, this.global)
-    if (next !== null) {
-      this.global = next
-      this.globalPayload = encodePayload(next)
-    }
+    if (next !== null) this.adoptAggregate(round, next)
     this.completed = round
     this.collecting = round + 1
     const bytesAfter = await transport.bytes()
@@ -385,5 +526,39 @@ export class RoundEngine {
       waitMs,
       seconds: (Date.now() - started) / 1000
     }, this.global)
+  }
+
+  /**
+   * Trains from the current Global-LiGO. If that diverges (a non-finite loss) and it is not the one we
+   * last trained from, it came from peers (an aggregate or a catch-up): roll back to the last one that
+   * trained and train again. A second divergence, from a Global-LiGO that trained before, is the
+   * settings' fault and ends the run with the trainer's advice.
+   */
+  private async trainFromCurrent (round: number): Promise<LocalUpdate> {
+    const from = { global: this.global, payload: this.globalPayload }
+    try {
+      const update = await this.components.trainRound(from.global, round)
+      this.lastTrained = from
+      return update
+    } catch (err) {
+      const previous = this.lastTrained
+      if (!(err instanceof TrainingDivergedError) || previous === undefined || previous.global === from.global) throw err
+      this.global = previous.global
+      this.globalPayload = previous.payload
+      this.components.onDefence?.({ event: 'rollback', round, reason: 'training-diverged', globalDigest: globalDigest(this.global), detail: `training from Global-LiGO ${globalDigest(from.global).slice(0, 12)}… diverged (${err.message}); back to the last one this peer trained from` })
+      return await this.components.trainRound(this.global, round)
+    }
+  }
+
+  /** Adopts a round's aggregate, unless its values are out of bounds: then the current Global-LiGO stays. */
+  private adoptAggregate (round: number, next: TensorMap): void {
+    try {
+      checkValueBounds(next)
+    } catch (err) {
+      this.components.onDefence?.({ event: 'rollback', round, reason: 'aggregate-out-of-bounds', globalDigest: globalDigest(this.global), detail: `${(err as Error).message}; keeping the previous Global-LiGO` })
+      return
+    }
+    this.global = next
+    this.globalPayload = encodePayload(next)
   }
 }

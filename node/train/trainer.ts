@@ -4,7 +4,7 @@
  * Memory: one step is one tf.tidy (forward, gradients, update); each batch is disposed after its step.
  */
 import * as tf from '../tf.js'
-import { InvalidArgumentError } from '../errors.js'
+import { InvalidArgumentError, TrainingDivergedError } from '../errors.js'
 import { Rng } from '../random.js'
 import { batchTensors } from '../data/dataset.js'
 import { crossEntropy } from '../model/vit.js'
@@ -95,7 +95,7 @@ export function train (params: VariableSet, lossOf: BatchLoss, data: Dataset, op
       })
       images.dispose()
       labels.dispose()
-      if (!Number.isFinite(loss)) throw new InvalidArgumentError(`${phase}: loss became ${loss} at step ${step}; lower the learning rate (now ${optimizer.learningRate})`)
+      if (!Number.isFinite(loss)) throw new TrainingDivergedError(`${phase}: loss became ${loss} at step ${step}; lower the learning rate (now ${optimizer.learningRate})`)
       losses.push(loss)
       if (step % PROGRESS_EVERY_STEPS === 0 || step === options.steps) {
         const recent = losses.slice(-PROGRESS_EVERY_STEPS)

@@ -1,0 +1,323 @@
+/**
+ * Hostile peers against honest ones (issue #14). Two honest peers run a federation with runPeer, in
+ * this process over real libp2p; beside them, hostile libp2p hosts of our own speak the protocol as
+ * protocol/README.md writes it, each identity with one attack: an announcement of a round the schedule
+ * never reaches, state answers that are inflated, lie about their digest, claim a round beyond the
+ * schedule or carry forged pending entries, a poisoned update of +-3e38, and a participant that falls
+ * silent. No honest peer may crash, adopt a hostile state, ban its honest peer or end on another digest,
+ * and each defence must say so in its log event. A last part drives the round engine alone over an
+ * in-memory transport: a poisoned aggregate is rolled back, never fatal.
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
+import { runPeer } from '../node/peer.js'
+import { startHost } from '../node/p2p/host.js'
+import { globalLigoSpec, planFor } from '../node/federation/participant.js'
+import { NOT_HELD_AGAINST, RoundEngine } from '../node/federation/engine.js'
+import { fedAvg } from '../node/federation/strategy.js'
+import { CheckpointStore } from '../node/storage/checkpoints.js'
+import { TrainingDivergedError } from '../node/errors.js'
+import { validateVitConfig } from '../node/model/config.js'
+import { splitTrainTest } from '../node/data/dataset.js'
+import { federationId, validateManifest } from '../protocol/manifest.js'
+import { decodeMessage, encodeMessage } from '../protocol/messages.js'
+import { LIMITS, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
+import { encodePayload, globalDigest, sha256Hex } from '../protocol/payload.js'
+import { modelData, toyDataset, useBackend } from './helpers.js'
+import { tinyManifest } from './fixtures.js'
+import type { StartedHost } from '../node/p2p/host.js'
+import type { DefenceEvent, LocalUpdate } from '../node/federation/engine.js'
+import type { DropReason, UpdateTransport } from '../node/federation/transport.js'
+import type { Announce, State, TensorSpec } from '../protocol/messages.js'
+import type { TensorMap } from '../protocol/safetensors.js'
+import type { LogEvent } from '../node/log.js'
+import type { PeerResult } from '../node/peer.js'
+
+const ROUNDS = 5
+const small = validateVitConfig({ imageSize: 8, patchSize: 4, numClasses: 4, heads: 2, mlpRatio: 1, dim: 8, layers: 1 })
+// Quorum 2 and a short timeout: silent participants hold a round up to 6 s (then the adaptive 3 s floor),
+// long enough for the honest peers, waiting, to ask everyone for their state (catch-up).
+const manifest = validateManifest(tinyManifest({ rounds: ROUNDS, quorum: 2, roundTimeoutMs: 6_000 }))
+const fedId = federationId(manifest)
+const topic = updatesTopic(fedId)
+const spec = globalLigoSpec(planFor(manifest, small))
+
+/** A Global-LiGO of the manifest's shapes with value(i) at flat index i of every tensor. */
+function filled (value: (i: number) => number): TensorMap {
+  return Object.fromEntries(spec.map(t => [t.name, { shape: t.shape, data: Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, (_, i) => value(i)) }]))
+}
+
+function announceOf (round: number, payload: Uint8Array, tensors: TensorSpec[] = spec): Announce {
+  return { type: 'announce', federationId: fedId, round, sampleCount: 48, payloadHash: sha256Hex(payload), payloadBytes: payload.length, dtype: 'float32', tensors, addresses: [] }
+}
+
+async function waitFor (what: string, test: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!test()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+interface Hostile {
+  host: StartedHost
+  id: string
+  /** Rounds of the honest peers' announcements it has seen. */
+  seenRounds: Set<number>
+  publish: (announce: Announce) => Promise<void>
+}
+
+/** A hostile libp2p peer: connected to `honest`, subscribed to the federation's topic, serving `state` if given. */
+async function startHostile (honest: string[], honestIds: string[], state?: { header: State, payload: Uint8Array }): Promise<Hostile> {
+  const host = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const pubsub = host.libp2p.services.pubsub
+  const seenRounds = new Set<number>()
+  pubsub.addEventListener('message', (evt) => {
+    const msg = evt.detail
+    if (msg.topic !== topic || msg.type !== 'signed' || !honestIds.includes(msg.from.toString())) return
+    const message = decodeMessage(msg.data)
+    if (message.type === 'announce') seenRounds.add(message.round)
+  })
+  if (state !== undefined) {
+    await host.libp2p.handle(stateProtocol(fedId), async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: 4 * 1024 * 1024 })
+      await lp.read()
+      await lp.writeV([encodeMessage(state.header), state.payload])
+      await stream.close()
+    })
+  }
+  pubsub.subscribe(topic)
+  for (const address of honest) await host.libp2p.dial(multiaddr(address))
+  await waitFor('the honest peers on the hostile peer\'s topic view', () => honestIds.every(id => pubsub.getSubscribers(topic).some(p => p.toString() === id)))
+  return { host, id: host.libp2p.peerId.toString(), seenRounds, publish: async (a) => { await pubsub.publish(topic, encodeMessage(a)) } }
+}
+
+/** A state answer for `round` carrying `tensors`, with their digest unless `digest` is given. */
+function stateOf (round: number, tensors: TensorMap, extra: Partial<State> = {}): { header: State, payload: Uint8Array } {
+  const payload = encodePayload(tensors)
+  return { header: { type: 'state', federationId: fedId, round, globalDigest: globalDigest(tensors), payloadBytes: payload.length, pending: [], ...extra }, payload }
+}
+
+interface HonestPeer {
+  events: LogEvent[]
+  stateDir: string
+  done: Promise<PeerResult>
+}
+
+async function startHonest (index: number, bootstrap: string[]): Promise<HonestPeer> {
+  const events: LogEvent[] = []
+  const stateDir = mkdtempSync(join(tmpdir(), `fedgrow-hostile${index}-`))
+  const done = runPeer({
+    manifest,
+    small: modelData(small, index),
+    data: splitTrainTest(toyDataset(64, 300 + index), 0.25, index),
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap,
+    stateDir,
+    localNetwork: true,
+    lingerMs: 2_000,
+    log: (e) => { events.push(e) }
+  })
+  return { events, stateDir, done }
+}
+
+const listening = (p: HonestPeer): LogEvent | undefined => p.events.find(e => e.event === 'listening')
+
+describe('hostile peers against honest ones', function () {
+  this.timeout(120_000)
+  const honest: HonestPeer[] = []
+  const hostile: Record<string, Hostile> = {}
+  let results: PeerResult[] = []
+  let honestIds: string[] = []
+  const eventsOf = (p: HonestPeer, event: string, match: Record<string, unknown> = {}): LogEvent[] =>
+    p.events.filter(e => e.event === event && Object.entries(match).every(([k, v]) => e[k] === v))
+
+  before(async () => {
+    await useBackend('wasm')
+    honest.push(await startHonest(0, []))
+    await waitFor('the first honest peer to listen', () => listening(honest[0]) !== undefined)
+    honest.push(await startHonest(1, [(listening(honest[0])!.multiaddrs as string[])[0]]))
+    await waitFor('the second honest peer to listen', () => listening(honest[1]) !== undefined)
+    const addresses = honest.map(p => (listening(p)!.multiaddrs as string[])[0])
+    honestIds = honest.map(p => String(listening(p)!.peerId))
+    const bounded = filled(i => 0.5 + 0.001 * i)
+    const [inflater, liar, beyond, framer, hijacker, poisoner, ghost] = await Promise.all([
+      // Finding 1: a state of a round inside the schedule with values of 1e30 and their correct digest.
+      startHostile(addresses, honestIds, stateOf(ROUNDS - 1, filled(() => 1e30))),
+      // Finding 2: a state whose digest is not its payload's.
+      startHostile(addresses, honestIds, stateOf(ROUNDS - 1, bounded, { globalDigest: 'ab'.repeat(32) })),
+      // Finding 1: a well-formed state of a round the schedule never reaches.
+      startHostile(addresses, honestIds, stateOf(LIMITS.maxRounds, bounded)),
+      // Finding 3: a valid-looking state nobody else vouches for, whose pending list frames honest peer 1.
+      startHostile(addresses, honestIds, stateOf(ROUNDS - 1, bounded, { pending: [{ from: honestIds[1], announce: announceOf(1, encodePayload(bounded), [{ name: 'E', shape: [1, 1] }]) }] })),
+      // Finding 1: an announcement of round 1,000,000, then the same crafted state if asked.
+      startHostile(addresses, honestIds, stateOf(LIMITS.maxRounds, filled(() => 1e30))),
+      // Finding 5: an update of +-3e38 (finite float32) for the round being collected.
+      startHostile(addresses, honestIds),
+      // Finding 6: announces round 1 (its payload cannot be fetched), then stays subscribed and silent.
+      startHostile(addresses, honestIds)
+    ])
+    Object.assign(hostile, { inflater, liar, beyond, framer, hijacker, poisoner, ghost })
+
+    await hijacker.publish(announceOf(LIMITS.maxRounds, encodePayload(bounded)))
+    await ghost.publish(announceOf(1, encodePayload(bounded)))
+    const poison = encodePayload(filled(i => (i % 2 === 0 ? 3e38 : -3e38)))
+    await poisoner.host.libp2p.handle(payloadProtocol(fedId), async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: 4 * 1024 * 1024 })
+      const request = decodeMessage((await lp.read()).subarray())
+      if (request.type !== 'fetch') throw new Error(`expected a fetch, got ${request.type}`)
+      await lp.writeV([encodeMessage(request), poison])
+      await stream.close()
+    })
+    // React to the honest rounds: poison the round being collected, and announce 3 rounds ahead (inside
+    // the schedule) so that the honest peers, waiting on the silent ones, ask everyone for their state.
+    const poisoned = new Set<number>()
+    const ahead = new Set<number>()
+    const react = setInterval(() => {
+      for (const round of poisoner.seenRounds) if (!poisoned.has(round)) { poisoned.add(round); void poisoner.publish(announceOf(round, poison)) }
+      for (const round of framer.seenRounds) if (round + 3 <= ROUNDS && !ahead.has(round)) { ahead.add(round); void framer.publish(announceOf(round + 3, encodePayload(bounded))) }
+    }, 100)
+    try {
+      results = await Promise.all(honest.map(async p => await p.done))
+    } finally {
+      clearInterval(react)
+    }
+  })
+
+  after(async () => {
+    await Promise.all(Object.values(hostile).map(async h => { await h.host.stop() }))
+  })
+
+  it('keeps both honest peers running to the last round, on one digest, never adopting a hostile state', () => {
+    for (const r of results) assert.equal(r.completedRound, ROUNDS)
+    assert.equal(results[0].globalDigest, results[1].globalDigest)
+    for (const p of honest) {
+      const rounds = eventsOf(p, 'round')
+      assert.deepEqual(rounds.map(e => e.round), [1, 2, 3, 4, 5])
+      assert.ok(rounds.every(e => e.caughtUp === false), 'no round was adopted from a hostile state')
+      assert.equal(new CheckpointStore(p.stateDir, fedId).latest().checkpoint?.round, ROUNDS, 'no checkpoint beyond the schedule')
+      assert.ok(Number(rounds.at(-1)!.accuracy) > 0.25, 'the model was not poisoned to chance')
+    }
+  })
+
+  it('1: bans an announcer of a round beyond the schedule, and rejects inflated or beyond-schedule states', () => {
+    for (const p of honest) {
+      assert.ok(eventsOf(p, 'rejected', { from: hostile.hijacker.id, reason: 'beyond-schedule' }).length > 0, 'the round-1,000,000 announcement is held against its sender')
+      assert.ok(eventsOf(p, 'state-rejected', { from: hostile.inflater.id, reason: 'out-of-bounds' }).length > 0, 'a state of 1e30 values is rejected')
+      assert.ok(eventsOf(p, 'state-rejected', { from: hostile.beyond.id, reason: 'beyond-schedule' }).length > 0, 'a state beyond the schedule is rejected')
+      assert.equal(eventsOf(p, 'caught-up').length, 0)
+    }
+  })
+
+  it('2: rejects a state whose digest does not match, and carries on', () => {
+    for (const p of honest) assert.ok(eventsOf(p, 'state-rejected', { from: hostile.liar.id, reason: 'hash-mismatch' }).length > 0)
+  })
+
+  it('3: ignores forged pending entries and never bans the honest peer they name', () => {
+    for (const [i, p] of honest.entries()) {
+      assert.ok(eventsOf(p, 'pending-ignored', { from: hostile.framer.id }).length > 0, 'the forged pending list is ignored')
+      const unvouched = eventsOf(p, 'state-unvouched').filter(e => (e.vouchers as string[]).includes(hostile.framer.id))
+      assert.ok(unvouched.length > 0, 'a state only the framer vouches for is not adopted')
+      const other = honestIds[1 - i]
+      const heldAgainstHonest = p.events.filter(e => (e.event === 'rejected' || e.event === 'state-rejected') && e.from === other && !NOT_HELD_AGAINST.has(e.reason as DropReason))
+      assert.deepEqual(heldAgainstHonest, [], 'the honest peer is never banned')
+    }
+  })
+
+  it('5: rejects an update of +-3e38 as out of bounds', () => {
+    for (const p of honest) assert.ok(eventsOf(p, 'rejected', { from: hostile.poisoner.id, reason: 'out-of-bounds' }).length > 0)
+  })
+
+  it('6: stops waiting for participants that fell silent', () => {
+    for (const p of honest) {
+      const forgotten = eventsOf(p, 'forgotten', { peer: hostile.ghost.id })
+      assert.equal(forgotten.length, 1, 'the silent announcer is forgotten once')
+      assert.equal(forgotten[0].lastRound, 1)
+      assert.equal(forgotten[0].round, 1 + LIMITS.silentRoundsForgotten + 1)
+      assert.equal(eventsOf(p, 'round', { round: ROUNDS })[0].peersExpected, 2, 'the last round waits for the two honest peers only')
+    }
+  })
+})
+
+/** An in-memory transport for one engine: peer `M` announces `update(round)` each round and serves it. */
+function memoryTransport (update: (round: number) => TensorMap): { transport: UpdateTransport, penalised: string[] } {
+  const penalised: string[] = []
+  let deliver: ((from: string, announce: Announce) => void) | undefined
+  const payloads = new Map<string, Uint8Array>()
+  const transport: UpdateTransport = {
+    selfId: 'A',
+    addresses: () => [],
+    join: async (_handlers, onAnnounce) => { deliver = onAnnounce },
+    announce: async (own) => {
+      const payload = encodePayload(update(own.round))
+      const announce = { ...own, payloadHash: sha256Hex(payload) }
+      payloads.set(announce.payloadHash, payload)
+      deliver?.('M', announce)
+    },
+    fetch: async (_from, request) => payloads.get(request.payloadHash) ?? new Uint8Array(),
+    requestState: async () => { throw new Error('no state here') },
+    participants: () => [],
+    penalise: (from) => { penalised.push(from) },
+    bytes: async () => ({ sent: 0, received: 0 })
+  }
+  return { transport, penalised }
+}
+
+const E_SPEC: TensorSpec[] = [{ name: 'E', shape: [2, 2] }]
+const constant = (v: number): TensorMap => ({ E: { shape: [2, 2], data: new Float32Array(4).fill(v) } })
+
+describe('a node survives a poisoned aggregate', () => {
+  /** Training that diverges from any Global-LiGO with a value above 3 (a stand-in for a poisoned one). */
+  const trainer = (trainedFrom: number[]) => async (global: TensorMap): Promise<LocalUpdate> => {
+    trainedFrom.push(global.E.data[0])
+    if (global.E.data.some(v => v > 3)) throw new TrainingDivergedError('fedgrow-round: loss became NaN at step 1; lower the learning rate')
+    return { tensors: { E: { shape: [2, 2], data: global.E.data.map(v => v + 0.01) } }, sampleCount: 1, loss: 1 }
+  }
+
+  function engine (update: (round: number) => TensorMap, train: (global: TensorMap) => Promise<LocalUpdate>, strategy = fedAvg): { engine: RoundEngine, defences: DefenceEvent[], digests: string[] } {
+    const defences: DefenceEvent[] = []
+    const digests: string[] = []
+    const { transport } = memoryTransport(update)
+    const e = new RoundEngine({ transport, strategy, trainRound: train, onRound: (r) => { digests.push(r.globalDigest) }, onDefence: (d) => { defences.push(d) } },
+      { federationId: 'cd'.repeat(32), expected: E_SPEC, rounds: 3, roundTimeoutMs: 2_000, quorum: 2, initial: constant(1), completedRound: 0 })
+    return { engine: e, defences, digests }
+  }
+
+  it('rolls back to the last Global-LiGO it trained from when training from the aggregate diverges', async () => {
+    const trainedFrom: number[] = []
+    // M's update is within the distance bound (10 x the norm of 2) but drags the mean to ~4.5.
+    const { engine: e, defences, digests } = engine(() => constant(8), trainer(trainedFrom))
+    await e.join()
+    await e.run()
+    assert.equal(e.completedRound, 3)
+    const rollbacks = defences.filter(d => d.event === 'rollback')
+    assert.ok(rollbacks.length >= 1)
+    assert.deepEqual(rollbacks.map(d => d.event === 'rollback' && d.reason), rollbacks.map(() => 'training-diverged'))
+    assert.equal(rollbacks[0].event === 'rollback' && rollbacks[0].globalDigest, globalDigest(constant(1)), 'back to the initial Global-LiGO it trained from')
+    // Round 1 from the initial (1); round 2 from the mean (1.01 + 8) / 2, which diverges; again from 1.
+    assert.deepEqual(trainedFrom.slice(0, 3).map(v => Math.round(v * 1000) / 1000), [1, 4.505, 1], 'trained from the aggregate, diverged, trained again from the previous one')
+    assert.equal(digests.length, 3)
+  })
+
+  it('keeps its Global-LiGO when an aggregate is out of bounds', async () => {
+    const broken = { name: 'broken', aggregate: () => constant(2 * LIMITS.maxAbsValue) }
+    const { engine: e, defences, digests } = engine(() => constant(1), trainer([]), broken)
+    await e.join()
+    await e.run()
+    assert.equal(e.completedRound, 3)
+    assert.ok(defences.some(d => d.event === 'rollback' && d.reason === 'aggregate-out-of-bounds'))
+    assert.deepEqual(new Set(digests), new Set([globalDigest(constant(1))]), 'every round kept the initial Global-LiGO')
+  })
+
+  it('still reports divergence from a Global-LiGO it never trained from before as the settings\' fault', async () => {
+    const { engine: e } = engine(() => constant(1), async () => { throw new TrainingDivergedError('loss became NaN; lower the learning rate') })
+    await e.join()
+    await assert.rejects(e.run(), { name: 'TrainingDivergedError' })
+  })
+})

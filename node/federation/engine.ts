@@ -163,6 +163,8 @@ export class RoundEngine {
   /** Peers that sent invalid updates: their messages are dropped from now on, so nobody waits for them. */
   private readonly banned = new Set<string>()
   private stopped = false
+  /** When we last re-announced our update of the round we last completed (reannounceCompleted). */
+  private lastCompletedReannounce = 0
   /** (sender, round) of late updates already counted, so re-announcements count once. */
   private readonly lateSeen = new Set<string>()
   private lateUpdates = 0
@@ -348,6 +350,7 @@ export class RoundEngine {
         return
       }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
+        if (announce.round === this.completed) this.reannounceCompleted()
         const key = `${from}:${announce.round}`
         if (!this.lateSeen.has(key)) {
           this.lateSeen.add(key)
@@ -382,6 +385,21 @@ export class RoundEngine {
       round.delete(from)
       this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
       this.reject(from, err instanceof ProtocolError ? err.reason : 'unreachable', `fetching round ${announce.round} from ${from}: ${err.message ?? String(err)}`)
+    })
+  }
+
+  /**
+   * A peer still announcing the round we last completed may have missed our update for it: gossipsub
+   * forwards only along meshes that exist when a message arrives, and we stopped re-announcing when we
+   * closed the round. Announcing it again (at most every REANNOUNCE_MS) lets that peer close the round on
+   * the same updates we did, instead of waiting for its deadline and ending on another Global-LiGO.
+   */
+  private reannounceCompleted (): void {
+    const own = this.pool.get(this.completed)?.get(this.components.transport.selfId)
+    if (own === undefined || Date.now() - this.lastCompletedReannounce < REANNOUNCE_MS) return
+    this.lastCompletedReannounce = Date.now()
+    this.components.transport.announce(own.announce).catch((err: Error) => {
+      process.emitWarning(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
   }
 

@@ -36,6 +36,7 @@ import { teeLogger } from './log.js'
 import { FedgrowMetrics } from './metrics.js'
 import type { Registry } from 'prom-client'
 import type { ProgressSink } from './train/progress.js'
+import type { Evaluation } from './train/trainer.js'
 import type { Contribution } from './federation/aggregate.js'
 import type { Attack } from './federation/attacks.js'
 
@@ -203,6 +204,8 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     for (const bad of damaged) log({ event: 'checkpoint-damaged', path: bad.path, error: bad.error })
     if (saved !== null) log({ event: 'resumed', round: saved.round, path: saved.path })
     const startGlobal = saved?.global ?? await compute.initial()
+    /** The last round's score, by the digest of the Global-LiGO it scored: the final model usually is that one. */
+    let lastScore: { digest: string, score: Evaluation } | undefined
     engine = new RoundEngine({
       transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, isMember: member, dropAnnouncement: init.dropAnnouncement, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
       strategy: strategyFor(manifest.aggregation),
@@ -211,6 +214,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
         if (init.crash?.aborted === true) return
         checkpoints.save(result.round, global)
         const score = await compute.evaluate(global)
+        lastScore = { digest: result.globalDigest, score }
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })
         warnIfAlone(result)
       },
@@ -242,7 +246,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     await engine.run()
     if (init.crash?.aborted === true) throw new PeerCrashed(`peer ${peerId} crashed (fault injection) after round ${engine.completedRound}`)
     const final = engine.currentGlobal
-    const score = await compute.evaluate(final)
+    const score = lastScore?.digest === globalDigest(final) ? lastScore.score : await compute.evaluate(final)
     const targetPath = join(init.stateDir, 'target.fgm')
     await compute.saveFinal(final, targetPath, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
     if (init.signal?.aborted !== true) await engine.finish(init.lingerMs ?? DEFAULT_LINGER_MS)

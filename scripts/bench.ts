@@ -13,7 +13,7 @@ const BENCHES: Record<string, { help: string, run: (command: string, args: strin
   'paper-table': { help: 'fedgrow vs fedavg vs independent: 8 peers, preset small, alpha 100 and 0.5 (about 30 min)', run: paperTableBench },
   scale: { help: 'tiny-preset federations of 16, 32 and 64 peers: round time and memory per peer', run: scaleBench },
   byzantine: { help: '20% hostile peers, each attack against each aggregation rule, vs a clean run', run: byzantineBench },
-  workers: { help: 'the same simulation with 1 and 2 compute workers: wall time, peak RSS, identical results [--pairs N]', run: workersBench },
+  workers: { help: 'the same simulation with 1 and 2 compute workers: wall time, peak RSS, identical results, and the machine\'s two-worker ceiling [--pairs N]', run: workersBench },
   fuzz: { help: 'the CI fuzz test with many more cases (default 1,000,000) [--cases N]', run: fuzzBench },
   ligo: { help: 'grow a pre-trained small model with LiGO (both inits) vs train the target from scratch: steps and FLOPs to the same accuracy [--lr RATE]', run: ligoBench }
 }

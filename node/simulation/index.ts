@@ -176,8 +176,8 @@ async function smallModel (options: SimulationOptions, pool: ComputePool, config
   const key = sha256Hex(canonicalJson({ config, index, peers: options.peers, alpha: options.alpha, seed: options.seed, epochs: preset.pretrainEpochs, lr: preset.learningRate, data: options.data ?? 'mnist' })).slice(0, 16)
   const path = join(options.outDir, 'cache', `small-${index}-${key}.fgm`)
   if (!existsSync(path)) {
-    const options_ = { steps: stepsForEpochs(shard.train.count, preset.pretrainEpochs, preset.batchSize), batchSize: preset.batchSize, learningRate: preset.learningRate, seed: `${options.seed}:${index}`, phase: `pretrain peer ${index}` }
-    const { accuracy } = await pool.pretrain({ config, data: shard, options: options_, path, info: { producedBy: 'fedgrow simulate', peer: index } }, { onProgress: options.onProgress })
+    const training = { steps: stepsForEpochs(shard.train.count, preset.pretrainEpochs, preset.batchSize), batchSize: preset.batchSize, learningRate: preset.learningRate, seed: `${options.seed}:${index}`, phase: `pretrain peer ${index}` }
+    const { accuracy } = await pool.pretrain({ config, data: shard, options: training, path, info: { producedBy: 'fedgrow simulate', peer: index } }, { onProgress: options.onProgress })
     options.log({ event: 'pretrained', peer: index, dim: config.dim, layers: config.layers, accuracy })
   }
   const { params } = readModelFile(path)

@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { markdownTable, writeSection } from './report.js'
+import { startComputePool } from '../../node/compute/pool.js'
+import { loadData, partition } from '../../node/data/index.js'
+import { validateVitConfig } from '../../node/model/config.js'
 import type { SimulationResult } from '../../node/simulation/index.js'
 
 const CLI = fileURLToPath(new URL('../fedgrow.js', import.meta.url))
@@ -28,6 +31,33 @@ async function simulateWith (workers: number): Promise<Run> {
   return { workers, wallSeconds: (Date.now() - started) / 1000, result: JSON.parse(stdout) as SimulationResult }
 }
 
+/** Steps of the ceiling's training job: a few seconds of one worker's time. */
+const CEILING_STEPS = 60
+
+/**
+ * What two workers can gain on this machine at best: one training job alone, then two identical ones
+ * on two workers at once (no network, no scheduling). Cores that share caches or memory bandwidth
+ * (or are hyperthreads underneath a VM's vCPUs) keep this below 2.
+ */
+async function twoWorkerCeiling (): Promise<{ oneMs: number, twoMs: number }> {
+  const shard = partition(loadData('mnist', 0), 4, { kind: 'dirichlet', alpha: 100 }, 0)[0]
+  const config = validateVitConfig({ dim: 48, layers: 3, heads: 4, mlpRatio: 1 })
+  const dir = mkdtempSync(join(tmpdir(), 'fedgrow-bench-ceiling-'))
+  const job = (i: number): Parameters<Awaited<ReturnType<typeof startComputePool>>['pretrain']>[0] => ({ config, data: shard, options: { steps: CEILING_STEPS, batchSize: 64, learningRate: 1e-3, seed: i }, path: join(dir, `m${i}.fgm`), info: {} })
+  const pool = await startComputePool({ workers: 2, backend: 'wasm' })
+  try {
+    await pool.pretrain(job(0))
+    let started = Date.now()
+    await pool.pretrain(job(1))
+    const oneMs = Date.now() - started
+    started = Date.now()
+    await Promise.all([pool.pretrain(job(2)), pool.pretrain(job(3))])
+    return { oneMs, twoMs: Date.now() - started }
+  } finally {
+    await pool.close()
+  }
+}
+
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
@@ -40,6 +70,7 @@ export async function workersBench (command: string, args: string[]): Promise<vo
       runs.push(await simulateWith(workers))
     }
   }
+  const ceiling = await twoWorkerCeiling()
   const byWorkers = (n: number): Run[] => runs.filter(r => r.workers === n)
   const same = byWorkers(1).every(one => byWorkers(2).every(two => JSON.stringify(two.result.methods.map(m => [m.accuracy.perPeer, m.finalDigests])) === JSON.stringify(one.result.methods.map(m => [m.accuracy.perPeer, m.finalDigests]))))
   const rows = [1, 2].map(n => {
@@ -53,6 +84,8 @@ export async function workersBench (command: string, args: string[]): Promise<vo
     '',
     markdownTable(['workers', 'wall s (each run)', 'mean wall s', 'peak RSS', 'per worker', 'RSS per peer'], rows),
     '',
-    `Speed-up with 2 workers: **${speedup.toFixed(2)}x**. Per-peer accuracies and final digests ${same ? 'were identical in every run' : 'DIFFERED between runs'}.`
+    `Speed-up with 2 workers: **${speedup.toFixed(2)}x**. Per-peer accuracies and final digests ${same ? 'were identical in every run' : 'DIFFERED between runs'}.`,
+    '',
+    `This machine's ceiling for the same kind of work: one ${CEILING_STEPS}-step training job (a 48x3 ViT, batch 64) alone took ${ceiling.oneMs} ms, two of them on two workers at once ${ceiling.twoMs} ms: a throughput gain of **${(2 * ceiling.oneMs / ceiling.twoMs).toFixed(2)}x** at best. The simulation also has serial parts (start-up, each method's peers starting and finishing).`
   ].join('\n'))
 }

@@ -37,6 +37,9 @@ const CATCH_UP_GRACE_MS = 2_000
  */
 export const REANNOUNCE_MS = 2_000
 
+/** Network failures fetching one sender's update of a round before the round stops waiting for it. */
+const MAX_FETCH_ATTEMPTS = 3
+
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
 export const NOT_HELD_AGAINST: ReadonlySet<DropReason> = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
 
@@ -163,6 +166,8 @@ export class RoundEngine {
   /** Peers that sent invalid updates: their messages are dropped from now on, so nobody waits for them. */
   private readonly banned = new Set<string>()
   private stopped = false
+  /** Network failures fetching each (round, sender)'s payload so far. */
+  private readonly fetchFailures = new Map<string, number>()
   /** When we last re-announced our update of the round we last completed (reannounceCompleted). */
   private lastCompletedReannounce = 0
   /** (sender, round) of late updates already counted, so re-announcements count once. */
@@ -383,8 +388,15 @@ export class RoundEngine {
       this.components.onContribution?.(announce.round, contribution, payload)
     }).catch((err: Error) => {
       round.delete(from)
-      this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
-      this.reject(from, err instanceof ProtocolError ? err.reason : 'unreachable', `fetching round ${announce.round} from ${from}: ${err.message ?? String(err)}`)
+      const reason: DropReason = err instanceof ProtocolError ? err.reason : 'unreachable'
+      // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
+      // the sender's next re-announcement, so the round keeps waiting for it; only after
+      // MAX_FETCH_ATTEMPTS, or for an invalid payload, does the round stop waiting for that sender.
+      const key = `${announce.round}:${from}`
+      const attempts = (this.fetchFailures.get(key) ?? 0) + 1
+      this.fetchFailures.set(key, attempts)
+      if (reason !== 'unreachable' || attempts >= MAX_FETCH_ATTEMPTS) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
+      this.reject(from, reason, `fetching round ${announce.round} from ${from} (attempt ${attempts}): ${err.message ?? String(err)}`)
     })
   }
 
@@ -450,6 +462,7 @@ export class RoundEngine {
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
     for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
+    for (const key of [...this.fetchFailures.keys()].filter(k => Number(k.split(':')[0]) < round)) this.fetchFailures.delete(key)
     const update = await this.trainFromCurrent(round)
     if (this.stopped) return
     const payload = encodePayload(update.tensors)

@@ -302,7 +302,8 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
   const sentSoFar = new Map<number, number>()
   const points: CurvePoint[] = []
   for (const round of [...roundEvents.keys()].sort((a, b) => a - b)) {
-    const events = roundEvents.get(round)!.filter(e => Number(e.peer) < honestCount)
+    // In peer order, as the final accuracies are, so the same values sum to the same mean.
+    const events = roundEvents.get(round)!.filter(e => Number(e.peer) < honestCount).sort((a, b) => Number(a.peer) - Number(b.peer))
     if (events.length === 0) continue
     for (const e of events) sentSoFar.set(Number(e.peer), (sentSoFar.get(Number(e.peer)) ?? 0) + Number(e.bytesSent))
     const { perPeer: _, ...accuracy } = accuracyStats(events.map(e => Number(e.accuracy)))

@@ -2,7 +2,7 @@
 import * as tf from '../tf.js'
 import { crossEntropy, forward, initParams } from '../model/vit.js'
 import { VariableSet } from './variables.js'
-import { train } from './trainer.js'
+import { evaluate, train } from './trainer.js'
 import type { Dataset } from '../data/dataset.js'
 import type { VitConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
@@ -23,4 +23,54 @@ export function pretrain (config: VitConfig, data: Dataset, options: TrainOption
   } finally {
     vars.dispose()
   }
+}
+
+/** When to stop: score `validation` every `everySteps` steps; stop once `patience` scores in a row have not beaten the best. */
+export interface EarlyStopping {
+  validation: Dataset
+  everySteps: number
+  patience: number
+}
+
+export interface FlatReport {
+  /** The parameters at the best validation score (the caller owns them). */
+  params: NamedTensors
+  best: { step: number, accuracy: number }
+  /** Validation accuracy at every check, in step order. */
+  history: Array<{ step: number, accuracy: number }>
+}
+
+/**
+ * Trains a model's own weights from `start` (copied) until its validation accuracy stops rising, or
+ * `options.steps` at most, and keeps the best parameters seen: how a participant's small model is
+ * trained "until its curve flattens" rather than for a fixed number of epochs.
+ */
+export function trainUntilFlat (config: VitConfig, start: NamedTensors, data: Dataset, options: TrainOptions, stopping: EarlyStopping): FlatReport {
+  const vars = new VariableSet(start)
+  const history: FlatReport['history'] = []
+  let best: { step: number, accuracy: number, params: NamedTensors } | undefined
+  try {
+    train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, {
+      ...options,
+      checkpoint: {
+        every: stopping.everySteps,
+        run: (step, params) => {
+          const accuracy = evaluate(predictWith(config, params), stopping.validation).accuracy
+          history.push({ step, accuracy })
+          if (best === undefined || accuracy > best.accuracy) {
+            if (best !== undefined) tf.dispose(Object.values(best.params))
+            best = { step, accuracy, params: vars.snapshot() }
+          }
+          return step - best.step >= stopping.patience * stopping.everySteps ? 'stop' : undefined
+        }
+      }
+    })
+  } catch (err) {
+    if (best !== undefined) tf.dispose(Object.values(best.params))
+    throw err
+  } finally {
+    vars.dispose()
+  }
+  if (best === undefined) throw new Error('trainUntilFlat: no validation check ran (steps must be >= 1)')
+  return { params: best.params, best: { step: best.step, accuracy: best.accuracy }, history }
 }

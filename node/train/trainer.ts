@@ -33,8 +33,11 @@ export interface TrainOptions extends AdamWOptions {
   /** Label for progress reports. */
   phase?: string
   onProgress?: ProgressSink
-  /** Called after every `every` steps (and after the last) with the step and a view of the live parameters (do not dispose), e.g. to evaluate. */
-  checkpoint?: { every: number, run: (step: number, params: NamedTensors) => void }
+  /**
+   * Called after every `every` steps (and after the last) with the step and a view of the live parameters
+   * (do not dispose), e.g. to evaluate; returning 'stop' ends training there (early stopping).
+   */
+  checkpoint?: { every: number, run: (step: number, params: NamedTensors) => void | 'stop' }
 }
 
 export interface TrainReport {
@@ -101,7 +104,7 @@ export function train (params: VariableSet, lossOf: BatchLoss, data: Dataset, op
         const recent = losses.slice(-PROGRESS_EVERY_STEPS)
         report({ phase, done: step, total: options.steps, loss: recent.reduce((a, b) => a + b, 0) / recent.length })
       }
-      if (options.checkpoint !== undefined && (step % options.checkpoint.every === 0 || step === options.steps)) options.checkpoint.run(step, params.tensors)
+      if (options.checkpoint !== undefined && (step % options.checkpoint.every === 0 || step === options.steps) && options.checkpoint.run(step, params.tensors) === 'stop') break
     }
   } finally {
     optimizer.dispose()

@@ -14,6 +14,7 @@ import type { Attack } from '../federation/attacks.js'
 import type { LogEvent } from '../log.js'
 import type { ProgressEvent } from '../train/progress.js'
 import type { Evaluation, TrainOptions } from '../train/trainer.js'
+import type { EarlyStopping } from '../train/pretrain.js'
 import type { LocalUpdate } from '../federation/engine.js'
 
 /** A model as plain data: its config and named parameters. */
@@ -34,13 +35,26 @@ export interface LearnerSpec {
   attack?: { kind: Attack, seed: string }
 }
 
-/** Pre-train a model on `data`, score it on `test`, save it to `path` (simulations' small models). */
+/** Pre-train a model on `data.train`, score it on `data.test`, save it to `path` (simulations' small models). */
 export interface PretrainJob {
   config: VitConfig
+  /** Parameters to start from (fine-tuning a checkpoint); absent: fresh ones seeded by `options.seed`. */
+  start?: TensorMap
   data: TrainTest
+  /** `options.steps` is the most it may take when `stopping` is set. */
   options: Omit<TrainOptions, 'onProgress' | 'checkpoint'>
+  /** Train until the accuracy on its validation rows stops rising, keeping the best parameters. */
+  stopping?: EarlyStopping
   path: string
   info: ModelInfo
+}
+
+export interface PretrainResult {
+  /** On `data.test`. */
+  accuracy: number
+  /** Steps behind the saved parameters (the best validation score's, with `stopping`). */
+  steps: number
+  validationAccuracy?: number
 }
 
 /** The calls a main-thread handle makes on its worker-side Learner, with their arguments and results. */
@@ -49,8 +63,12 @@ export interface LearnerCalls {
   prepare: { args: [stateDir: string], result: void }
   trainRound: { args: [global: TensorMap, round: number], result: LocalUpdate }
   evaluate: { args: [global: TensorMap], result: Evaluation }
-  /** Grows (or takes) the final model from `global` and saves it as a model file. */
-  saveFinal: { args: [global: TensorMap, path: string, info: ModelInfo], result: void }
+  /**
+   * Grows (or takes) the final model from `global`, fine-tunes it if the manifest asks, saves it as a
+   * model file with its test score, and returns that score. `score` is evaluate(global)'s, when known:
+   * it is reused unless fine-tuning changed the model.
+   */
+  saveFinal: { args: [global: TensorMap, path: string, info: ModelInfo, score: Evaluation | undefined], result: Evaluation }
 }
 export type LearnerCall = keyof LearnerCalls
 

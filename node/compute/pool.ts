@@ -21,7 +21,7 @@ import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from '../federation/engine.js'
 import type { Logger } from '../log.js'
-import type { LearnerCall, LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
+import type { LearnerCall, LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, PretrainResult, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
 
 /**
  * Memory one worker takes before any model (measured: tfjs, its wasm module and the worker's own V8 heap,
@@ -56,8 +56,8 @@ export interface PeerCompute {
   trainRound: (global: TensorMap, round: number) => Promise<LocalUpdate>
   /** Accuracy and loss of the model `global` gives this peer, on its own test split. */
   evaluate: (global: TensorMap) => Promise<Evaluation>
-  /** Saves the model this peer ends with (grown from `global`) as a model file. */
-  saveFinal: (global: TensorMap, path: string, info: ModelInfo) => Promise<void>
+  /** Saves the model this peer ends with (grown from `global`, fine-tuned if the manifest asks) and returns its test score; `score` is evaluate(global)'s when known. */
+  saveFinal: (global: TensorMap, path: string, info: ModelInfo, score?: Evaluation) => Promise<Evaluation>
   /** Frees the worker-side Learner. */
   close: () => Promise<void>
 }
@@ -69,7 +69,7 @@ export interface ComputePool {
   /** Builds a peer's Learner on a worker: `worker` if given (modulo the size), else the least loaded. */
   createLearner: (spec: LearnerSpec, hooks?: ComputeHooks, worker?: number) => Promise<PeerCompute>
   /** Pre-trains and saves a model on the least busy worker. */
-  pretrain: (job: PretrainJob, hooks?: ComputeHooks) => Promise<{ accuracy: number }>
+  pretrain: (job: PretrainJob, hooks?: ComputeHooks) => Promise<PretrainResult>
   memory: () => Promise<WorkerMemory[]>
   /** tfjs tensors alive across the workers, as last reported. */
   tensorsAlive: () => number
@@ -197,7 +197,7 @@ function peerCompute (worker: ComputeWorker, id: number, info: LearnerInfo, hook
     prepare: async (stateDir) => { await call('prepare', stateDir) },
     trainRound: async (global, round) => await call('trainRound', global, round),
     evaluate: async (global) => await call('evaluate', global),
-    saveFinal: async (global, path, info) => { await call('saveFinal', global, path, info) },
+    saveFinal: async (global, path, info, score) => await call('saveFinal', global, path, info, score),
     close: async () => {
       if (closed) return
       closed = true

@@ -13,7 +13,10 @@ import { getHeapStatistics } from 'node:v8'
 import * as tf from '../tf.js'
 import { initBackend } from '../backend.js'
 import { saveModel } from '../model/model-file.js'
-import { pretrain, predictWith } from '../train/pretrain.js'
+import { predictWith, trainUntilFlat } from '../train/pretrain.js'
+import { initParams } from '../model/vit.js'
+import { finetune } from '../ligo/dual.js'
+import type { NamedTensors } from '../model/vit.js'
 import { evaluate } from '../train/trainer.js'
 import { fromTensorMap } from '../storage/files.js'
 import { Participant, planFor } from '../federation/participant.js'
@@ -22,7 +25,7 @@ import { hostileLearner } from '../federation/attacks.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import type { Learner } from '../federation/learner.js'
 import type { ProgressEvent } from '../train/progress.js'
-import type { LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
+import type { LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, PretrainResult, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
 
 if (parentPort === null) throw new Error('node/compute/worker.ts runs as a worker thread (node/compute/pool.ts starts it)')
 const port = parentPort
@@ -67,22 +70,40 @@ const CALLS: Handlers = {
   prepare: (l, stateDir) => { l.prepare(stateDir, (event) => { post({ type: 'log', id: current, event }) }) },
   trainRound: (l, global, round) => l.trainRound(global, round),
   evaluate: (l, global) => l.evaluate(global),
-  saveFinal: (l, global, path, info) => {
+  saveFinal: (l, global, path, info, known) => {
     const model = l.finalModel(global)
     try {
-      saveModel(path, model.config, model.params, info)
+      const score = model.finetunedScore ?? known ?? l.evaluate(global)
+      saveModel(path, model.config, model.params, { ...info, finetuned: model.finetunedScore !== undefined, testAccuracy: score.accuracy })
+      return score
     } finally {
       tf.dispose(Object.values(model.params))
     }
   }
 }
 
-function runPretrain (job: PretrainJob): { accuracy: number } {
-  const { params } = pretrain(job.config, job.data.train, { ...job.options, onProgress })
+/** The job's weights (fresh, or its start) trained for its steps or until flat; the caller owns the params. */
+function pretrained (job: PretrainJob): { params: NamedTensors, steps: number, validationAccuracy?: number } {
+  const options = { ...job.options, onProgress }
+  const init = job.start === undefined ? initParams(job.config, job.options.seed) : fromTensorMap(job.start)
   try {
-    const accuracy = evaluate(predictWith(job.config, params), job.data.test).accuracy
-    saveModel(job.path, job.config, params, { ...job.info, testAccuracy: accuracy })
-    return { accuracy }
+    if (job.stopping === undefined) {
+      const { params, report } = finetune(job.config, init, job.data.train, options)
+      return { params, steps: report.steps }
+    }
+    const flat = trainUntilFlat(job.config, init, job.data.train, options, job.stopping)
+    return { params: flat.params, steps: flat.best.step, validationAccuracy: flat.best.accuracy }
+  } finally {
+    tf.dispose(Object.values(init))
+  }
+}
+
+function runPretrain (job: PretrainJob): PretrainResult {
+  const { params, ...trained } = pretrained(job)
+  try {
+    const result = { accuracy: evaluate(predictWith(job.config, params), job.data.test).accuracy, ...trained }
+    saveModel(job.path, job.config, params, { ...job.info, testAccuracy: result.accuracy, steps: result.steps, ...(result.validationAccuracy !== undefined ? { validationAccuracy: result.validationAccuracy } : {}) })
+    return result
   } finally {
     tf.dispose(Object.values(params))
   }

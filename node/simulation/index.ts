@@ -7,15 +7,13 @@
  * tfjs engine. A separate process per peer costs about 400 MB (tfjs and libp2p each load once per process),
  * which would cap one machine near 50 peers; training is single-threaded on wasm either way.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { loadData, partition } from '../data/index.js'
 import { validateVitConfig } from '../model/config.js'
 import { countParams, flopsPerTrainStep } from '../model/vit.js'
-import { readModelFile } from '../model/model-file.js'
-import { stepsForEpochs } from '../train/trainer.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
 import type { DualLigoPlan } from '../ligo/index.js'
 import { planFor } from '../federation/participant.js'
@@ -24,12 +22,14 @@ import { defaultWorkerCount, startComputePool } from '../compute/pool.js'
 import type { ComputePool } from '../compute/pool.js'
 import type { ModelData, WorkerMemory } from '../compute/messages.js'
 import type { BackendChoice } from '../backend.js'
+import { prepareSmallModels, splitPublic } from './small-models.js'
+import type { SmallModelReport, SmallModelSource } from './small-models.js'
 import { FaultInjector, RESTART_DELAY_MS, checkFaults, hasFaults } from './faults.js'
 import type { FaultOptions, FaultReport } from './faults.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Attack } from '../federation/attacks.js'
 import { Rng } from '../random.js'
-import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
+import { sha256Hex } from '../../protocol/canonical.js'
 import { validateManifest } from '../../protocol/manifest.js'
 import { MANIFEST_VERSION } from '../../protocol/constants.js'
 import type { Manifest } from '../../protocol/manifest.js'
@@ -74,7 +74,11 @@ export interface SimulationOptions {
   workers?: number
   /** @default FEDGROW_BACKEND, else auto */
   backend?: BackendChoice
+  /** Where the peers' small models start: a public checkpoint per shape, or random weights. @default DEFAULT_SMALL_MODEL_SOURCE */
+  smallModels?: SmallModelSource
 }
+
+export const DEFAULT_SMALL_MODEL_SOURCE: SmallModelSource = 'public'
 
 /** Where the run's memory went: the process's peak, and each worker's largest footprint seen at a round's end. */
 export interface ComputeReport {
@@ -119,18 +123,34 @@ export interface CurvePoint {
   trainFlopsPerPeer: number
 }
 
+export type { SmallModelReport, SmallModelSource }
+
 export interface SimulationResult {
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, aggregation?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
+  /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
+  smallModels: SmallModelReport[]
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
+/** What the data fixes about every model: image side, channels, classes, and the patch side. */
+export type TaskShape = Pick<VitConfig, 'imageSize' | 'channels' | 'numClasses' | 'patchSize'>
+
+/** The task shape of a data set: patches of a quarter of the image side (7 on 28x28 digits), or the nearest divisor below. */
+export function taskShapeOf (data: TrainTest): TaskShape {
+  const { imageSize, channels, numClasses } = data.train
+  let patchSize = Math.max(1, Math.floor(imageSize / 4))
+  while (imageSize % patchSize !== 0) patchSize--
+  return { imageSize, channels, numClasses, patchSize }
+}
+
 /** Each peer's small-model shape, drawn from the preset with the seed. */
-export function smallConfigs (preset: Preset, peers: number, seed: number): VitConfig[] {
+export function smallConfigs (preset: Preset, peers: number, seed: number, task: TaskShape): VitConfig[] {
   const rng = new Rng(`small-shapes:${seed}`)
   return Array.from({ length: peers }, () => validateVitConfig({
+    ...task,
     dim: preset.smallDims[rng.int(preset.smallDims.length)],
     layers: preset.smallLayers[rng.int(preset.smallLayers.length)],
     heads: preset.heads,
@@ -138,14 +158,14 @@ export function smallConfigs (preset: Preset, peers: number, seed: number): VitC
   }))
 }
 
-export function simulationManifest (options: SimulationOptions, method: MethodName): Manifest {
+export function simulationManifest (options: SimulationOptions, method: MethodName, task: TaskShape): Manifest {
   const { preset } = options
   return validateManifest({
     version: MANIFEST_VERSION,
     method: FROM_SCRATCH.has(method) ? 'fedavg' : 'fedgrow',
     // Peers that share nothing never learn each other's addresses: each is a federation of one.
     name: `simulate-${preset.name}-${method}-${options.seed}`,
-    task: { kind: 'image-classification', data: options.data ?? 'mnist', partition: `dirichlet:${options.alpha}`, imageSize: 28, channels: 1, numClasses: 10, patchSize: 7, heads: preset.heads },
+    task: { kind: 'image-classification', data: options.data ?? 'mnist', partition: `dirichlet:${options.alpha}`, ...task, heads: preset.heads },
     intermediate: { ...preset.intermediate, mlpRatio: preset.mlpRatio },
     target: { ...preset.target, mlpRatio: preset.mlpRatio },
     ligo: { init: 'ligo', seed: options.seed },
@@ -170,22 +190,8 @@ const HOSTILE_LINGER_MS = 3_000
 /** How many of the peers are hostile (the last ones). */
 export const hostileCount = (options: SimulationOptions): number => Math.round((options.byzantine ?? 0) * options.peers)
 
-/** Pre-trains peer i's small model on its own shard on a compute worker (or loads it from the cache). */
-async function smallModel (options: SimulationOptions, pool: ComputePool, config: VitConfig, index: number, shard: TrainTest): Promise<ModelData> {
-  const { preset } = options
-  const key = sha256Hex(canonicalJson({ config, index, peers: options.peers, alpha: options.alpha, seed: options.seed, epochs: preset.pretrainEpochs, lr: preset.learningRate, data: options.data ?? 'mnist' })).slice(0, 16)
-  const path = join(options.outDir, 'cache', `small-${index}-${key}.fgm`)
-  if (!existsSync(path)) {
-    const training = { steps: stepsForEpochs(shard.train.count, preset.pretrainEpochs, preset.batchSize), batchSize: preset.batchSize, learningRate: preset.learningRate, seed: `${options.seed}:${index}`, phase: `pretrain peer ${index}` }
-    const { accuracy } = await pool.pretrain({ config, data: shard, options: training, path, info: { producedBy: 'fedgrow simulate', peer: index } }, { onProgress: options.onProgress })
-    options.log({ event: 'pretrained', peer: index, dim: config.dim, layers: config.layers, accuracy })
-  }
-  const { params } = readModelFile(path)
-  return { config, params }
-}
-
-async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: TrainTest[], smalls: VitConfig[]): Promise<MethodResult> {
-  const manifest = simulationManifest(options, method)
+async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: TrainTest[], smallModels: ModelData[]): Promise<MethodResult> {
+  const manifest = simulationManifest(options, method, taskShapeOf(shards[0]))
   const started = Date.now()
   const roundEvents = new Map<number, LogEvent[]>()
   /** Each peer's latest round, and the rounds summarised so far. */
@@ -217,7 +223,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     const log = peerLogger(index)
     const hostile = index >= options.peers - hostileCount(options) && !ALONE.has(method)
     let listen = '/ip4/127.0.0.1/tcp/0'
-    const small = await smallModel(options, pool, smalls[index], index, shards[index])
+    const small = smallModels[index]
     for (;;) {
       try {
         return await runPeer({
@@ -270,7 +276,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   const honest = done.slice(0, honestCount)
   const perPeer = honest.map(d => d.accuracy)
   const allRounds = [...roundEvents.values()].flat()
-  const plan = planFor(manifest, smalls[0])
+  const plan = planFor(manifest, smallModels[0].config)
   const globalParams = countLigoParams(globalShape(plan))
   const targetParams = countParams(plan.target)
   const { perPeer: _, ...stats } = accuracyStats(perPeer)
@@ -344,9 +350,9 @@ const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
   checkFaults(options.faults ?? {}, options.rounds)
-  const data = loadData(options.data ?? 'mnist', options.seed)
-  const shards = partition(data, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
-  const smalls = smallConfigs(options.preset, options.peers, options.seed)
+  const { publicRows, shared } = splitPublic(loadData(options.data ?? 'mnist', options.seed), options.seed)
+  const shards = partition(shared, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
+  const smalls = smallConfigs(options.preset, options.peers, options.seed, taskShapeOf(shared))
   const rssBefore = process.memoryUsage().rss
   const pool = await startComputePool({ workers: options.workers ?? defaultWorkerCount(options.peers), backend: options.backend })
   const delay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS })
@@ -354,20 +360,25 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   options.log({ event: 'compute', workers: pool.size, backend: pool.backend.name, source: pool.backend.source })
   const memory = new MemorySampler(pool)
   const methods: MethodResult[] = []
+  let smallModels: SmallModelReport[] = []
   try {
-    await Promise.all(smalls.map(async (config, i) => await smallModel(options, pool, config, i, shards[i])))
+    const source = options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE
+    const cacheKey = { peers: options.peers, alpha: options.alpha, seed: options.seed, data: options.data ?? 'mnist' }
+    const prepared = await prepareSmallModels({ pool, preset: options.preset, source, cacheKey, cacheDir: join(options.outDir, 'cache'), seed: options.seed, log: options.log, onProgress: options.onProgress }, smalls, shards, publicRows)
+    smallModels = prepared.reports
     for (const method of options.methods) {
       options.log({ event: 'method', method, peers: options.peers, rounds: options.rounds })
-      methods.push(await runMethod(options, pool, memory, method, shards, smalls))
+      methods.push(await runMethod(options, pool, memory, method, shards, prepared.models))
     }
   } finally {
     delay.disable()
     await pool.close()
   }
   const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
+  if ((options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) !== DEFAULT_SMALL_MODEL_SOURCE) config.smallModels = options.smallModels
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults
   const peak = peakRssBytes()
-  return { config, methods, compute: { workers: pool.size, backend: pool.backend.name, peakRssBytes: peak, rssPerPeerBytes: Math.round(Math.max(0, peak - rssBefore) / options.peers), perWorker: memory.perWorker, mainThreadDelayMs: { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 } } }
+  return { config, smallModels, methods, compute: { workers: pool.size, backend: pool.backend.name, peakRssBytes: peak, rssPerPeerBytes: Math.round(Math.max(0, peak - rssBefore) / options.peers), perWorker: memory.perWorker, mainThreadDelayMs: { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 } } }
 }

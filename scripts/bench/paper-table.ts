@@ -50,7 +50,7 @@ export async function paperTableBench (command: string): Promise<void> {
   }
   const p = preset
   writeSection('paper-table', 'The paper\'s comparison: fedgrow vs fedavg vs independent (preset small, 8 peers)', command, [
-    `Preset small: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer, pre-trained ${p.pretrainEpochs} epochs on the peer's own shard), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
+    `Preset small: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer, pre-trained on the peer's own shard until validation accuracy stopped rising, at most ${p.pretrainMaxEpochs} epochs), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
     `${p.rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (2,000 bundled digits split by the same label mix), mean/std/min across peers.',
     '',

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { simulate, METHOD_NAMES } from '../../node/simulation/index.js'
+import { simulate, DEFAULT_SMALL_MODEL_SOURCE, METHOD_NAMES } from '../../node/simulation/index.js'
+import { SMALL_MODEL_SOURCES } from '../../node/simulation/small-models.js'
 import { PRESETS, PRESET_NAMES } from '../../node/simulation/presets.js'
 import { teeLogger } from '../../node/log.js'
 import { parseBackendChoice } from '../../node/backend.js'
@@ -9,6 +10,7 @@ import { renderPage } from '../../node/dashboard/page.js'
 import { DASHBOARD_FLAG, serveDashboardFlag } from './servers.js'
 import type { LogEvent, Logger } from '../../node/log.js'
 import { InvalidArgumentError } from '../../node/errors.js'
+import { DATA_SPEC_HELP } from '../../node/data/index.js'
 import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
@@ -29,7 +31,26 @@ export function resultTable (result: SimulationResult): string[] {
   const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`
   const k = result.compute
   const compute = `compute: ${k.workers} ${k.backend} worker(s); peak RSS ${mib(k.peakRssBytes)}, ${mib(k.rssPerPeerBytes)} per peer; per worker ${k.perWorker.map(w => mib(w.heapBytes + w.backendBytes)).join(', ')} (JS heap + backend memory); main thread blocked at most ${k.mainThreadDelayMs.max.toFixed(0)} ms (p99 ${k.mainThreadDelayMs.p99.toFixed(0)} ms)`
-  return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line), compute]
+  const smallMean = mean(result.smallModels.map(m => m.testAccuracy))
+  const small = `small models (${result.smallModels[0]?.source === 'public' ? 'public checkpoints' : 'random weights'}, then trained on each peer's rows until validation accuracy stopped rising): mean ${percent(smallMean)}, min ${percent(Math.min(...result.smallModels.map(m => m.testAccuracy)))}`
+  return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line), small, ...verdict(result, smallMean), compute]
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(1)} points`
+
+/** One line on what the comparison means, when fedgrow ran with something to compare it to. */
+function verdict (result: SimulationResult, smallMean: number): string[] {
+  const accuracy = (name: MethodName): number | undefined => result.methods.find(m => m.name === name)?.accuracy.mean
+  const fedgrow = accuracy('fedgrow')
+  if (fedgrow === undefined) return []
+  const independent = accuracy('independent')
+  const fedavg = accuracy('fedavg')
+  return [[
+    `meaning: fedgrow's grown models are ${points(fedgrow, smallMean)} over the small models they grew from`,
+    independent !== undefined ? `, ${points(fedgrow, independent)} over growing alone (independent)` : '',
+    fedavg !== undefined ? `, and ${points(fedgrow, fedavg)} against fedavg, which shares the whole model` : ''
+  ].join('')]
 }
 
 export const simulateCommand: Command = {
@@ -61,6 +82,8 @@ export const simulateCommand: Command = {
     alpha: { type: 'string', value: 'A', help: 'label-Dirichlet concentration: 100 is near iid, 0.5 is skewed', default: '100' },
     methods: { type: 'string', value: 'LIST', help: `comma-separated: ${METHOD_NAMES.join(',')}`, default: METHOD_NAMES.join(',') },
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
+    data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes`, default: 'mnist' },
+    'small-models': { type: 'string', value: 'FROM', help: 'where each peer\'s small model starts before it is trained on the peer\'s rows until flat: public (a checkpoint per shape, trained on a slice of the data no peer holds, as people start from published models) or own (random weights)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
     attack: { type: 'string', value: 'NAME', help: `what hostile peers send: ${ATTACKS.join(', ')}`, default: 'signflip' },
@@ -100,6 +123,8 @@ export const simulateCommand: Command = {
         alpha: numberFlag(flags, 'alpha', 1e-6, 1e9),
         methods: methods as MethodName[],
         seed: numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true),
+        data: stringFlag(flags, 'data'),
+        smallModels: choiceFlag(flags, 'small-models', SMALL_MODEL_SOURCES),
         outDir,
         aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
         byzantine: numberFlag(flags, 'byzantine', 0, 0.99),

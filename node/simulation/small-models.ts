@@ -1,0 +1,119 @@
+/**
+ * The small models a simulation's peers bring, each pre-trained on a compute worker until its validation
+ * accuracy stops rising, and cached in OUT/cache.
+ *
+ * Where they start (`SmallModelSource`):
+ * - `public`: from a public checkpoint of the peer's shape, trained on a slice of the data that no
+ *   peer holds (as people start from published pre-trained models), then fine-tuned on the peer's rows.
+ *   Peers of one shape then share a starting point, which puts their models near one basis.
+ * - `own`: from random weights, on the peer's rows alone.
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { splitTrainTest } from '../data/index.js'
+import { readModelFile } from '../model/model-file.js'
+import { stepsForEpochs } from '../train/trainer.js'
+import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
+import type { ComputePool } from '../compute/pool.js'
+import type { ModelData, PretrainJob } from '../compute/messages.js'
+import type { Dataset, TrainTest } from '../data/dataset.js'
+import type { VitConfig } from '../model/config.js'
+import type { Logger } from '../log.js'
+import type { ProgressSink } from '../train/progress.js'
+import type { Preset } from './presets.js'
+
+export const SMALL_MODEL_SOURCES = ['public', 'own'] as const
+export type SmallModelSource = typeof SMALL_MODEL_SOURCES[number]
+
+/** Share of the data's training rows held out as the public slice: no peer holds them, whatever the source. */
+export const PUBLIC_FRACTION = 0.15
+/** Epochs without a better validation score before a model counts as flat (small ViTs plateau for a few epochs early on). */
+export const PRETRAIN_PATIENCE_EPOCHS = 10
+/** Share of a peer's training rows that decide when its small model is flat (pre-training only: every method then trains on all rows). */
+export const PRETRAIN_VALIDATION_FRACTION = 0.15
+/** Fine-tuning a public checkpoint runs at this fraction of the preset's rate, so that it stays near its start. */
+const PUBLIC_FINETUNE_RATE = 0.25
+
+/** A peer's small model as it came out of pre-training. */
+export interface SmallModelReport {
+  peer: number
+  dim: number
+  layers: number
+  source: SmallModelSource
+  /** Steps to its best validation score (on its own rows, after the public checkpoint's). */
+  steps: number
+  validationAccuracy: number
+  /** On the peer's own test split. */
+  testAccuracy: number
+}
+
+export interface SmallModelContext {
+  pool: ComputePool
+  preset: Preset
+  source: SmallModelSource
+  /** What identifies the run's data and shards in cache keys. */
+  cacheKey: Record<string, unknown>
+  cacheDir: string
+  seed: number
+  log: Logger
+  onProgress?: ProgressSink
+}
+
+/** The data's public slice, and the rest (what the peers' shards are dealt from). */
+export function splitPublic (data: TrainTest, seed: number): { publicRows: Dataset, shared: TrainTest } {
+  const split = splitTrainTest(data.train, PUBLIC_FRACTION, `public:${seed}`)
+  return { publicRows: split.test, shared: { train: split.train, test: data.test } }
+}
+
+const shapeName = (config: VitConfig): string => `${config.dim}x${config.layers}`
+
+/** Runs a pre-training job until flat on `rows` (15% of them deciding when), unless its file is cached. */
+async function trainCached (ctx: SmallModelContext, name: string, job: { config: VitConfig, rows: TrainTest, start?: ModelData, learningRate: number, seed: string, info: Record<string, unknown> }): Promise<ModelData & { info: Record<string, unknown> }> {
+  const key = sha256Hex(canonicalJson({ ...ctx.cacheKey, name, config: job.config, maxEpochs: ctx.preset.pretrainMaxEpochs, patience: PRETRAIN_PATIENCE_EPOCHS, lr: job.learningRate, start: job.start === undefined ? null : job.start.config })).slice(0, 16)
+  const path = join(ctx.cacheDir, `${name}-${key}.fgm`)
+  if (!existsSync(path)) {
+    const split = splitTrainTest(job.rows.train, PRETRAIN_VALIDATION_FRACTION, `pretrain-validation:${job.seed}`)
+    const epoch = stepsForEpochs(split.train.count, 1, ctx.preset.batchSize)
+    const pretrain: PretrainJob = {
+      config: job.config,
+      ...(job.start !== undefined ? { start: job.start.params } : {}),
+      data: { train: split.train, test: job.rows.test },
+      options: { steps: epoch * ctx.preset.pretrainMaxEpochs, batchSize: ctx.preset.batchSize, learningRate: job.learningRate, weightDecay: 0.05, schedule: 'constant', seed: job.seed, phase: `pretrain ${name}` },
+      stopping: { validation: split.test, everySteps: epoch, patience: PRETRAIN_PATIENCE_EPOCHS },
+      path,
+      info: job.info
+    }
+    const result = await ctx.pool.pretrain(pretrain, { onProgress: ctx.onProgress })
+    ctx.log({ event: 'pretrained', model: name, dim: job.config.dim, layers: job.config.layers, steps: result.steps, validationAccuracy: result.validationAccuracy, accuracy: result.accuracy })
+  }
+  const { params, info } = readModelFile(path)
+  return { config: job.config, params, info }
+}
+
+/** Every peer's small model, in peer order, with what pre-training reached. */
+export async function prepareSmallModels (ctx: SmallModelContext, configs: VitConfig[], shards: TrainTest[], publicRows: Dataset): Promise<{ models: ModelData[], reports: SmallModelReport[] }> {
+  const checkpoints = new Map<string, Promise<ModelData>>()
+  const checkpointOf = async (config: VitConfig): Promise<ModelData> => {
+    const shape = shapeName(config)
+    if (!checkpoints.has(shape)) {
+      // Scored on the public slice's own held-out rows: a checkpoint has no peer's test split.
+      const rows = splitTrainTest(publicRows, PRETRAIN_VALIDATION_FRACTION, `public-test:${ctx.seed}`)
+      checkpoints.set(shape, trainCached(ctx, `public-${shape}`, { config, rows, learningRate: ctx.preset.learningRate, seed: `public:${ctx.seed}:${shape}`, info: { producedBy: 'fedgrow simulate: public checkpoint' } }))
+    }
+    return await checkpoints.get(shape)!
+  }
+  const trained = await Promise.all(configs.map(async (config, peer) => {
+    const start = ctx.source === 'public' ? await checkpointOf(config) : undefined
+    const model = await trainCached(ctx, `small-${peer}`, {
+      config,
+      rows: shards[peer],
+      ...(start !== undefined ? { start } : {}),
+      learningRate: ctx.preset.learningRate * (start !== undefined ? PUBLIC_FINETUNE_RATE : 1),
+      seed: `${ctx.seed}:${peer}`,
+      info: { producedBy: 'fedgrow simulate', peer, source: ctx.source }
+    })
+    const report: SmallModelReport = { peer, dim: config.dim, layers: config.layers, source: ctx.source, steps: Number(model.info.steps), validationAccuracy: Number(model.info.validationAccuracy), testAccuracy: Number(model.info.testAccuracy) }
+    return { model: { config: model.config, params: model.params }, report }
+  }))
+  return { models: trained.map(t => t.model), reports: trained.map(t => t.report) }
+}

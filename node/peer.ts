@@ -246,9 +246,8 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     await engine.run()
     if (init.crash?.aborted === true) throw new PeerCrashed(`peer ${peerId} crashed (fault injection) after round ${engine.completedRound}`)
     const final = engine.currentGlobal
-    const score = lastScore?.digest === globalDigest(final) ? lastScore.score : await compute.evaluate(final)
     const targetPath = join(init.stateDir, 'target.fgm')
-    await compute.saveFinal(final, targetPath, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound, testAccuracy: score.accuracy })
+    const score = await compute.saveFinal(final, targetPath, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound }, lastScore?.digest === globalDigest(final) ? lastScore.score : undefined)
     if (init.signal?.aborted !== true) await engine.finish(init.lingerMs ?? DEFAULT_LINGER_MS)
     const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
     log({ event: 'done', ...result })

@@ -55,6 +55,11 @@ export interface Manifest {
     roundTimeoutMs: number
     /** Updates (own included) a round needs before its deadline may close it. */
     quorum: number
+    /**
+     * Steps each participant trains its own target model's weights, on its own rows, after the last
+     * round (the method's optional last phase; nothing is shared). Absent: none.
+     */
+    finetuneSteps?: number
   }
   aggregation: {
     rule: typeof AGGREGATION_RULES[number]
@@ -151,7 +156,7 @@ export function validateManifest (value: unknown): Manifest {
     fail('target', m.target, 'must be at least as wide, deep and FFN-wide as intermediate (Global-LiGO grows)')
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'])
-  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum'])
+  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations'])
   let access: Manifest['access']
   if (m.access !== undefined) {
@@ -193,7 +198,9 @@ export function validateManifest (value: unknown): Manifest {
       batchSize: int(s, 'batchSize', 'schedule', 1, 65536),
       weightDecay: num(s, 'weightDecay', 'schedule', 0, 10),
       roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s, 'roundTimeoutMs', 'schedule', 100, 86_400_000),
-      quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s, 'quorum', 'schedule', 1, 100_000)
+      quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s, 'quorum', 'schedule', 1, 100_000),
+      // Only when present, so that manifests written before it keep their federation id.
+      ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s, 'finetuneSteps', 'schedule', 0, 1_000_000) } : {})
     },
     aggregation: {
       rule: str(a, 'rule', 'aggregation', AGGREGATION_RULES) as Manifest['aggregation']['rule'],

@@ -100,7 +100,7 @@ describe('LiGO', () => {
       const cfg = grownConfig(small, size)
       const params = initParams(cfg, i)
       const plan = { small: cfg, intermediate, target: validateVitConfig({ ...intermediate, dim: 24, layers: 4 }) }
-      const { intermediate: grown, localLigo } = growIntermediate(plan, params, 'ligo', data, { steps: 2, batchSize: 16, seed: i })
+      const { intermediate: grown, localLigo } = growIntermediate(plan, params, 'ligo', `local:${i}`, data, { steps: 2, batchSize: 16, seed: i })
       checkParams(intermediate, grown)
       // Every participant's Global-LiGO starts identical, whatever its small model.
       const globalA = initialGlobalLigo(plan, 'fedgrow', 'fed-1')

@@ -13,12 +13,11 @@ import type { TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { TrainTest } from '../data/dataset.js'
 import type { VitConfig } from '../model/config.js'
-import type { NamedTensors } from '../model/vit.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from './engine.js'
-import { roundTraining } from './learner.js'
-import type { Learner } from './learner.js'
+import { finetuneLocally, roundTraining } from './learner.js'
+import type { FinalModel, Learner } from './learner.js'
 
 export interface FedAvgInit {
   manifest: Manifest
@@ -65,8 +64,8 @@ export class FedAvgLearner implements Learner {
     return result
   }
 
-  finalModel (global: TensorMap): { config: VitConfig, params: NamedTensors } {
-    return { config: this.init.target, params: fromTensorMap(global) }
+  finalModel (global: TensorMap): FinalModel {
+    return finetuneLocally(this.init.manifest, this.init.target, fromTensorMap(global), this.init.data, this.init.seed, this.init.onProgress)
   }
 
   dispose (): void {}

@@ -2,6 +2,11 @@
  * What a peer trains and shares, behind one seam: the round engine and the peer runtime see a Learner,
  * not Dual-LiGO. fedgrow's Participant shares Global-LiGO; the FedAvg baseline shares the target model.
  */
+import * as tf from '../tf.js'
+import { finetune } from '../ligo/dual.js'
+import { evaluate } from '../train/trainer.js'
+import { predictWith } from '../train/pretrain.js'
+import type { TrainTest } from '../data/dataset.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/messages.js'
 import type { TrainOptions } from '../train/trainer.js'
@@ -26,9 +31,35 @@ export interface Learner {
   trainRound: (global: TensorMap, round: number) => LocalUpdate
   /** Accuracy and loss of the model `global` gives this peer, on its own test split. */
   evaluate: (global: TensorMap) => Evaluation
-  /** The model this peer ends with; the caller owns the params. */
-  finalModel: (global: TensorMap) => { config: VitConfig, params: NamedTensors }
+  /**
+   * The model this peer ends with (after the manifest's fine-tuning steps, if any); the caller owns the
+   * params.
+   */
+  finalModel: (global: TensorMap) => FinalModel
   dispose: () => void
+}
+
+export interface FinalModel {
+  config: VitConfig
+  params: NamedTensors
+  /** Only when fine-tuning changed the model: its score on the participant's test split (else evaluate(global) is). */
+  finetunedScore?: Evaluation
+}
+
+/**
+ * The method's optional last phase: the participant trains its own final model's weights on its own
+ * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from the round learning rate).
+ * Takes ownership of `params`.
+ */
+export function finetuneLocally (manifest: Manifest, config: VitConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
+  const steps = manifest.schedule.finetuneSteps ?? 0
+  if (steps === 0) return { config, params }
+  try {
+    const tuned = finetune(config, params, data.train, scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress))
+    return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
+  } finally {
+    tf.dispose(Object.values(params))
+  }
 }
 
 /** The manifest's settings for `steps` of local training in a phase (a round, or Local-LiGO). */

@@ -10,7 +10,7 @@ import { loadModel, saveModel } from '../model/model-file.js'
 import { VariableSet } from '../train/variables.js'
 import { evaluate } from '../train/trainer.js'
 import { predictWith } from '../train/pretrain.js'
-import { globalShape, growIntermediate, initialGlobalLigo, materialise, trainOperator } from '../ligo/index.js'
+import { globalShape, growIntermediate, initialGlobalLigo, localLigoInitSeed, materialise, trainOperator } from '../ligo/index.js'
 import { ligoParamShapes } from '../ligo/operator.js'
 import { validateVitConfig } from '../model/config.js'
 import { fromTensorMap, toTensorMap } from '../storage/files.js'
@@ -25,8 +25,8 @@ import type { DualLigoPlan } from '../ligo/index.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from './engine.js'
-import { roundTraining, scheduledTraining } from './learner.js'
-import type { Learner } from './learner.js'
+import { finetuneLocally, roundTraining, scheduledTraining } from './learner.js'
+import type { FinalModel, Learner } from './learner.js'
 import type { Logger } from '../log.js'
 
 /** The Dual-LiGO plan a manifest implies for a participant whose small model has `small`'s shape. */
@@ -63,7 +63,7 @@ export interface ParticipantInit {
   /** The participant's small model; the Participant takes ownership. */
   small: NamedTensors
   data: TrainTest
-  /** Seeds this participant's Local-LiGO and batch order. */
+  /** Seeds this participant's batch orders (Local-LiGO's start comes from the manifest and its small model's shape). */
   seed: string
   onProgress?: ProgressSink
 }
@@ -97,7 +97,7 @@ export class Participant implements Learner {
         log({ event: 'local-ligo', resumed: path })
         return
       } catch (err) {
-        // Local-LiGO training is seeded by this peer's key, so training again rebuilds the same model.
+        // Local-LiGO's start and training are seeded (manifest, shape, this peer's key), so training again rebuilds the same model.
         if (!(err instanceof ModelFileError)) throw err
         log({ event: 'checkpoint-damaged', path, error: err.message, action: 'training Local-LiGO again' })
       }
@@ -110,7 +110,7 @@ export class Participant implements Learner {
   /** Phases 1-2: train Local-LiGO on local data, then materialise and freeze the intermediate model. */
   trainIntermediate (): Evaluation {
     const { manifest, plan, small, data } = this.init
-    const { intermediate, localLigo } = growIntermediate(plan, small, manifest.ligo.init, data.train, scheduledTraining(manifest, manifest.schedule.localLigoSteps, `${this.init.seed}:local`, 'local-ligo', this.init.onProgress))
+    const { intermediate, localLigo } = growIntermediate(plan, small, manifest.ligo.init, localLigoInitSeed(manifest.ligo.seed, plan.small), data.train, scheduledTraining(manifest, manifest.schedule.localLigoSteps, `${this.init.seed}:local`, 'local-ligo', this.init.onProgress))
     tf.dispose(Object.values(localLigo))
     this.intermediate = intermediate
     return evaluate(predictWith(plan.intermediate, intermediate), data.test)
@@ -155,8 +155,9 @@ export class Participant implements Learner {
     return grown
   }
 
-  finalModel (global: TensorMap): { config: VitConfig, params: NamedTensors } {
-    return { config: this.init.plan.target, params: this.target(global) }
+  /** Phase 4: the grown target, then (if the manifest asks) fine-tuned on this participant's own rows. */
+  finalModel (global: TensorMap): FinalModel {
+    return finetuneLocally(this.init.manifest, this.init.plan.target, this.target(global), this.init.data, this.init.seed, this.init.onProgress)
   }
 
   /** Accuracy and loss of the target grown by `global`, on this participant's own test split. */

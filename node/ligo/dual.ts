@@ -89,9 +89,16 @@ export function initialGlobalLigo (plan: DualLigoPlan, init: LigoInit, federatio
   return initLigo(globalShape(plan), init, `global:${federationSeed}`)
 }
 
+/**
+ * The seed of Local-LiGO's initial operator: the federation's and the small model's shape, so that
+ * participants whose small models share a shape (and a public checkpoint) start growing them alike,
+ * and their intermediate models stay near one basis. Training (batch order) is still the participant's own.
+ */
+export const localLigoInitSeed = (federationSeed: number | string, small: VitConfig): string => `local:${federationSeed}:${small.dim}x${small.layers}x${small.mlpRatio}`
+
 /** Phase 1 and 2 of a participant: train Local-LiGO on its data, then materialise its frozen intermediate model. */
-export function growIntermediate (plan: DualLigoPlan, small: NamedTensors, init: LigoInit, data: Dataset, options: TrainOptions): { intermediate: NamedTensors, localLigo: NamedTensors, report: TrainReport } {
-  const start = initLigo(localShape(plan), init, `local:${options.seed}`)
+export function growIntermediate (plan: DualLigoPlan, small: NamedTensors, init: LigoInit, initSeed: number | string, data: Dataset, options: TrainOptions): { intermediate: NamedTensors, localLigo: NamedTensors, report: TrainReport } {
+  const start = initLigo(localShape(plan), init, initSeed)
   const op = new VariableSet(start)
   tf.dispose(Object.values(start))
   try {

@@ -21,6 +21,8 @@ import { lpStream } from '@libp2p/utils'
 import { runPeer } from '../node/peer.js'
 import { requestState, fetchPayload } from '../node/p2p/exchange.js'
 import { serveManifests } from '../node/p2p/manifest-exchange.js'
+import { authorAddresses } from '../node/p2p/federation-transport.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { startHost } from '../node/p2p/host.js'
 import { globalLigoSpec, planFor } from '../node/federation/participant.js'
 import { NOT_HELD_AGAINST, RoundEngine } from '../node/federation/engine.js'
@@ -387,6 +389,16 @@ describe('hostile peers against honest ones', function () {
   it('8: rejects announcements of the wrong shapes before forwarding them', () => {
     assert.ok(eventsOf(honest[1], 'rejected', { from: hostile.misshaper.id, reason: 'wrong-shape' }).length > 0, 'the peer it reached rejects it')
     assert.deepEqual(honest[0].events.filter(e => e.from === hostile.misshaper.id), [], 'and never forwards it to the other')
+  })
+})
+
+describe('addresses an announcer chose', () => {
+  it('are dialled only when they lead to the announcer itself', async () => {
+    const [author, other, relay] = await Promise.all([0, 1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    const dialable = ['/ip4/10.0.0.1/tcp/1', `/ip4/10.0.0.1/tcp/1/p2p/${author}`, `/ip4/10.0.0.2/tcp/1/p2p/${relay}/p2p-circuit`, `/ip4/10.0.0.2/tcp/1/p2p/${relay}/p2p-circuit/p2p/${author}`]
+    const elsewhere = [`/ip4/10.0.0.1/tcp/1/p2p/${other}`, `/ip4/10.0.0.2/tcp/1/p2p/${relay}/p2p-circuit/p2p/${other}`]
+    assert.deepEqual(authorAddresses(author, [...dialable, ...elsewhere]).map(a => a.toString()), dialable)
+    assert.throws(() => authorAddresses(author, ['/not-a-protocol/1']), { name: 'ProtocolError', message: /malformed/ })
   })
 })
 

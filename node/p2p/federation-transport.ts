@@ -40,11 +40,11 @@ export interface FederationTransportInit {
 
 /**
  * The announced addresses a fetch may dial to reach `author`, whose signature on the announcement proves
- * who chose them: only those whose destination (the last /p2p/ component, after a relay's if any) is the
- * author itself or unnamed, so an announcement cannot point our dials at another peer. An address that
- * is not a multiaddr at all is the author's doing (ProtocolError).
+ * who chose them: only those whose destination (the /p2p/ component after the last /p2p-circuit, or
+ * anywhere when there is no relay) is the author itself or unnamed, so an announcement cannot point our
+ * dials at another peer. An address that is not a multiaddr at all is the author's doing (ProtocolError).
  */
-function authorAddresses (author: string, addresses: string[]): Multiaddr[] {
+export function authorAddresses (author: string, addresses: string[]): Multiaddr[] {
   const parsed = addresses.map((a) => {
     try {
       return multiaddr(a)
@@ -52,7 +52,11 @@ function authorAddresses (author: string, addresses: string[]): Multiaddr[] {
       throw new ProtocolError('malformed', `announced address ${JSON.stringify(a.slice(0, 80))} is not a multiaddr: ${(err as Error).message}`)
     }
   })
-  return parsed.filter(ma => (ma.getComponents().filter(c => c.name === 'p2p').at(-1)?.value ?? author) === author)
+  return parsed.filter((ma) => {
+    const components = ma.getComponents()
+    const afterRelay = components.slice(components.findLastIndex(c => c.name === 'p2p-circuit') + 1)
+    return (afterRelay.find(c => c.name === 'p2p')?.value ?? author) === author
+  })
 }
 
 export function federationTransport (init: FederationTransportInit): UpdateTransport {

@@ -8,7 +8,7 @@ export type LogFormat = 'text' | 'json'
 export type LogLevel = 'quiet' | 'normal' | 'verbose'
 
 /** Events shown even with --quiet: something went wrong, or the final result. */
-const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'rollback', 'checkpoint-damaged', 'fault', 'alone', 'done'])
+const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'rollback', 'fetch-given-up', 'request-limited', 'checkpoint-damaged', 'fault', 'alone', 'done'])
 /** Events shown only with --verbose. */
 const DETAIL = new Set(['update-accepted', 'peers'])
 
@@ -51,3 +51,30 @@ export function createLogger (format: LogFormat, write: (line: string) => void =
 
 /** One logger that hands every event to each of `loggers`. */
 export const teeLogger = (...loggers: Logger[]): Logger => (e) => { for (const log of loggers) log(e) }
+
+/** Events a peer can make us emit once per message it sends, so it could flood the log with them. */
+const REPEATABLE = new Set(['rejected', 'request-limited'])
+/** Distinct (event, sender, reason) keys counted before the counts start again, so memory stays bounded. */
+const MAX_COUNTED_KEYS = 10_000
+
+/**
+ * Wraps a logger so that a REPEATABLE event is written only the 1st, 2nd, 4th, 8th, … time for its
+ * (event, sender, reason or request), with `count` (how many so far) and `repeats` (how many this line
+ * stands for): a flood of n rejected messages costs about log2(n) lines. Other events pass through.
+ */
+export function repeatsCounted (log: Logger): Logger {
+  const counts = new Map<string, number>()
+  return (e) => {
+    if (!REPEATABLE.has(e.event)) {
+      log(e)
+      return
+    }
+    if (counts.size >= MAX_COUNTED_KEYS) counts.clear()
+    const key = `${e.event} ${String(e.from)} ${String(e.reason ?? e.request)}`
+    const count = (counts.get(key) ?? 0) + 1
+    counts.set(key, count)
+    const isPowerOfTwo = (count & (count - 1)) === 0
+    if (isPowerOfTwo) log({ ...e, count, repeats: count === 1 ? 1 : count / 2 })
+  }
+}
+

@@ -18,6 +18,7 @@ import { federationTransport } from './p2p/federation-transport.js'
 import { startDiscovery } from './p2p/discovery.js'
 import { serveManifests } from './p2p/manifest-exchange.js'
 import type { Discovery } from './p2p/discovery.js'
+import type { LimitedRequest } from './p2p/exchange.js'
 import { RoundEngine } from './federation/engine.js'
 import type { RoundResult } from './federation/engine.js'
 import { strategyFor } from './federation/strategy.js'
@@ -32,7 +33,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { BackendChoice } from './backend.js'
 import type { TrainTest } from './data/dataset.js'
 import type { Logger } from './log.js'
-import { teeLogger } from './log.js'
+import { repeatsCounted, teeLogger } from './log.js'
 import { FedgrowMetrics } from './metrics.js'
 import type { Registry } from 'prom-client'
 import type { ProgressSink } from './train/progress.js'
@@ -177,7 +178,10 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     throw err
   }
   const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length, tensorsAlive: () => pool.tensorsAlive() })
-  const log: Logger = metrics === undefined ? init.log : teeLogger((e) => { metrics.observe(e) }, init.log)
+  // Metrics count every rejection; the log only a few of each sender's repeated ones (log flooding).
+  const written = repeatsCounted(init.log)
+  const log: Logger = metrics === undefined ? written : teeLogger((e) => { metrics.observe(e) }, written)
+  const onLimited = (from: string, request: LimitedRequest): void => { log({ event: 'request-limited', from, request }) }
   logRelayedLinks(host, log)
   const warnIfAlone = aloneWarner(host, fedId, log)
   const peersSample = setInterval(() => { log({ event: 'peers', connected: host.libp2p.getPeers().length }) }, PEERS_SAMPLE_MS)
@@ -193,7 +197,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   try {
     log({ event: 'listening', peerId, multiaddrs: host.libp2p.getMultiaddrs().map(a => a.toString()), federation: fedId, method: manifest.method })
     if (init.network !== undefined) {
-      await serveManifests(host.libp2p, new Map([[fedId, manifest]]))
+      await serveManifests(host.libp2p, new Map([[fedId, manifest]]), onLimited)
       discovery = startDiscovery(host.libp2p, fedId, log)
     }
     const compute = await pool.createLearner({ manifest, small: init.small, data: init.data, seed: init.privateKey.publicKey.toString(), attack: init.attack }, { onProgress: init.onProgress, log }, init.compute?.worker)
@@ -207,7 +211,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     /** The last round's score, by the digest of the Global-LiGO it scored: the final model usually is that one. */
     let lastScore: { digest: string, score: Evaluation } | undefined
     engine = new RoundEngine({
-      transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, isMember: member, dropAnnouncement: init.dropAnnouncement, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
+      transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, isMember: member, dropAnnouncement: init.dropAnnouncement, onLimited, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
       strategy: strategyFor(manifest.aggregation),
       trainRound: async (global, round) => await compute.trainRound(global, round),
       onRound: async (result, global) => {

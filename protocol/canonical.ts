@@ -8,6 +8,9 @@ export function canonicalJson (value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
 }
 
-export function sha256Hex (data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex')
+/** Lowercase hex SHA-256 of `parts` one after another (strings as UTF-8), without copying them together. */
+export function sha256Hex (...parts: Array<string | Uint8Array>): string {
+  const hash = createHash('sha256')
+  for (const part of parts) hash.update(part)
+  return hash.digest('hex')
 }

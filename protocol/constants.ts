@@ -88,7 +88,43 @@ export const LIMITS = {
    * honest peer announces every round, and re-announces every 2 s). It is waited for again from its next
    * announcement.
    */
-  silentRoundsForgotten: 3
+  silentRoundsForgotten: 3,
+  /**
+   * Largest sampleCount an announcement may claim (`malformed` beyond it). No shard holds 4 billion
+   * examples, and the sum of 1,024 such counts stays an exact integer in float64 (below 2^53), so every
+   * peer computes the same weights.
+   */
+  maxSampleCount: 2 ** 32 - 1,
+  /**
+   * In the mean rule, a contribution weighs at most this many times the round's lower median sample count
+   * (aggregate.ts clippedWeights). A claimed count cannot be checked: without the clip, one peer claiming
+   * 2^32 examples would outweigh everyone. Label-Dirichlet shards at alpha 0.5 over 8 peers stay within
+   * about 2x of the median, so honest weights are rarely clipped; while the honest peers are a majority
+   * of a round, the lower median is one of their counts, so a hostile peer weighs at most 4 honest ones.
+   */
+  maxWeightOverMedian: 4,
+  /**
+   * Fetches of one sender's update in one round (network failures: a timeout, a cut or truncated stream)
+   * before the round stops waiting for it and ignores its re-announcements for that round: each
+   * re-announcement would otherwise cost a fresh fetch of a whole payload.
+   */
+  maxFetchAttempts: 3,
+  /**
+   * State requests one peer may make: a burst of this many, refilled at stateRequestsPerSecond; others
+   * get an `error` answer. Each answer is a whole Global-LiGO, and an honest peer asks at most once at
+   * start and every 2 s while it catches up.
+   */
+  stateRequestBurst: 4,
+  stateRequestsPerSecond: 0.5,
+  /**
+   * Payload requests one peer may make (burst, then per second); others get an `error` answer. An
+   * honest peer fetches each of our updates once (at most maxFetchAttempts times), one per round.
+   */
+  payloadRequestBurst: 32,
+  payloadRequestsPerSecond: 8,
+  /** Manifest requests one peer may make (burst, then per second): an honest one asks once, until it has it. */
+  manifestRequestBurst: 4,
+  manifestRequestsPerSecond: 0.2
 } as const
 
 /** Defaults for manifest fields a user may leave out. */

@@ -13,6 +13,7 @@ export type RejectionReason =
   | 'not-finite'
   | 'out-of-bounds'
   | 'hash-mismatch'
+  | 'replay'
   | 'duplicate'
   | 'not-member'
   | 'rate-limited'

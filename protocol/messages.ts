@@ -26,7 +26,7 @@ export interface Announce {
   round: number
   /** Training examples behind this update: the weight in the sample-weighted mean. */
   sampleCount: number
-  /** SHA-256 hex of the payload bytes. */
+  /** The update's hash, bound to its author and round (protocol/payload.ts updateHash). */
   payloadHash: string
   payloadBytes: number
   dtype: 'float32'
@@ -131,7 +131,7 @@ function checkAnnounce (value: unknown): Announce {
     type: 'announce',
     federationId: hashField(o, 'federationId'),
     round: intField(o, 'round', 1, LIMITS.maxRounds),
-    sampleCount: intField(o, 'sampleCount', 1, 2 ** 40),
+    sampleCount: intField(o, 'sampleCount', 1, LIMITS.maxSampleCount),
     payloadHash: hashField(o, 'payloadHash'),
     payloadBytes: intField(o, 'payloadBytes', 1, LIMITS.maxPayloadBytes),
     dtype: 'float32',
@@ -209,14 +209,40 @@ export interface AnnounceContext {
   lastRound?: number
 }
 
+/** What the announcement checks need that does not depend on the receiver's round. */
+export type AnnounceContentContext = Omit<AnnounceContext, 'currentRound'>
+
+function checkFederation (a: Announce, ctx: AnnounceContentContext): void {
+  if (a.federationId !== ctx.federationId) throw new ProtocolError('wrong-federation', `announcement for federation ${a.federationId.slice(0, 12)}…, ours is ${ctx.federationId.slice(0, 12)}…`)
+}
+
+function checkSchedule (a: Announce, ctx: AnnounceContentContext): void {
+  if (ctx.lastRound !== undefined && a.round > ctx.lastRound) throw new ProtocolError('beyond-schedule', `round ${a.round} is after the manifest's last round ${ctx.lastRound}`)
+}
+
+function checkTensors (a: Announce, ctx: AnnounceContentContext): void {
+  const sameShapes = ctx.expected.length === a.tensors.length && ctx.expected.every((e, i) => e.name === a.tensors[i].name && e.shape.join() === a.tensors[i].shape.join())
+  if (!sameShapes) throw new ProtocolError('wrong-shape', 'tensor names or shapes differ from the manifest\'s Global-LiGO')
+  if (a.payloadBytes !== ctx.payloadBytes) throw new ProtocolError('too-large', `announced ${a.payloadBytes} payload bytes; a Global-LiGO of these shapes is exactly ${ctx.payloadBytes}`)
+}
+
+/**
+ * The checks that hold an announcement against its sender whatever round the receiver is in: federation,
+ * a round the schedule never reaches, tensor names and shapes, payload size. The topic validator applies
+ * them before forwarding, so what a receiver would ban for never travels further.
+ */
+export function checkAnnouncementContent (a: Announce, ctx: AnnounceContentContext): void {
+  checkFederation(a, ctx)
+  checkSchedule(a, ctx)
+  checkTensors(a, ctx)
+}
+
 /** Checks an announcement against this peer's federation and round; throws ProtocolError with the reason. */
 export function checkAnnouncement (a: Announce, ctx: AnnounceContext): void {
-  if (a.federationId !== ctx.federationId) throw new ProtocolError('wrong-federation', `announcement for federation ${a.federationId.slice(0, 12)}…, ours is ${ctx.federationId.slice(0, 12)}…`)
+  checkFederation(a, ctx)
   if (a.round < ctx.currentRound) throw new ProtocolError('stale-round', `round ${a.round} is behind our round ${ctx.currentRound}`)
   // Checked before implausible-round: a round the schedule never reaches is proof, not a sign we fell behind.
-  if (ctx.lastRound !== undefined && a.round > ctx.lastRound) throw new ProtocolError('beyond-schedule', `round ${a.round} is after the manifest's last round ${ctx.lastRound}`)
+  checkSchedule(a, ctx)
   if (a.round > ctx.currentRound + LIMITS.maxRoundsAhead) throw new ProtocolError('implausible-round', `round ${a.round} is more than ${LIMITS.maxRoundsAhead} ahead of our round ${ctx.currentRound}`)
-  const expectedBytes = ctx.expected.length === a.tensors.length && ctx.expected.every((e, i) => e.name === a.tensors[i].name && e.shape.join() === a.tensors[i].shape.join())
-  if (!expectedBytes) throw new ProtocolError('wrong-shape', 'tensor names or shapes differ from the manifest\'s Global-LiGO')
-  if (a.payloadBytes !== ctx.payloadBytes) throw new ProtocolError('too-large', `announced ${a.payloadBytes} payload bytes; a Global-LiGO of these shapes is exactly ${ctx.payloadBytes}`)
+  checkTensors(a, ctx)
 }

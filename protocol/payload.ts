@@ -50,6 +50,17 @@ export function globalDigest (tensors: TensorMap): string {
 
 export { sha256Hex }
 
+/**
+ * The hash an announcement names its update by (`payloadHash`): SHA-256 over the UTF-8 line
+ * `fedgrow/update/1 FEDERATION-ID ROUND AUTHOR` (single spaces, the round in decimal, the author's peer id
+ * as libp2p prints it, then a newline), followed by the payload. The announcement's gossipsub signature
+ * proves its author, and this hash ties the payload to that author and round: an update fetched from one
+ * peer and announced by another, or in another round, never verifies (protocol/README.md, replays).
+ */
+export function updateHash (federationId: string, round: number, author: string, payload: Uint8Array): string {
+  return sha256Hex(`fedgrow/update/1 ${federationId} ${round} ${author}\n`, payload)
+}
+
 /** L2 norm of `tensors` minus `reference` (or of `tensors` alone) over every value, summed in float64. */
 export function l2Distance (tensors: TensorMap, reference?: TensorMap): number {
   let squared = 0

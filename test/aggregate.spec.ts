@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { canonicalOrder, centeredClip, coordinateMedian, trimmedMean, weightedMean } from '../node/federation/aggregate.js'
+import { canonicalOrder, centeredClip, clippedWeights, coordinateMedian, trimmedMean, weightedMean } from '../node/federation/aggregate.js'
+import { LIMITS } from '../protocol/constants.js'
 import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 
 const t = (...values: number[]): { shape: number[], data: Float32Array } => ({ shape: [values.length], data: Float32Array.from(values) })
@@ -9,6 +10,16 @@ describe('aggregation', () => {
     // (100 * [1, 4] + 300 * [5, 0]) / 400 = [4, 1]
     const mean = weightedMean([{ from: 'b', sampleCount: 300, tensors: { x: t(5, 0) } }, { from: 'a', sampleCount: 100, tensors: { x: t(1, 4) } }])
     assert.deepEqual(Array.from(mean.x.data), [4, 1])
+  })
+
+  it('clips a claimed sample count to 4 times the lower median (worked by hand)', () => {
+    assert.equal(LIMITS.maxWeightOverMedian, 4)
+    // Two peers: the lower median is the smaller count, 48; the claim of 2^32 - 1 weighs 4 x 48 = 192.
+    const claim = [{ from: 'a', sampleCount: 48, tensors: { x: t(0) } }, { from: 'z', sampleCount: LIMITS.maxSampleCount, tensors: { x: t(10) } }]
+    assert.deepEqual(clippedWeights(claim), [48, 192])
+    assert.deepEqual(Array.from(weightedMean(claim).x.data), [8])
+    // Three peers: the lower median is the middle count, so one peer claiming little cuts nobody.
+    assert.deepEqual(clippedWeights([1, 20, 90].map((n, i) => ({ from: `p${i}`, sampleCount: n, tensors: { x: t(0) } }))), [1, 20, 80])
   })
 
   it('is bit-identical whatever order contributions arrive in', () => {

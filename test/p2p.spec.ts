@@ -35,7 +35,7 @@ describe('libp2p host', function () {
     const rejected: RejectionReason[] = []
     const received: string[] = []
     const transport = federationTransport({ host: honest, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
-    await transport.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from) => { received.push(from) })
+    await transport.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from) => { received.push(from) }, () => true)
     hostile.libp2p.services.pubsub.subscribe(topic)
     const until = Date.now() + 20_000
     while (honest.libp2p.services.pubsub.getSubscribers(topic).length === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))

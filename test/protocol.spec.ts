@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { federationId, parseManifest, validateManifest } from '../protocol/manifest.js'
-import { checkAnnouncement, decodeMessage, encodeMessage } from '../protocol/messages.js'
-import { checkValueBounds, decodePayload, encodePayload, globalDigest } from '../protocol/payload.js'
+import { checkAnnouncement, checkAnnouncementContent, decodeMessage, encodeMessage } from '../protocol/messages.js'
+import { checkValueBounds, decodePayload, encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { canonicalJson } from '../protocol/canonical.js'
 import { LIMITS, payloadProtocol, updatesTopic } from '../protocol/constants.js'
 import { tinyManifest } from './fixtures.js'
@@ -73,6 +74,8 @@ describe('protocol', () => {
       assert.equal(reason(encodeMessage({ ...announce(), round: 0 } as Announce)), 'malformed')
       assert.equal(reason(encodeMessage({ ...announce(), extra: 1 } as unknown as Announce)), 'malformed')
       assert.equal(reason(encodeMessage({ ...announce(), payloadHash: 'XYZ' } as Announce)), 'malformed')
+      assert.equal(reason(encodeMessage(announce({ sampleCount: LIMITS.maxSampleCount }))), 'accepted')
+      assert.equal(reason(encodeMessage(announce({ sampleCount: LIMITS.maxSampleCount + 1 }))), 'malformed')
     })
 
     it('checks announcements against federation, round and shapes', () => {
@@ -93,6 +96,16 @@ describe('protocol', () => {
       assert.equal(reason(announce({ round: 5 })), 'ok')
       assert.equal(reason(announce({ round: 6 })), 'beyond-schedule')
       assert.equal(reason(announce({ round: LIMITS.maxRounds })), 'beyond-schedule')
+    })
+
+    it('screens content whatever the receiver\'s round (the topic validator\'s check)', () => {
+      const ctx = { federationId: HASH, expected: [{ name: 'E', shape: [4, 2] }], payloadBytes: 1000, lastRound: 5 }
+      const reason = (a: Announce): string => { try { checkAnnouncementContent(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
+      assert.equal(reason(announce({ round: 1 })), 'ok', 'a late announcement is timing, not content')
+      assert.equal(reason(announce({ round: 6 })), 'beyond-schedule')
+      assert.equal(reason(announce({ federationId: 'c'.repeat(64) })), 'wrong-federation')
+      assert.equal(reason(announce({ tensors: [{ name: 'F', shape: [4, 2] }] })), 'wrong-shape')
+      assert.equal(reason(announce({ payloadBytes: 999 })), 'too-large')
     })
   })
 
@@ -122,6 +135,16 @@ describe('protocol', () => {
       // A near-zero reference still allows a distance of 10 x minReferenceNorm.
       checkValueBounds(of(LIMITS.maxUpdateDistanceRatio * LIMITS.minReferenceNorm, 0), of(0, 0))
       assert.throws(() => { checkValueBounds(of(LIMITS.maxUpdateDistanceRatio * LIMITS.minReferenceNorm + 0.5, 0), of(0, 0)) }, { name: 'ProtocolError', message: /out-of-bounds/ })
+    })
+
+    it('names an update by a hash bound to its federation, round and author', () => {
+      const payload = encodePayload(tensors)
+      const hash = updateHash(HASH, 3, 'peerA', payload)
+      // As protocol/README.md writes it, computed independently.
+      assert.equal(hash, createHash('sha256').update(`fedgrow/update/1 ${HASH} 3 peerA\n`).update(payload).digest('hex'))
+      assert.notEqual(updateHash(HASH, 3, 'peerB', payload), hash, 'another author')
+      assert.notEqual(updateHash(HASH, 4, 'peerA', payload), hash, 'another round')
+      assert.notEqual(updateHash('c'.repeat(64), 3, 'peerA', payload), hash, 'another federation')
     })
 
     it('digests the values alone, independent of key order', () => {

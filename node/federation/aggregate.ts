@@ -3,6 +3,7 @@
  * bit-identical results from the same contributions on any backend or machine. Each contribution's
  * weight is its sample count (FedAvg, McMahan et al., arXiv 1602.05629).
  */
+import { LIMITS } from '../../protocol/constants.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 
 export interface Contribution {
@@ -18,20 +19,32 @@ export function canonicalOrder (contributions: Contribution[]): Contribution[] {
 }
 
 /**
- * Sample-weighted mean: sum over contributions i, in canonical order, of (n_i / N) * x_i in float64
+ * Each contribution's weight in the mean: its sample count, clipped to LIMITS.maxWeightOverMedian times
+ * the lower median of the counts (the floor((n-1)/2)-th smallest). Claimed counts cannot be checked;
+ * while honest peers are a majority of the round, the lower median is one of theirs.
+ */
+export function clippedWeights (contributions: Contribution[]): number[] {
+  const counts = contributions.map(c => c.sampleCount)
+  const lowerMedian = [...counts].sort((a, b) => a - b)[Math.floor((counts.length - 1) / 2)]
+  return counts.map(n => Math.min(n, LIMITS.maxWeightOverMedian * lowerMedian))
+}
+
+/**
+ * Sample-weighted mean: sum over contributions i, in canonical order, of (w_i / W) * x_i in float64
  * (weight first, then the product: the exact formula matters for bit-identical results), rounded once
- * to float32.
+ * to float32, with w_i the clipped sample count (clippedWeights) and W their sum.
  * Every contribution must have the same names and shapes (validated before it gets here).
  */
 export function weightedMean (contributions: Contribution[]): TensorMap {
   if (contributions.length === 0) throw new Error('weightedMean needs at least one contribution')
   const ordered = canonicalOrder(contributions)
-  const total = ordered.reduce((s, c) => s + c.sampleCount, 0)
+  const weights = clippedWeights(ordered)
+  const total = weights.reduce((s, w) => s + w, 0)
   const out: TensorMap = {}
   for (const [name, first] of Object.entries(ordered[0].tensors)) {
     const acc = new Float64Array(first.data.length)
-    for (const c of ordered) {
-      const w = c.sampleCount / total
+    for (const [k, c] of ordered.entries()) {
+      const w = weights[k] / total
       const data = c.tensors[name].data
       for (let i = 0; i < acc.length; i++) acc[i] += w * data[i]
     }

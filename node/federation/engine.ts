@@ -11,12 +11,12 @@
  * invalid updates and state answers ban their sender, out-of-bounds values are rejected, a poisoned
  * aggregate is rolled back, and peers that fall silent stop holding rounds up.
  */
-import { checkAnnouncement } from '../../protocol/messages.js'
+import { checkAnnouncement, checkAnnouncementContent } from '../../protocol/messages.js'
 import { LIMITS } from '../../protocol/constants.js'
 import { ProtocolError } from '../../protocol/errors.js'
-import { checkValueBounds, decodePayload, encodePayload, globalDigest, sha256Hex } from '../../protocol/payload.js'
+import { checkValueBounds, decodePayload, encodePayload, globalDigest, updateHash } from '../../protocol/payload.js'
 import { TrainingDivergedError } from '../errors.js'
-import type { Announce, State, TensorSpec } from '../../protocol/messages.js'
+import type { Announce, AnnounceContentContext, State, TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
 import type { Strategy } from './strategy.js'
@@ -36,9 +36,6 @@ const CATCH_UP_GRACE_MS = 2_000
  * receivers drop repeats by (round, sender).
  */
 export const REANNOUNCE_MS = 2_000
-
-/** Network failures fetching one sender's update of a round before the round stops waiting for it. */
-const MAX_FETCH_ATTEMPTS = 3
 
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
 export const NOT_HELD_AGAINST: ReadonlySet<DropReason> = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
@@ -78,6 +75,8 @@ export interface RoundResult {
  * - `rollback`: an aggregate out of bounds was not adopted, or training from the current Global-LiGO
  *   diverged and the peer went back to the last one it trained from.
  * - `forgotten`: a participant silent for LIMITS.silentRoundsForgotten rounds is no longer waited for.
+ * - `fetch-given-up`: fetching a sender's update of a round failed LIMITS.maxFetchAttempts times; the
+ *   round no longer waits for it, and its re-announcements for that round fetch nothing.
  */
 export type DefenceEvent =
   | { event: 'state-rejected', from: string, reason: DropReason, detail: string }
@@ -85,6 +84,7 @@ export type DefenceEvent =
   | { event: 'pending-ignored', from: string, entries: number }
   | { event: 'rollback', round: number, reason: 'aggregate-out-of-bounds' | 'training-diverged', globalDigest: string, detail: string }
   | { event: 'forgotten', peer: string, lastRound: number, round: number }
+  | { event: 'fetch-given-up', from: string, round: number, attempts: number }
 
 export interface EngineComponents {
   transport: UpdateTransport
@@ -208,7 +208,46 @@ export class RoundEngine {
         return own.payload
       },
       state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
-    }, (from, announce) => { this.receive(from, announce) })
+    }, (from, announce) => { this.receive(from, announce) }, (from, announce) => this.screen(from, announce))
+  }
+
+  /**
+   * The topic validator's check, before an announcement is forwarded: false, and its sender banned, when
+   * this engine would hold it against its sender whatever round it is in (checkAnnouncementContent, or a
+   * replayed update). Round timing (stale, far ahead) is left to receive(): an honest peer causes it.
+   */
+  screen (from: string, announce: Announce): boolean {
+    if (this.banned.has(from)) return false
+    try {
+      checkAnnouncementContent(announce, this.announceContext())
+      this.checkNotReplayed(from, announce)
+      return true
+    } catch (err) {
+      this.reject(from, err instanceof ProtocolError ? err.reason : 'malformed', (err as Error).message)
+      return false
+    }
+  }
+
+  private announceContext (): AnnounceContentContext & { currentRound: number } {
+    return { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length, lastRound: this.scheduleRounds }
+  }
+
+  /**
+   * Throws ProtocolError('replay') when the announced update hash is one we already verified for another
+   * author or round. Update hashes bind both (updateHash), so an honest peer never announces one.
+   */
+  private checkNotReplayed (from: string, announce: Announce): void {
+    const original = this.verifiedUpdate(announce.payloadHash)
+    if (original === undefined || (original.from === from && original.round === announce.round)) return
+    throw new ProtocolError('replay', `update ${announce.payloadHash.slice(0, 12)}… announced for round ${announce.round} is ${original.from}'s update of round ${original.round}`)
+  }
+
+  /** The author and round of a held update whose hash we verified (own included). */
+  private verifiedUpdate (hash: string): { from: string, round: number } | undefined {
+    for (const [round, pool] of this.pool) {
+      for (const entry of pool.values()) if (entry.contribution !== undefined && entry.announce.payloadHash === hash) return { from: entry.from, round }
+    }
+    return undefined
   }
 
   private get scheduleRounds (): number {
@@ -347,7 +386,8 @@ export class RoundEngine {
   private receive (from: string, announce: Announce): void {
     if (from === this.components.transport.selfId) return
     try {
-      checkAnnouncement(announce, { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length, lastRound: this.scheduleRounds })
+      checkAnnouncement(announce, this.announceContext())
+      this.checkNotReplayed(from, announce)
     } catch (err) {
       if (err instanceof ProtocolError && err.reason === 'implausible-round' && Number.isInteger(announce.round)) {
         // Too far ahead to hold its update, but a reason to catch up from it (we may have fallen behind).
@@ -369,6 +409,9 @@ export class RoundEngine {
     }
     const round = this.roundPool(announce.round)
     if (round.has(from)) return
+    const attemptsKey = `${announce.round}:${from}`
+    // Each re-announcement would cost a fresh fetch: after LIMITS.maxFetchAttempts failures, none.
+    if ((this.fetchFailures.get(attemptsKey) ?? 0) >= LIMITS.maxFetchAttempts) return
     if (round.size >= LIMITS.maxPeersPerRound) {
       this.reject(from, 'over-capacity', `round ${announce.round} already holds ${round.size} updates`)
       return
@@ -379,7 +422,7 @@ export class RoundEngine {
     round.set(from, entry)
     const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
     this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then((payload) => {
-      if (sha256Hex(payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', 'payload does not hash to the announced value')
+      if (updateHash(this.init.federationId, announce.round, from, payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', `payload, with its announcer and round ${announce.round}, does not hash to the announced value`)
       const tensors = decodePayload(payload, this.init.expected)
       checkValueBounds(tensors, this.global)
       const contribution = { from, sampleCount: announce.sampleCount, tensors }
@@ -391,12 +434,12 @@ export class RoundEngine {
       const reason: DropReason = err instanceof ProtocolError ? err.reason : 'unreachable'
       // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
       // the sender's next re-announcement, so the round keeps waiting for it; only after
-      // MAX_FETCH_ATTEMPTS, or for an invalid payload, does the round stop waiting for that sender.
-      const key = `${announce.round}:${from}`
-      const attempts = (this.fetchFailures.get(key) ?? 0) + 1
-      this.fetchFailures.set(key, attempts)
-      if (reason !== 'unreachable' || attempts >= MAX_FETCH_ATTEMPTS) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
+      // LIMITS.maxFetchAttempts, or for an invalid payload, does the round stop waiting for that sender.
+      const attempts = (this.fetchFailures.get(attemptsKey) ?? 0) + 1
+      this.fetchFailures.set(attemptsKey, attempts)
+      if (reason !== 'unreachable' || attempts >= LIMITS.maxFetchAttempts) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
       this.reject(from, reason, `fetching round ${announce.round} from ${from} (attempt ${attempts}): ${err.message ?? String(err)}`)
+      if (reason === 'unreachable' && attempts === LIMITS.maxFetchAttempts) this.components.onDefence?.({ event: 'fetch-given-up', from, round: announce.round, attempts })
     })
   }
 
@@ -471,7 +514,7 @@ export class RoundEngine {
       federationId: this.init.federationId,
       round,
       sampleCount: update.sampleCount,
-      payloadHash: sha256Hex(payload),
+      payloadHash: updateHash(this.init.federationId, round, transport.selfId, payload),
       payloadBytes: payload.length,
       dtype: 'float32',
       tensors: this.init.expected,

@@ -14,8 +14,11 @@ export interface UpdateTransport {
   readonly selfId: string
   /** Our multiaddrs, as announced to others. */
   addresses: () => string[]
-  /** Starts receiving announcements (subscribes to the federation's topic) and serving requests. */
-  join: (handlers: ExchangeHandlers, onAnnounce: (from: string, announce: Announce) => void) => Promise<void>
+  /**
+   * Starts receiving announcements (subscribes to the federation's topic) and serving requests. `screen`
+   * is asked before an announcement is delivered or forwarded to other peers: false rejects it.
+   */
+  join: (handlers: ExchangeHandlers, onAnnounce: (from: string, announce: Announce) => void, screen: (from: string, announce: Announce) => boolean) => Promise<void>
   announce: (announce: Announce) => Promise<void>
   /** Fetches an announced payload from `from` (dialling its announced addresses if needed). */
   fetch: (from: string, request: Fetch, addresses: string[], payloadBytes: number, signal?: AbortSignal) => Promise<Uint8Array>

@@ -9,6 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { LIMITS, payloadProtocol, stateProtocol } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage, expectMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
+import { RateLimiter } from './rate-limit.js'
 import type { Fetch, Message, State } from '../../protocol/messages.js'
 import type { Host } from './host.js'
 import type { Stream } from '@libp2p/interface'
@@ -24,32 +25,74 @@ export interface ExchangeHandlers {
   state: () => { header: State, payload: Uint8Array }
 }
 
+/** Which request a peer made beyond its budget (LIMITS: payloadRequest*, stateRequest*, manifestRequest*). */
+export type LimitedRequest = 'payload' | 'state' | 'manifest'
+
+/**
+ * libp2p's errors for a remote that broke the length-prefixed framing: a frame longer than the answer may
+ * be, a malformed length prefix, or more bytes than the answer's two frames. Only the sender causes these.
+ */
+const FRAMING_ERRORS: Record<string, 'too-large' | 'malformed'> = {
+  InvalidDataLengthError: 'too-large',
+  InvalidDataLengthLengthError: 'too-large',
+  StreamBufferError: 'too-large',
+  InvalidMessageLengthError: 'malformed'
+}
+
+/**
+ * A framing violation becomes a ProtocolError, held against the sender; other failures (a timeout, a
+ * reset or truncated stream) stay network failures, which an honest peer's link can cause.
+ */
+function chargeFraming (err: Error, peer: string): Error {
+  const reason = FRAMING_ERRORS[err.name]
+  return reason === undefined ? err : new ProtocolError(reason, `${peer} broke the answer's framing: ${err.message}`)
+}
+
 function frames (stream: Stream, maxPayloadBytes: number): ReturnType<typeof lpStream> {
   const maxDataLength = Math.max(LIMITS.maxControlBytes, maxPayloadBytes)
   // An answer is a control frame then a payload frame, which may arrive in one read.
   return lpStream(stream, { maxDataLength, maxBufferSize: maxDataLength + LIMITS.maxControlBytes + 32 })
 }
 
-/** Registers this peer's payload and state handlers for one federation. */
-export async function serveExchange (libp2p: Host, federationId: string, maxPayloadBytes: number, handlers: ExchangeHandlers): Promise<void> {
+/** The answer to a request beyond the asker's budget: a well-formed refusal, which the asker skips. */
+const limitedAnswer = (what: LimitedRequest): Uint8Array => encodeMessage({ type: 'error', reason: `rate-limited: too many ${what} requests from this peer` })
+
+/**
+ * Registers this peer's payload and state handlers for one federation. Each asking peer has a budget of
+ * requests per protocol (LIMITS); beyond it, it gets an `error` answer and `onLimited` hears of it.
+ */
+export async function serveExchange (libp2p: Host, federationId: string, maxPayloadBytes: number, handlers: ExchangeHandlers, onLimited?: (peer: string, what: LimitedRequest) => void): Promise<void> {
+  const payloadBudget = new RateLimiter(LIMITS.payloadRequestBurst, LIMITS.payloadRequestsPerSecond)
+  const stateBudget = new RateLimiter(LIMITS.stateRequestBurst, LIMITS.stateRequestsPerSecond)
   await libp2p.handle(payloadProtocol(federationId), async (stream, connection) => {
     const lp = frames(stream, maxPayloadBytes)
+    const peer = connection.remotePeer.toString()
     try {
       const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'fetch')
-      const payload = request.federationId === federationId ? handlers.payload(request, connection.remotePeer.toString()) : null
-      if (payload === null) await lp.write(encodeMessage({ type: 'error', reason: `no payload ${request.payloadHash.slice(0, 12)}… for round ${request.round}` }))
-      else await lp.writeV([encodeMessage({ type: 'fetch', federationId, round: request.round, payloadHash: request.payloadHash }), payload])
+      const payload = request.federationId === federationId ? handlers.payload(request, peer) : null
+      if (payload === null) {
+        await lp.write(encodeMessage({ type: 'error', reason: `no payload ${request.payloadHash.slice(0, 12)}… for round ${request.round}` }))
+      } else if (!payloadBudget.allow(peer)) {
+        onLimited?.(peer, 'payload')
+        await lp.write(limitedAnswer('payload'))
+      } else {
+        await lp.writeV([encodeMessage({ type: 'fetch', federationId, round: request.round, payloadHash: request.payloadHash }), payload])
+      }
       await stream.close()
     } catch (err) {
       stream.abort(err as Error)
     }
   }, STREAM_LIMITS)
-  await libp2p.handle(stateProtocol(federationId), async (stream) => {
+  await libp2p.handle(stateProtocol(federationId), async (stream, connection) => {
     const lp = frames(stream, maxPayloadBytes)
+    const peer = connection.remotePeer.toString()
     try {
       const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'state-request')
       if (request.federationId !== federationId) {
         await lp.write(encodeMessage({ type: 'error', reason: 'wrong federation' }))
+      } else if (!stateBudget.allow(peer)) {
+        onLimited?.(peer, 'state')
+        await lp.write(limitedAnswer('state'))
       } else {
         const { header, payload } = handlers.state()
         await lp.writeV([encodeMessage(header), payload])
@@ -77,7 +120,7 @@ async function request (libp2p: Host, peer: string, protocol: string, message: U
     return { header, payload }
   } catch (err) {
     stream.abort(err as Error)
-    throw err
+    throw chargeFraming(err as Error, peer)
   }
 }
 

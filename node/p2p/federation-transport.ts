@@ -1,7 +1,8 @@
 /**
  * UpdateTransport over libp2p: announcements on the federation's gossipsub topic, with a topic validator
- * that rejects (and so scores down) malformed or foreign announcements; payloads and state over direct
- * streams (node/p2p/exchange.ts).
+ * that rejects (and so scores down, and never forwards) what the round engine would hold against the
+ * sender: malformed or foreign announcements, and those its screen refuses; payloads and state over
+ * direct streams (node/p2p/exchange.ts).
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -10,6 +11,8 @@ import { LIMITS, updatesTopic } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { fetchPayload, requestState, serveExchange } from './exchange.js'
+import type { LimitedRequest } from './exchange.js'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { transferBytes } from './host.js'
 import { RateLimiter } from './rate-limit.js'
 import type { Announce } from '../../protocol/messages.js'
@@ -31,6 +34,29 @@ export interface FederationTransportInit {
   isMember?: (peerId: string) => boolean
   /** Drops a valid incoming announcement when it returns true (simulated message loss). */
   dropAnnouncement?: () => boolean
+  /** Called for every payload or state request refused because its peer spent its budget (LIMITS). */
+  onLimited?: (peer: string, what: LimitedRequest) => void
+}
+
+/**
+ * The announced addresses a fetch may dial to reach `author`, whose signature on the announcement proves
+ * who chose them: only those whose destination (the /p2p/ component after the last /p2p-circuit, or
+ * anywhere when there is no relay) is the author itself or unnamed, so an announcement cannot point our
+ * dials at another peer. An address that is not a multiaddr at all is the author's doing (ProtocolError).
+ */
+export function authorAddresses (author: string, addresses: string[]): Multiaddr[] {
+  const parsed = addresses.map((a) => {
+    try {
+      return multiaddr(a)
+    } catch (err) {
+      throw new ProtocolError('malformed', `announced address ${JSON.stringify(a.slice(0, 80))} is not a multiaddr: ${(err as Error).message}`)
+    }
+  })
+  return parsed.filter((ma) => {
+    const components = ma.getComponents()
+    const afterRelay = components.slice(components.findLastIndex(c => c.name === 'p2p-circuit') + 1)
+    return (afterRelay.find(c => c.name === 'p2p')?.value ?? author) === author
+  })
 }
 
 export function federationTransport (init: FederationTransportInit): UpdateTransport {
@@ -51,7 +77,7 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
   return {
     selfId: libp2p.peerId.toString(),
     addresses: () => libp2p.getMultiaddrs().map(a => a.toString()),
-    async join (handlers, onAnnounce) {
+    async join (handlers, onAnnounce, screen) {
       pubsub.topicValidators.set(topic, (peer, msg) => {
         const from = msg.type === 'signed' ? msg.from.toString() : peer.toString()
         if (penalised.has(from)) return TopicValidatorResult.Reject
@@ -64,13 +90,15 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
           init.onReject?.(from, 'rate-limited')
           return TopicValidatorResult.Ignore
         }
+        let announce: Announce
         try {
-          decodeAnnounce(msg.data)
-          return TopicValidatorResult.Accept
+          announce = decodeAnnounce(msg.data)
         } catch (err) {
           init.onReject?.(from, err instanceof ProtocolError ? err.reason : 'malformed')
           return TopicValidatorResult.Reject
         }
+        // The engine's own checks (names, shapes, size, schedule, replays): it logs and bans what fails.
+        return screen(from, announce) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
       })
       pubsub.addEventListener('message', (evt) => {
         const msg = evt.detail
@@ -78,7 +106,7 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
         if (init.dropAnnouncement?.() === true) return
         onAnnounce(msg.from.toString(), decodeAnnounce(msg.data))
       })
-      await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers)
+      await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers, init.onLimited)
       pubsub.subscribe(topic)
     },
     async announce (announce) {
@@ -86,8 +114,9 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     },
     async fetch (from, request, addresses, payloadBytes, signal) {
       const peer = peerIdFromString(from)
-      if (libp2p.getConnections(peer).length === 0 && addresses.length > 0) {
-        await libp2p.peerStore.merge(peer, { multiaddrs: addresses.map(a => multiaddr(a)) })
+      const dialable = authorAddresses(from, addresses)
+      if (libp2p.getConnections(peer).length === 0 && dialable.length > 0) {
+        await libp2p.peerStore.merge(peer, { multiaddrs: dialable })
       }
       // Payloads prefer direct links: over a relayed one only, give a hole punch a moment to land first.
       const until = Date.now() + DIRECT_LINK_WAIT_MS

@@ -9,6 +9,8 @@ import { federationId, parseManifest } from '../../protocol/manifest.js'
 import { NetworkError } from '../errors.js'
 import { federationProviders } from './discovery.js'
 import { startHost } from './host.js'
+import { RateLimiter } from './rate-limit.js'
+import type { LimitedRequest } from './exchange.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { NetworkPreset } from '../../protocol/network.js'
 import type { PeerId } from '@libp2p/interface'
@@ -20,13 +22,20 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const STREAM_OPTIONS = { maxDataLength: LIMITS.maxManifestBytes }
 
-/** Answers manifest requests for the federations in `manifests` (by id). */
-export async function serveManifests (libp2p: Host, manifests: Map<string, Manifest>): Promise<void> {
-  await libp2p.handle(MANIFEST_PROTOCOL, async (stream) => {
+/**
+ * Answers manifest requests for the federations in `manifests` (by id). A peer beyond its budget
+ * (LIMITS.manifestRequest*) gets the empty answer, as if we had none, and `onLimited` hears of it.
+ */
+export async function serveManifests (libp2p: Host, manifests: Map<string, Manifest>, onLimited?: (peer: string, what: LimitedRequest) => void): Promise<void> {
+  const budget = new RateLimiter(LIMITS.manifestRequestBurst, LIMITS.manifestRequestsPerSecond)
+  await libp2p.handle(MANIFEST_PROTOCOL, async (stream, connection) => {
     const lp = lpStream(stream, STREAM_OPTIONS)
+    const peer = connection.remotePeer.toString()
     try {
       const id = decoder.decode((await lp.read({ signal: AbortSignal.timeout(LIMITS.requestTimeoutMs) })).subarray())
-      const manifest = manifests.get(id)
+      const allowed = budget.allow(peer)
+      if (!allowed) onLimited?.(peer, 'manifest')
+      const manifest = allowed ? manifests.get(id) : undefined
       await lp.write(manifest === undefined ? new Uint8Array(0) : encoder.encode(JSON.stringify(manifest)))
       await stream.close()
     } catch (err) {

@@ -39,10 +39,11 @@ describe('LiGO', () => {
     tf.dispose([x, ...Object.values(src), ...Object.values(op)])
   })
 
-  it('(a) with the ligo init, growing width by a whole factor (no noise) preserves the function', () => {
+  it('(a) with the ligo init, growing width by a whole factor and depth by any (no noise) preserves the function', () => {
     const src = sourceParams(2)
     const x = images()
-    for (const to of [grownConfig(small, { dim: 16, layers: 2 }), grownConfig(small, { dim: 24, layers: 2, mlpRatio: 2 })]) {
+    // Depth too: blocks past the source's depth start with zero residual outputs, so they add nothing.
+    for (const to of [grownConfig(small, { dim: 16, layers: 2 }), grownConfig(small, { dim: 24, layers: 2, mlpRatio: 2 }), grownConfig(small, { dim: 8, layers: 5 }), grownConfig(small, { dim: 16, layers: 3 })]) {
       const op = initLigo({ from: small, to }, 'ligo', 0, 0)
       const [diff, scale] = tf.tidy(() => {
         const ref = forward(small, src, x)
@@ -50,7 +51,7 @@ describe('LiGO', () => {
       })
       assert.ok(scale > 0.5, 'the check needs logits of a meaningful size')
       // float32 tolerance: LayerNorm's epsilon sees the variance divided by the growth factor.
-      assert.ok(diff < 5e-5, `dim ${to.dim}: max abs diff ${diff} on logits up to ${scale}`)
+      assert.ok(diff < 5e-5, `${to.dim}x${to.layers}: max abs diff ${diff} on logits up to ${scale}`)
       tf.dispose(Object.values(op))
     }
     tf.dispose([x, ...Object.values(src)])

@@ -27,7 +27,8 @@ export const LIGO_INITS = ['fedgrow', 'ligo'] as const
  * fedgrow: the Fed-Grow authors' code: E and every B xavier-normal, w = 1/L1 (every new layer the mean
  *   of all source layers). Not function-preserving.
  * ligo: LiGO's own code, made exact where the tied parameterisation allows. Depth is "stackbert" (target
- *   layer l copies source layer l mod L1; copies beyond the first L1 get noise). Width keeps the first
+ *   layer l copies source layer l mod L1; copies beyond the first L1 get noise, and start with zero
+ *   attention-output and FFN-output weights, so they add nothing to the residual stream). Width keeps the first
  *   units: E duplicates residual units Net2Net-style, scaled so E^T E = I, which keeps LayerNorm exact
  *   when D2 is a multiple of D1; B keeps each head's first units and starts the new ones at `noise`;
  *   B_q also rescales the attention temperature 1/sqrt(head dim). With equal shapes it is the identity.
@@ -110,10 +111,22 @@ function headKeep (heads: number, hd2: number, hd1: number, scale: number, noise
   return out
 }
 
-/** [L2, L1] stackbert: target layer l copies source layer l mod L1; layers past L1 get noise on every weight. */
-function stack (l2: number, l1: number, noise: number, rng: Rng): Float32Array {
+/**
+ * Modules whose output is added to the residual stream: in a block past the source's depth they start
+ * at zero, so that the new block adds nothing and the grown model computes the source's function
+ * (the loss-preserving depth growth of Shen et al., "Staged Training for Transformer Language Models",
+ * ICML 2022, arXiv 2203.06211). Their depth weights still get gradients, so the new blocks learn.
+ */
+const RESIDUAL_OUTPUTS: ReadonlySet<string> = new Set(['o', 'fc2'])
+
+/**
+ * [L2, L1] stackbert: target layer l copies source layer l mod L1; layers past L1 get noise on every
+ * weight, except that their residual outputs start at zero (RESIDUAL_OUTPUTS).
+ */
+function stack (module: string, l2: number, l1: number, noise: number, rng: Rng): Float32Array {
   const out = new Float32Array(l2 * l1)
   for (let l = 0; l < l2; l++) {
+    if (l >= l1 && RESIDUAL_OUTPUTS.has(module)) continue
     out[l * l1 + (l % l1)] = 1
     if (l >= l1) for (let j = 0; j < l1; j++) out[l * l1 + j] += noise * rng.normal()
   }
@@ -138,7 +151,7 @@ export function initLigo (shape: GrowthShape, init: LigoInit, seed: number | str
     } else if (name === 'E') {
       values = duplication(rows, cols, noise, rng)
     } else if (name.startsWith('w.')) {
-      values = stack(rows, cols, noise, rng)
+      values = stack(name.slice('w.'.length), rows, cols, noise, rng)
     } else if (name.endsWith('.fc')) {
       values = headKeep(1, rows, cols, 1, noise, rng)
     } else {

@@ -7,6 +7,7 @@ import { startComputePool } from '../node/compute/pool.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { validateVitConfig } from '../node/model/config.js'
 import { validateManifest } from '../protocol/manifest.js'
+import { readModelFile } from '../node/model/model-file.js'
 import { modelData, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { LearnerSpec } from '../node/compute/messages.js'
@@ -34,6 +35,34 @@ describe('compute workers', function () {
       assert.ok(updates[0].loss > 0 && updates[0].sampleCount === 48)
       assert.ok(progress.includes('round 1'), progress.join())
       assert.equal(pool.tensorsAlive(), 0, 'closed learners leave no tensors behind')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('fine-tunes the final model when the manifest asks, saving it with its own score (phase 4)', async () => {
+    const pool = await startComputePool({ workers: 1, backend: 'wasm' })
+    try {
+      const saved = []
+      for (const finetuneSteps of [undefined, 6]) {
+        const learner = await pool.createLearner(spec(validateManifest(tinyManifest(finetuneSteps === undefined ? {} : { finetuneSteps }))))
+        const dir = mkdtempSync(join(tmpdir(), 'fedgrow-compute-'))
+        await learner.prepare(dir)
+        const global = await learner.initial()
+        const grown = await learner.evaluate(global)
+        const score = await learner.saveFinal(global, join(dir, 'target.fgm'), {}, grown)
+        const file = readModelFile(join(dir, 'target.fgm'))
+        assert.equal(file.info.testAccuracy, score.accuracy)
+        saved.push({ grown, score, file })
+        await learner.close()
+      }
+      const [plain, tuned] = saved
+      assert.deepEqual(plain.score, plain.grown, 'without fine-tuning the known score of the grown model is kept')
+      assert.equal(plain.file.info.finetuned, false)
+      assert.equal(tuned.file.info.finetuned, true)
+      assert.notDeepEqual(tuned.file.params['head.b'].data, plain.file.params['head.b'].data, 'fine-tuning changed the weights')
+      assert.notEqual(tuned.score.loss, tuned.grown.loss, 'the fine-tuned model is scored anew')
+      assert.equal(pool.tensorsAlive(), 0)
     } finally {
       await pool.close()
     }

@@ -4,7 +4,7 @@ import { validateVitConfig } from '../node/model/config.js'
 import { crossEntropy, forward, initParams } from '../node/model/vit.js'
 import { VariableSet } from '../node/train/variables.js'
 import { evaluate, learningRateAt, train } from '../node/train/trainer.js'
-import { pretrain, predictWith } from '../node/train/pretrain.js'
+import { pretrain, predictWith, trainUntilFlat } from '../node/train/pretrain.js'
 import { toyDataset, useBackend } from './helpers.js'
 
 const config = validateVitConfig({ imageSize: 8, patchSize: 4, numClasses: 4, dim: 16, layers: 1, heads: 2, mlpRatio: 1 })
@@ -36,6 +36,23 @@ describe('training', () => {
     assert.ok(runs[0].report.finalLoss < runs[0].report.losses[0] / 2, `loss ${runs[0].report.losses[0]} -> ${runs[0].report.finalLoss}`)
     assert.ok(runs[0].result.accuracy > 0.9, `accuracy ${runs[0].result.accuracy}`)
     assert.deepEqual(runs[0].report.losses, runs[1].report.losses)
+  })
+
+  it('trains until validation accuracy stops rising, and keeps the best parameters', () => {
+    const data = toyDataset(256, 2)
+    const validation = toyDataset(64, 9)
+    const init = initParams(config, 3)
+    const before = tf.memory().numTensors
+    const flat = trainUntilFlat(config, init, data, { steps: 400, batchSize: 32, seed: 3, learningRate: 3e-3, schedule: 'constant' }, { validation, everySteps: 8, patience: 3 })
+    const checks = flat.history.map(h => h.accuracy)
+    assert.ok(flat.history.length < 400 / 8, `stopped early: ${flat.history.length} checks`)
+    assert.equal(flat.best.accuracy, Math.max(...checks))
+    assert.ok(checks.slice(-3).every(a => a <= flat.best.accuracy), 'the last checks did not beat the best')
+    assert.equal(flat.history.at(-1)!.step - flat.best.step, 3 * 8, 'it stopped patience checks after the best')
+    assert.equal(evaluate(predictWith(config, flat.params), validation).accuracy, flat.best.accuracy, 'the returned parameters are the best ones')
+    tf.dispose(Object.values(flat.params))
+    assert.equal(tf.memory().numTensors, before, 'snapshots of earlier bests are freed')
+    tf.dispose(Object.values(init))
   })
 
   it('stops with a clear error when the loss diverges', () => {

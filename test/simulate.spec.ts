@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runCli } from './helpers.js'
+import { runCli, toyDataset } from './helpers.js'
+import { encodeIdx } from '../node/data/idx.js'
 import { simulate } from '../node/simulation/index.js'
 import type { SimulationResult } from '../node/simulation/index.js'
 import type { Preset } from '../node/simulation/presets.js'
@@ -38,7 +39,7 @@ describe('simulate on a pool of compute workers', function () {
   this.timeout(300_000)
 
   /** Small enough for seconds per run; heterogeneous small models as in a real federation. */
-  const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainMaxEpochs: 1, localLigoSteps: 5, localSteps: 5, learningRate: 2e-3, batchSize: 32, rounds: 2 }
+  const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainMaxEpochs: 1, localLigoSteps: 5, localSteps: 5, finetuneSteps: 0, learningRate: 2e-3, batchSize: 32, rounds: 2 }
   const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg', 'local'], seed: 5, outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
 
   it('gives the same per-peer accuracies and final digests with 1 and with 2 workers, and per-round curves', async () => {
@@ -62,5 +63,18 @@ describe('simulate on a pool of compute workers', function () {
     assert.ok(fedgrow.curve[0].trainFlopsPerPeer > fedavg.curve[0].trainFlopsPerPeer, 'Dual-LiGO spends Local-LiGO steps before round 1')
     assert.notEqual(one.methods[0].finalDigests[0], one.methods[1].finalDigests[0])
     for (const w of two.compute.perWorker) assert.ok(w.heapBytes > 0 && w.backendBytes > 0, JSON.stringify(two.compute))
+  })
+
+  it('runs the same on any MNIST-format folder (--data idx:DIR), taking its image size and classes, from own or public small models', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedgrow-idx-'))
+    const toy = toyDataset(480, 4, 12, 3)
+    writeFileSync(join(dir, 'train-images-idx3-ubyte'), encodeIdx([toy.count, 12, 12], Uint8Array.from(toy.images, v => Math.round(Math.min(1, v) * 255))))
+    writeFileSync(join(dir, 'train-labels-idx1-ubyte'), encodeIdx([toy.count], toy.labels))
+    for (const smallModels of ['own', 'public'] as const) {
+      const result = await simulate({ peers: 2, rounds: 1, preset: { ...micro, pretrainMaxEpochs: 20 }, alpha: 100, methods: ['fedgrow'], seed: 1, data: `idx:${dir}`, smallModels, outDir: mkdtempSync(join(tmpdir(), 'fedgrow-idx-run-')), workers: 1, backend: 'wasm', log: () => {} })
+      assert.deepEqual(result.smallModels.map(m => m.source), [smallModels, smallModels])
+      for (const m of result.smallModels) assert.ok(m.testAccuracy > 1 / 3 && m.validationAccuracy > 0 && m.steps > 0, JSON.stringify(m))
+      assert.ok(result.methods[0].accuracy.mean > 1 / 3, `better than chance on 3 classes: ${result.methods[0].accuracy.mean}`)
+    }
   })
 })

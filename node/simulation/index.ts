@@ -173,6 +173,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       rounds: options.rounds,
       localSteps: preset.localSteps,
       localLigoSteps: preset.localLigoSteps,
+      ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,

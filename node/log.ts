@@ -8,7 +8,7 @@ export type LogFormat = 'text' | 'json'
 export type LogLevel = 'quiet' | 'normal' | 'verbose'
 
 /** Events shown even with --quiet: something went wrong, or the final result. */
-const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'rollback', 'fetch-given-up', 'request-limited', 'checkpoint-damaged', 'fault', 'alone', 'done'])
+const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'rollback', 'fetch-given-up', 'request-limited', 'checkpoint-damaged', 'fault', 'alone', 'warning', 'done'])
 /** Events shown only with --verbose. */
 const DETAIL = new Set(['update-accepted', 'peers'])
 
@@ -36,6 +36,8 @@ function describe (e: LogEvent): string {
       return `[${String(e.method)}] round ${String(e.round)}/${String(e.of)}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(Number(e.meanBytesSent) / 1024).toFixed(1)} KiB, ${Number(e.seconds).toFixed(1)} s`
     case 'alone':
       return `warning: ${String(e.detail)}`
+    case 'warning':
+      return `warning: ${String(e.message)}`
     case 'rejected':
       return `rejected an update from ${String(e.from)}: ${String(e.reason)} (${String(e.detail)})`
     default: {

@@ -224,6 +224,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       },
       onReject: (from, reason, detail) => { log({ event: 'rejected', from, reason, detail }) },
       onDefence: (event) => { log(event) },
+      onWarning: (message) => { log({ event: 'warning', message }) },
       onContribution: (round, contribution, payload) => {
         if (contribution.from !== peerId) log({ event: 'update-accepted', round, from: contribution.from, sampleCount: contribution.sampleCount })
         init.onContribution?.(round, contribution, payload)

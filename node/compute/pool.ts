@@ -104,7 +104,7 @@ interface Job {
 class ComputeWorker {
   readonly ready: Promise<ActiveBackend>
   /** Learners this worker holds, and jobs in flight: what "least loaded" counts. */
-  learners = 0
+  private heldLearners = 0
   busy = 0
   tensorsAlive = 0
   private readonly worker: Worker
@@ -112,6 +112,19 @@ class ComputeWorker {
   private nextId = 1
   private failure: ComputeWorkerError | undefined
   private closing = false
+
+  get learners (): number {
+    return this.heldLearners
+  }
+
+  /** Counts a learner this worker is about to hold; release() undoes it. */
+  hold (): void {
+    this.heldLearners++
+  }
+
+  release (): void {
+    this.heldLearners--
+  }
 
   constructor (readonly index: number, backend: BackendChoice, maxHeapMiB?: number) {
     const init: WorkerInit = { backend, index }
@@ -201,7 +214,7 @@ function peerCompute (worker: ComputeWorker, id: number, info: LearnerInfo, hook
     close: async () => {
       if (closed) return
       closed = true
-      worker.learners--
+      worker.release()
       await worker.request({ op: 'dispose-learner', learner: id }).catch((err: Error) => {
         // A dead worker has freed everything it held already.
         if (!(err instanceof ComputeWorkerError)) throw err
@@ -229,13 +242,13 @@ export async function startComputePool (init: ComputePoolInit = {}): Promise<Com
     backend: backends[0],
     async createLearner (spec, hooks = {}, index) {
       const worker = index === undefined ? leastLoaded('learners') : workers[index % size]
-      worker.learners++
+      worker.hold()
       const id = nextLearnerId++
       try {
         const info = await worker.request<LearnerInfo>({ op: 'create-learner', learner: id, spec }, hooks)
         return peerCompute(worker, id, info, hooks)
       } catch (err) {
-        worker.learners--
+        worker.release()
         throw err
       }
     },

@@ -105,6 +105,8 @@ export interface EngineComponents {
   onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
   /** Called whenever a defence against a hostile or broken peer acts (DefenceEvent). */
   onDefence?: (event: DefenceEvent) => void
+  /** Something failed that the engine works around (e.g. a re-announcement); absent: process warnings. */
+  onWarning?: (message: string) => void
 }
 
 export interface EngineInit {
@@ -454,7 +456,9 @@ export class RoundEngine {
     if (own === undefined || Date.now() - this.lastCompletedReannounce < REANNOUNCE_MS) return
     this.lastCompletedReannounce = Date.now()
     this.components.transport.announce(own.announce).catch((err: Error) => {
-      process.emitWarning(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
+      const message = `re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`
+      if (this.components.onWarning !== undefined) this.components.onWarning(message)
+      else process.emitWarning(message)
     })
   }
 

@@ -280,10 +280,9 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   const plan = planFor(manifest, smallModels[0].config)
   const globalParams = countLigoParams(globalShape(plan))
   const targetParams = countParams(plan.target)
-  const { perPeer: _, ...stats } = accuracyStats(perPeer)
   return {
     name: method,
-    accuracy: { ...stats, perPeer },
+    accuracy: { ...accuracyStats(perPeer), perPeer },
     targetParams,
     trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : globalParams,
     sharedParamsPerRound: method === 'fedavg' ? targetParams : method === 'fedgrow' ? globalParams : 0,
@@ -296,9 +295,9 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   }
 }
 
-function accuracyStats (perPeer: number[]): MethodResult['accuracy'] {
-  const avg = mean(perPeer)
-  return { mean: avg, std: Math.sqrt(mean(perPeer.map(a => (a - avg) ** 2))), min: Math.min(...perPeer), perPeer }
+function accuracyStats (accuracies: number[]): CurvePoint['accuracy'] {
+  const avg = mean(accuracies)
+  return { mean: avg, std: Math.sqrt(mean(accuracies.map(a => (a - avg) ** 2))), min: Math.min(...accuracies) }
 }
 
 /** The per-round curve of one method from its peers' round events (peers from `honestCount` on are hostile). */
@@ -313,8 +312,7 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
     const events = roundEvents.get(round)!.filter(e => Number(e.peer) < honestCount).sort((a, b) => Number(a.peer) - Number(b.peer))
     if (events.length === 0) continue
     for (const e of events) sentSoFar.set(Number(e.peer), (sentSoFar.get(Number(e.peer)) ?? 0) + Number(e.bytesSent))
-    const { perPeer: _, ...accuracy } = accuracyStats(events.map(e => Number(e.accuracy)))
-    points.push({ round, accuracy, bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops })
+    points.push({ round, accuracy: accuracyStats(events.map(e => Number(e.accuracy))), bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops })
   }
   return points
 }
@@ -324,7 +322,7 @@ class MemorySampler {
   readonly perWorker: ComputeReport['perWorker']
   private inFlight = false
 
-  constructor (private readonly pool: ComputePool) {
+  constructor (private readonly pool: ComputePool, private readonly log: Logger) {
     this.perWorker = Array.from({ length: pool.size }, () => ({ heapBytes: 0, backendBytes: 0 }))
   }
 
@@ -338,7 +336,7 @@ class MemorySampler {
       })
     }).catch((err: Error) => {
       // A dead worker fails its peers' own jobs, which is where the run reports it; nothing to measure here.
-      process.emitWarning(`memory sample failed: ${err.message}`)
+      this.log({ event: 'warning', message: `memory sample failed: ${err.message}` })
     }).finally(() => { this.inFlight = false })
   }
 }
@@ -359,7 +357,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   const delay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS })
   delay.enable()
   options.log({ event: 'compute', workers: pool.size, backend: pool.backend.name, source: pool.backend.source })
-  const memory = new MemorySampler(pool)
+  const memory = new MemorySampler(pool, options.log)
   const methods: MethodResult[] = []
   let smallModels: SmallModelReport[] = []
   try {

@@ -11,9 +11,11 @@ export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
 export const AGGREGATION_RULES = ['mean', 'trimmed-mean', 'median', 'centered-clip'] as const
 /**
  * fedgrow: peers share Global-LiGO (the method). fedavg: peers share the whole target model, trained
- * from scratch (the model-sharing baseline the paper compares against).
+ * from scratch (the model-sharing baseline the paper compares against). authors-code: Dual-LiGO as the
+ * Fed-Grow authors' code runs it, sharing the intermediate model's weights as well as Global-LiGO (it
+ * shares a model: a baseline, not the method).
  */
-export const METHODS = ['fedgrow', 'fedavg'] as const
+export const METHODS = ['fedgrow', 'fedavg', 'authors-code'] as const
 
 export interface ModelSize {
   dim: number

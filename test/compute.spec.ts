@@ -8,6 +8,7 @@ import { splitTrainTest } from '../node/data/dataset.js'
 import { validateVitConfig } from '../node/model/config.js'
 import { validateManifest } from '../protocol/manifest.js'
 import { readModelFile } from '../node/model/model-file.js'
+import { INTERMEDIATE_PREFIX } from '../node/federation/participant.js'
 import { modelData, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { LearnerSpec } from '../node/compute/messages.js'
@@ -63,6 +64,30 @@ describe('compute workers', function () {
       assert.notDeepEqual(tuned.file.params['head.b'].data, plain.file.params['head.b'].data, 'fine-tuning changed the weights')
       assert.notEqual(tuned.score.loss, tuned.grown.loss, 'the fine-tuned model is scored anew')
       assert.equal(pool.tensorsAlive(), 0)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('authors-code shares the intermediate model beside Global-LiGO, starting round 1 from the peer\'s own', async () => {
+    const pool = await startComputePool({ workers: 1, backend: 'wasm' })
+    try {
+      const learner = await pool.createLearner(spec(validateManifest({ ...tinyManifest(), method: 'authors-code' })))
+      const dir = mkdtempSync(join(tmpdir(), 'fedgrow-compute-'))
+      await learner.prepare(dir)
+      const own = readModelFile(join(dir, 'intermediate.fgm')).params
+      const shared = learner.spec.filter(t => t.name.startsWith(INTERMEDIATE_PREFIX)).map(t => t.name.slice(INTERMEDIATE_PREFIX.length))
+      assert.deepEqual(shared.sort(), Object.keys(own).sort(), 'every intermediate parameter is shared')
+      const initial = await learner.initial()
+      const first = await learner.trainRound(initial, 1)
+      const distance = (a: Float32Array, b: Float32Array): number => Math.sqrt(a.reduce((sum, v, i) => sum + (v - b[i]) ** 2, 0))
+      const name = 'blocks.0.q.w'
+      const fromOwn = distance(first.tensors[INTERMEDIATE_PREFIX + name].data, own[name].data)
+      const fromInitial = distance(first.tensors[INTERMEDIATE_PREFIX + name].data, initial[INTERMEDIATE_PREFIX + name].data)
+      assert.ok(fromOwn < fromInitial / 2, `round 1 trains the peer's own intermediate model (${fromOwn} from it, ${fromInitial} from the initial one)`)
+      const second = await learner.trainRound(initial, 2)
+      assert.ok(distance(second.tensors[INTERMEDIATE_PREFIX + name].data, initial[INTERMEDIATE_PREFIX + name].data) < fromInitial / 2, 'later rounds train the shared one they are given')
+      await learner.close()
     } finally {
       await pool.close()
     }

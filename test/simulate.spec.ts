@@ -40,7 +40,7 @@ describe('simulate on a pool of compute workers', function () {
 
   /** Small enough for seconds per run; heterogeneous small models as in a real federation. */
   const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainMaxEpochs: 1, localLigoSteps: 5, localSteps: 5, finetuneSteps: 0, learningRate: 2e-3, batchSize: 32, rounds: 2 }
-  const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg', 'local'], seed: 5, outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
+  const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg', 'local', 'authors-code'], seed: 5, outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
 
   it('gives the same per-peer accuracies and final digests with 1 and with 2 workers, and per-round curves', async () => {
     const one = await run(1)
@@ -56,7 +56,9 @@ describe('simulate on a pool of compute workers', function () {
       assert.ok(method.curve[1].bytesSentPerPeer >= method.curve[0].bytesSentPerPeer)
       assert.equal(method.curve[1].accuracy.mean, method.accuracy.mean, `${method.name}: the last point is the final accuracy`)
     }
-    const [fedgrow, fedavg, local] = one.methods
+    const [fedgrow, fedavg, local, authors] = one.methods
+    assert.ok(authors.sharedParamsPerRound > fedgrow.sharedParamsPerRound, 'authors-code shares the intermediate model besides Global-LiGO')
+    assert.ok(authors.curve[1].bytesSentPerPeer > fedgrow.curve[1].bytesSentPerPeer)
     assert.equal(local.curve[1].bytesSentPerPeer, 0, 'local peers send nothing')
     assert.equal(local.sharedParamsPerRound, 0)
     assert.equal(local.trainableParamsPerPeer, fedavg.trainableParamsPerPeer, 'local trains the whole target, as fedavg does')

@@ -45,6 +45,7 @@ function buildLearner (spec: LearnerSpec): Learner {
   let learner: Learner
   switch (manifest.method) {
     case 'fedgrow':
+    case 'authors-code':
       learner = new Participant({ manifest, plan, small: fromTensorMap(spec.small.params), data, seed, onProgress })
       break
     case 'fedavg':

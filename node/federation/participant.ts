@@ -8,12 +8,14 @@ import { join } from 'node:path'
 import * as tf from '../tf.js'
 import { loadModel, saveModel } from '../model/model-file.js'
 import { VariableSet } from '../train/variables.js'
-import { evaluate } from '../train/trainer.js'
 import { predictWith } from '../train/pretrain.js'
 import { globalShape, growIntermediate, initialGlobalLigo, localLigoInitSeed, materialise, trainOperator } from '../ligo/index.js'
 import { ligoParamShapes } from '../ligo/operator.js'
 import { validateVitConfig } from '../model/config.js'
 import { fromTensorMap, toTensorMap } from '../storage/files.js'
+import { crossEntropy, forward, initParams, paramShapes } from '../model/vit.js'
+import { grow } from '../ligo/grow.js'
+import { evaluate, train } from '../train/trainer.js'
 import { InvalidConfigError, ModelFileError } from '../errors.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/messages.js'
@@ -49,11 +51,39 @@ export function globalLigoSpec (plan: DualLigoPlan): TensorSpec[] {
   return Object.keys(shapes).sort().map(name => ({ name, shape: shapes[name] }))
 }
 
-/** The initial Global-LiGO, identical on every peer (from the manifest's seed). */
+/** In an authors-code update, the intermediate model's parameters are named with this prefix. */
+export const INTERMEDIATE_PREFIX = 'intermediate/'
+
+/** What a method's updates hold: Global-LiGO, and for authors-code the intermediate model too. */
+export function sharedSpec (manifest: Manifest, plan: DualLigoPlan): TensorSpec[] {
+  if (manifest.method !== 'authors-code') return globalLigoSpec(plan)
+  const shapes = paramShapes(plan.intermediate)
+  const intermediate = Object.keys(shapes).map(name => ({ name: INTERMEDIATE_PREFIX + name, shape: shapes[name] }))
+  return [...globalLigoSpec(plan), ...intermediate].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+}
+
+/** Splits a shared TensorMap into Global-LiGO and (authors-code) the intermediate model. */
+function splitShared (shared: NamedTensors): { op: NamedTensors, intermediate: NamedTensors } {
+  const op: NamedTensors = {}
+  const intermediate: NamedTensors = {}
+  for (const [name, t] of Object.entries(shared)) {
+    if (name.startsWith(INTERMEDIATE_PREFIX)) intermediate[name.slice(INTERMEDIATE_PREFIX.length)] = t
+    else op[name] = t
+  }
+  return { op, intermediate }
+}
+
+const withPrefix = (prefix: string, tensors: NamedTensors): NamedTensors => Object.fromEntries(Object.entries(tensors).map(([name, t]) => [prefix + name, t]))
+
+/**
+ * The initial Global-LiGO, identical on every peer (from the manifest's seed). For authors-code, with a
+ * seeded intermediate model beside it, which no peer trains from: round 1 starts from each peer's own.
+ */
 export function initialGlobal (manifest: Manifest, plan: DualLigoPlan): TensorMap {
-  const tensors = initialGlobalLigo(plan, manifest.ligo.init, manifest.ligo.seed)
-  const map = toTensorMap(tensors)
-  tf.dispose(Object.values(tensors))
+  const op = initialGlobalLigo(plan, manifest.ligo.init, manifest.ligo.seed)
+  const intermediate = manifest.method === 'authors-code' ? withPrefix(INTERMEDIATE_PREFIX, initParams(plan.intermediate, `intermediate:${manifest.ligo.seed}`)) : {}
+  const map = toTensorMap({ ...op, ...intermediate })
+  tf.dispose([...Object.values(op), ...Object.values(intermediate)])
   return map
 }
 
@@ -76,7 +106,7 @@ export class Participant implements Learner {
   readonly spec: TensorSpec[]
 
   constructor (private readonly init: ParticipantInit) {
-    this.spec = globalLigoSpec(init.plan)
+    this.spec = sharedSpec(init.manifest, init.plan)
   }
 
   get sampleCount (): number {
@@ -130,28 +160,39 @@ export class Participant implements Learner {
     return this.intermediate
   }
 
-  /** Phase 3, one round: train Global-LiGO from `global` for the manifest's local steps. */
+  /**
+   * Phase 3, one round: train Global-LiGO from `global` for the manifest's local steps, through this
+   * participant's frozen intermediate model. authors-code trains the shared intermediate model too
+   * (each peer's own in round 1, as the authors' clients start from their own grown model).
+   */
   trainRound (global: TensorMap, round: number): LocalUpdate {
     const { manifest, plan, data } = this.init
     const start = fromTensorMap(global)
-    const op = new VariableSet(start)
+    const sharing = manifest.method === 'authors-code'
+    const vars = new VariableSet(sharing && round === 1 ? { ...start, ...withPrefix(INTERMEDIATE_PREFIX, this.requireIntermediate()) } : start)
     tf.dispose(Object.values(start))
     try {
-      const report = trainOperator(globalShape(plan), op, this.requireIntermediate(), data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
-      const trained = op.snapshot()
+      const report = sharing
+        ? train(vars, (images, labels) => {
+          const { op, intermediate } = splitShared(vars.tensors)
+          return crossEntropy(forward(plan.target, grow(globalShape(plan), op, intermediate), images), labels)
+        }, data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
+        : trainOperator(globalShape(plan), vars, this.requireIntermediate(), data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
+      const trained = vars.snapshot()
       const tensors = toTensorMap(trained)
       tf.dispose(Object.values(trained))
       return { tensors, sampleCount: data.train.count, loss: report.finalLoss }
     } finally {
-      op.dispose()
+      vars.dispose()
     }
   }
 
-  /** Phase 4: this participant's target model from a Global-LiGO. The caller owns the tensors. */
+  /** Phase 4: this participant's target model from a Global-LiGO (and, authors-code, the shared intermediate model). The caller owns the tensors. */
   target (global: TensorMap): NamedTensors {
-    const op = fromTensorMap(global)
-    const grown = materialise(globalShape(this.init.plan), op, this.requireIntermediate())
-    tf.dispose(Object.values(op))
+    const shared = fromTensorMap(global)
+    const { op, intermediate } = splitShared(shared)
+    const grown = materialise(globalShape(this.init.plan), op, this.init.manifest.method === 'authors-code' ? intermediate : this.requireIntermediate())
+    tf.dispose(Object.values(shared))
     return grown
   }
 

@@ -39,8 +39,12 @@ import type { LogEvent, Logger } from '../log.js'
 import type { Preset } from './presets.js'
 import type { ProgressSink } from '../train/progress.js'
 
-export const METHOD_NAMES = ['fedgrow', 'fedavg', 'independent', 'local'] as const
+export const METHOD_NAMES = ['fedgrow', 'fedavg', 'independent', 'local', 'authors-code'] as const
 export type MethodName = typeof METHOD_NAMES[number]
+/** What `fedgrow simulate` runs when --methods is not given. */
+export const DEFAULT_METHODS: MethodName[] = ['fedgrow', 'fedavg', 'independent', 'local']
+/** Methods that share more than the growth operator: baselines, marked as such in every table. */
+export const SHARES_MODEL: ReadonlySet<MethodName> = new Set(['fedavg', 'authors-code'])
 
 /** Methods whose peers share nothing: each is a federation of one. */
 const ALONE: ReadonlySet<MethodName> = new Set(['independent', 'local'])
@@ -162,7 +166,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
   const { preset } = options
   return validateManifest({
     version: MANIFEST_VERSION,
-    method: FROM_SCRATCH.has(method) ? 'fedavg' : 'fedgrow',
+    method: FROM_SCRATCH.has(method) ? 'fedavg' : method === 'authors-code' ? 'authors-code' : 'fedgrow',
     // Peers that share nothing never learn each other's addresses: each is a federation of one.
     name: `simulate-${preset.name}-${method}-${options.seed}`,
     task: { kind: 'image-classification', data: options.data ?? 'mnist', partition: `dirichlet:${options.alpha}`, ...task, heads: preset.heads },
@@ -278,14 +282,15 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   const perPeer = honest.map(d => d.accuracy)
   const allRounds = [...roundEvents.values()].flat()
   const plan = planFor(manifest, smallModels[0].config)
-  const globalParams = countLigoParams(globalShape(plan))
+  // Global-LiGO, and for authors-code the intermediate model beside it.
+  const sharedParams = countLigoParams(globalShape(plan)) + (method === 'authors-code' ? countParams(plan.intermediate) : 0)
   const targetParams = countParams(plan.target)
   return {
     name: method,
     accuracy: { ...accuracyStats(perPeer), perPeer },
     targetParams,
-    trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : globalParams,
-    sharedParamsPerRound: method === 'fedavg' ? targetParams : method === 'fedgrow' ? globalParams : 0,
+    trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : sharedParams,
+    sharedParamsPerRound: ALONE.has(method) ? 0 : FROM_SCRATCH.has(method) ? targetParams : sharedParams,
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesSent))),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
     wallSeconds,

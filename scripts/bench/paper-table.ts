@@ -18,7 +18,7 @@ const ALPHAS = [100, 0.5]
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
 
 function section (result: SimulationResult): string {
-  const [fedgrow, fedavg, independent] = METHOD_NAMES.map(n => result.methods.find(m => m.name === n)!)
+  const [fedgrow, fedavg, independent] = (['fedgrow', 'fedavg', 'independent'] as const).map(n => result.methods.find(m => m.name === n)!)
   const rows = result.methods.map(m => [m.name, pct(m.accuracy.mean), pct(m.accuracy.std), pct(m.accuracy.min), m.targetParams.toLocaleString('en-US'), m.trainableParamsPerPeer.toLocaleString('en-US'), m.sharedParamsPerRound.toLocaleString('en-US'), Math.round(m.bytesSentPerPeerPerRound).toLocaleString('en-US'), Math.round(m.bytesReceivedPerPeerPerRound).toLocaleString('en-US'), m.wallSeconds.toFixed(0)])
   return [
     `### alpha ${result.config.alpha}`,

@@ -7,12 +7,14 @@ import { scaleBench } from './bench/scale.js'
 import { byzantineBench } from './bench/byzantine.js'
 import { fuzzBench } from './bench/fuzz.js'
 import { workersBench } from './bench/workers.js'
+import { designBench } from './bench/design.js'
 
 const BENCHES: Record<string, { help: string, run: (command: string, args: string[]) => Promise<void> }> = {
   'train-step': { help: 'train-step time of target-size models on wasm and cpu, as a fraction of each backend\'s matMul ceiling', run: trainStepBench },
   'paper-table': { help: 'fedgrow vs fedavg vs independent: 8 peers, preset small, alpha 100 and 0.5 (about 30 min)', run: paperTableBench },
   scale: { help: 'tiny-preset federations of 16, 32 and 64 peers: round time and memory per peer', run: scaleBench },
   byzantine: { help: '20% hostile peers, each attack against each aggregation rule, vs a clean run', run: byzantineBench },
+  design: { help: 'the design study: which way of growing and sharing makes collaboration pay, on an ideal network [--alpha A --rounds R --steps S --only NAMES]', run: designBench },
   workers: { help: 'the same simulation with 1 and 2 compute workers: wall time, peak RSS, identical results, and the machine\'s two-worker ceiling [--pairs N]', run: workersBench },
   fuzz: { help: 'the CI fuzz test with many more cases (default 1,000,000) [--cases N]', run: fuzzBench },
   ligo: { help: 'grow a pre-trained small model with LiGO (both inits) vs train the target from scratch: steps and FLOPs to the same accuracy [--lr RATE]', run: ligoBench }

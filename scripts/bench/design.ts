@@ -1,0 +1,387 @@
+/**
+ * The design study behind fedgrow's defaults (issue: make collaboration pay). Every candidate runs on
+ * the same shards, small models and seeds, over an ideal network: each round, every peer trains from
+ * the same start and the round's aggregate is the sample-weighted mean of all updates (what the engine
+ * computes when no update is lost). No libp2p here: this isolates the method from the transport, which
+ * `npm run bench -- paper-table` measures with real peers.
+ *
+ * Data: the bundled digits' train split loses a "public" slice that no participant holds (what public
+ * pre-trained checkpoints are trained on); the rest is dealt to the peers by label-Dirichlet(alpha).
+ * Each peer keeps 15% of its rows for validation (early stopping of its small model only).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as tf from '../../node/tf.js'
+import { initBackend } from '../../node/backend.js'
+import { loadData, partition, splitTrainTest } from '../../node/data/index.js'
+import { countParams, crossEntropy, flopsPerTrainStep, forward, initParams } from '../../node/model/vit.js'
+import { grow } from '../../node/ligo/grow.js'
+import { countLigoParams, initLigo } from '../../node/ligo/operator.js'
+import { finetune, globalShape, localShape, materialise, trainOperator } from '../../node/ligo/dual.js'
+import { evaluate, stepsForEpochs, train } from '../../node/train/trainer.js'
+import { predictWith, trainUntilFlat } from '../../node/train/pretrain.js'
+import { VariableSet } from '../../node/train/variables.js'
+import { weightedMean } from '../../node/federation/aggregate.js'
+import { fromTensorMap, toTensorMap } from '../../node/storage/files.js'
+import { smallConfigs, taskShapeOf } from '../../node/simulation/index.js'
+import { PRESETS } from '../../node/simulation/presets.js'
+import { validateVitConfig } from '../../node/model/config.js'
+import { markdownTable, writeSection } from './report.js'
+import type { TrainTest, Dataset } from '../../node/data/index.js'
+import type { NamedTensors } from '../../node/model/vit.js'
+import type { VitConfig } from '../../node/model/config.js'
+import type { DualLigoPlan } from '../../node/ligo/dual.js'
+import type { TensorMap } from '../../protocol/safetensors.js'
+import type { TrainOptions } from '../../node/train/trainer.js'
+
+/** Where the small model comes from: trained from random on the peer's rows, or fine-tuned from a public checkpoint of its shape. */
+type SmallSource = 'own' | 'public'
+/**
+ * What a peer trains each round: frozen (Global-LiGO through a frozen intermediate model), joint
+ * (Global-LiGO and the peer's private Local-LiGO together), authors (Global-LiGO and the intermediate
+ * model's weights, both shared: the authors' code), scratch (the target's own weights from random).
+ */
+type Regime = 'frozen' | 'joint' | 'authors' | 'scratch'
+
+interface Candidate {
+  name: string
+  small: SmallSource
+  /** Local-LiGO's initial seed: the peer's own, or one per small shape (every peer of a shape starts alike). */
+  localInit: 'own' | 'common'
+  regime: Regime
+  share: boolean
+  /** Marked in every table: what it shares is more than the growth operator. */
+  sharesModel: boolean
+}
+
+const CANDIDATES: Candidate[] = [
+  { name: 'fedavg', small: 'own', localInit: 'own', regime: 'scratch', share: true, sharesModel: true },
+  { name: 'local', small: 'own', localInit: 'own', regime: 'scratch', share: false, sharesModel: false },
+  { name: 'fedgrow (frozen)', small: 'own', localInit: 'own', regime: 'frozen', share: true, sharesModel: false },
+  { name: 'independent (frozen)', small: 'own', localInit: 'own', regime: 'frozen', share: false, sharesModel: false },
+  { name: 'fedgrow joint', small: 'own', localInit: 'own', regime: 'joint', share: true, sharesModel: false },
+  { name: 'independent joint', small: 'own', localInit: 'own', regime: 'joint', share: false, sharesModel: false },
+  { name: 'fedgrow public+common', small: 'public', localInit: 'common', regime: 'frozen', share: true, sharesModel: false },
+  { name: 'independent public+common', small: 'public', localInit: 'common', regime: 'frozen', share: false, sharesModel: false },
+  { name: 'fedgrow public+common joint', small: 'public', localInit: 'common', regime: 'joint', share: true, sharesModel: false },
+  { name: 'independent public+common joint', small: 'public', localInit: 'common', regime: 'joint', share: false, sharesModel: false },
+  { name: 'authors-code', small: 'own', localInit: 'own', regime: 'authors', share: true, sharesModel: true }
+]
+
+interface StudyOptions {
+  peers: number
+  alpha: number
+  seed: number
+  rounds: number
+  stepsPerRound: number
+  learningRate: number
+  finetuneSteps: number
+  publicRows: number
+  only?: string[]
+}
+
+interface Peer {
+  index: number
+  seed: string
+  config: VitConfig
+  train: Dataset
+  validation: Dataset
+  test: Dataset
+  small: Partial<Record<SmallSource, { params: NamedTensors, validationAccuracy: number, testAccuracy: number, steps: number }>>
+}
+
+interface CandidateResult {
+  name: string
+  sharesModel: boolean
+  sharedParamsPerRound: number
+  trainableParamsPerPeer: number
+  /** Per round, over peers: accuracy of each peer's current model on its own test rows. */
+  curve: Array<{ round: number, mean: number, std: number, min: number, bytesPerPeer: number, trainFlopsPerPeer: number }>
+  final: { mean: number, std: number, min: number, perPeer: number[] }
+  finetuned: { mean: number, std: number, min: number, perPeer: number[] }
+  intermediate?: { mean: number }
+}
+
+const stats = (xs: number[]): { mean: number, std: number, min: number } => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length
+  return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length), min: Math.min(...xs) }
+}
+const prefixed = (prefix: string, t: NamedTensors): NamedTensors => Object.fromEntries(Object.entries(t).map(([k, v]) => [`${prefix}${k}`, v]))
+const unprefixed = (prefix: string, t: NamedTensors): NamedTensors => Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]))
+const MAX_SMALL_EPOCHS = 100
+/** Epochs without a better validation score before a small model counts as flat (small ViTs plateau for a few epochs early on). */
+const PATIENCE_EPOCHS = 10
+
+function log (message: string): void {
+  process.stderr.write(`[design ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+}
+
+function peersOf (options: StudyOptions): { peers: Peer[], publicData: Dataset } {
+  const data = loadData('mnist', options.seed)
+  const pool = splitTrainTest(data.train, options.publicRows / data.train.count, `public:${options.seed}`)
+  const shards = partition({ train: pool.train, test: data.test }, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
+  const configs = smallConfigs(PRESETS.tiny, options.peers, options.seed, taskShapeOf(data))
+  const peers = shards.map((shard: TrainTest, index) => {
+    const split = splitTrainTest(shard.train, 0.15, `validation:${options.seed}:${index}`)
+    return { index, seed: `study:${options.seed}:${index}`, config: configs[index], train: split.train, validation: split.test, test: shard.test, small: {} }
+  })
+  return { peers, publicData: pool.test }
+}
+
+function untilFlat (config: VitConfig, start: NamedTensors, data: Dataset, validation: Dataset, lr: number, seed: string): ReturnType<typeof trainUntilFlat> {
+  const epoch = stepsForEpochs(data.count, 1, 64)
+  return trainUntilFlat(config, start, data, { steps: epoch * MAX_SMALL_EPOCHS, learningRate: lr, weightDecay: 0.05, seed, schedule: 'constant' }, { validation, everySteps: epoch, patience: PATIENCE_EPOCHS })
+}
+
+/** Small models: each peer's own (from random), and each fine-tuned from its shape's public checkpoint. */
+function prepareSmalls (peers: Peer[], publicData: Dataset, sources: Set<SmallSource>): void {
+  const publicSplit = splitTrainTest(publicData, 0.15, 'public-validation')
+  const checkpoints = new Map<string, NamedTensors>()
+  for (const peer of peers) {
+    const shapeKey = `${peer.config.dim}x${peer.config.layers}`
+    if (sources.has('public') && !checkpoints.has(shapeKey)) {
+      const init = initParams(peer.config, `public:${shapeKey}`)
+      const flat = untilFlat(peer.config, init, publicSplit.train, publicSplit.test, 2e-3, `public:${shapeKey}`)
+      tf.dispose(Object.values(init))
+      checkpoints.set(shapeKey, flat.params)
+      log(`public checkpoint ${shapeKey}: validation ${(flat.best.accuracy * 100).toFixed(1)}% at step ${flat.best.step}`)
+    }
+    for (const source of sources) {
+      const start = source === 'own' ? initParams(peer.config, `small:${peer.seed}`) : checkpoints.get(shapeKey)!
+      const flat = untilFlat(peer.config, start, peer.train, peer.validation, source === 'own' ? 2e-3 : 5e-4, `${source}:${peer.seed}`)
+      if (source === 'own') tf.dispose(Object.values(start))
+      const testAccuracy = evaluate(predictWith(peer.config, flat.params), peer.test).accuracy
+      peer.small[source] = { params: flat.params, validationAccuracy: flat.best.accuracy, testAccuracy, steps: flat.best.step }
+      log(`peer ${peer.index} small ${source} ${shapeKey}: test ${(testAccuracy * 100).toFixed(1)}% (validation flat at step ${flat.best.step})`)
+    }
+  }
+  for (const params of checkpoints.values()) tf.dispose(Object.values(params))
+}
+
+function roundOptions (options: StudyOptions, seed: string, round: number): TrainOptions {
+  return { steps: options.stepsPerRound, learningRate: options.learningRate, weightDecay: 0.05, seed: `${seed}:round:${round}`, schedule: 'constant', batchSize: 64 }
+}
+
+/** One peer's private state under a candidate, and how it trains and scores a round. */
+interface PeerRun {
+  /** Train from the shared part `global` (or the peer's own, alone); returns the new shared part. */
+  round: (global: TensorMap, round: number) => TensorMap
+  /** The peer's target model from the shared part; the caller owns it. */
+  target: (global: TensorMap) => NamedTensors
+  dispose: () => void
+}
+
+function planOf (peer: Peer): DualLigoPlan {
+  const shape = { imageSize: 28, channels: 1, numClasses: 10, patchSize: 7, heads: 4, mlpRatio: 1 }
+  return { small: peer.config, intermediate: validateVitConfig({ ...shape, ...PRESETS.tiny.intermediate }), target: validateVitConfig({ ...shape, ...PRESETS.tiny.target }) }
+}
+
+function localInitSeed (c: Candidate, peer: Peer): string {
+  return c.localInit === 'own' ? `local:${peer.seed}` : `local:common:${peer.config.dim}x${peer.config.layers}`
+}
+
+/** Phases 1-2 as fedgrow runs them: Local-LiGO trained (localLigoSteps), the intermediate model materialised. */
+function frozenIntermediate (c: Candidate, peer: Peer, plan: DualLigoPlan): NamedTensors {
+  const small = peer.small[c.small]!.params
+  const start = initLigo(localShape(plan), 'ligo', localInitSeed(c, peer))
+  const op = new VariableSet(start)
+  tf.dispose(Object.values(start))
+  try {
+    trainOperator(localShape(plan), op, small, peer.train, { steps: PRESETS.tiny.localLigoSteps * 3, learningRate: 2e-3, weightDecay: 0.05, seed: `${peer.seed}:local`, batchSize: 64 })
+    return materialise(localShape(plan), op.tensors, small)
+  } finally {
+    op.dispose()
+  }
+}
+
+function snapshotMap (vars: VariableSet): TensorMap {
+  const snap = vars.snapshot()
+  const out = toTensorMap(snap)
+  tf.dispose(Object.values(snap))
+  return out
+}
+
+function peerRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
+  const G = globalShape(plan)
+  const L = localShape(plan)
+  if (c.regime === 'scratch') {
+    return {
+      round: (global, round) => {
+        const start = fromTensorMap(global)
+        const { params } = finetune(plan.target, start, peer.train, roundOptions(options, peer.seed, round))
+        tf.dispose(Object.values(start))
+        const out = toTensorMap(params)
+        tf.dispose(Object.values(params))
+        return out
+      },
+      target: (global) => fromTensorMap(global),
+      dispose: () => {}
+    }
+  }
+  if (c.regime === 'frozen' || c.regime === 'authors') {
+    let intermediate = frozenIntermediate(c, peer, plan)
+    return {
+      round: (global, round) => {
+        const start = fromTensorMap(global)
+        // The authors' code shares the intermediate model too: round 1 starts from the peer's own.
+        const vars = new VariableSet(c.regime === 'authors' && round === 1 ? { ...start, ...prefixed('int/', intermediate) } : start)
+        tf.dispose(Object.values(start))
+        try {
+          train(vars, (images, labels) => {
+            const t = vars.tensors
+            const op = c.regime === 'authors' ? unprefixed('op/', t) : t
+            const source = c.regime === 'authors' ? unprefixed('int/', t) : intermediate
+            return crossEntropy(forward(plan.target, grow(G, op, source), images), labels)
+          }, peer.train, roundOptions(options, peer.seed, round))
+          return snapshotMap(vars)
+        } finally {
+          vars.dispose()
+        }
+      },
+      target: (global) => {
+        const t = fromTensorMap(global)
+        const op = c.regime === 'authors' ? unprefixed('op/', t) : t
+        const source = c.regime === 'authors' ? unprefixed('int/', t) : intermediate
+        const grown = materialise(G, op, source)
+        tf.dispose(Object.values(t))
+        return grown
+      },
+      dispose: () => { tf.dispose(Object.values(intermediate)); intermediate = {} }
+    }
+  }
+  // joint: the peer's Local-LiGO stays trainable and private; it persists from round to round.
+  const small = peer.small[c.small]!.params
+  let local = initLigo(L, 'ligo', localInitSeed(c, peer))
+  return {
+    round: (global, round) => {
+      const start = fromTensorMap(global)
+      const vars = new VariableSet({ ...prefixed('g/', start), ...prefixed('l/', local) })
+      tf.dispose(Object.values(start))
+      try {
+        train(vars, (images, labels) => {
+          const t = vars.tensors
+          return crossEntropy(forward(plan.target, grow(G, unprefixed('g/', t), grow(L, unprefixed('l/', t), small)), images), labels)
+        }, peer.train, roundOptions(options, peer.seed, round))
+        const snap = vars.snapshot()
+        tf.dispose(Object.values(local))
+        local = unprefixed('l/', snap)
+        const shared = toTensorMap(unprefixed('g/', snap))
+        tf.dispose(Object.values(unprefixed('g/', snap)))
+        return shared
+      } finally {
+        vars.dispose()
+      }
+    },
+    target: (global) => {
+      const op = fromTensorMap(global)
+      const grown = tf.tidy(() => grow(G, op, grow(L, local, small)))
+      tf.dispose(Object.values(op))
+      return grown
+    },
+    dispose: () => { tf.dispose(Object.values(local)) }
+  }
+}
+
+function initialShared (c: Candidate, plan: DualLigoPlan, options: StudyOptions): TensorMap {
+  const t = c.regime === 'scratch' ? initParams(plan.target, `fedavg:${options.seed}`) : initLigo(globalShape(plan), 'ligo', `global:${options.seed}`)
+  const named = c.regime === 'authors' ? prefixed('op/', t) : t
+  const map = toTensorMap(named)
+  tf.dispose(Object.values(t))
+  return map
+}
+
+function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): CandidateResult {
+  const plans = peers.map(planOf)
+  const runs = peers.map((peer, i) => peerRun(c, peer, plans[i], options))
+  const plan = plans[0]
+  const globalParams = countLigoParams(globalShape(plan))
+  const targetParams = countParams(plan.target)
+  const intermediateParams = countParams(plan.intermediate)
+  const sharedParams = c.regime === 'scratch' ? targetParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
+  const localParams = countLigoParams(localShape(plan))
+  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
+  const stepFlops = flopsPerTrainStep(plan.target, 64)
+  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' ? PRESETS.tiny.localLigoSteps * 3 * flopsPerTrainStep(plan.intermediate, 64) : 0
+  let shared = peers.map(() => initialShared(c, plan, options))
+  const curve: CandidateResult['curve'] = []
+  const score = (i: number): number => {
+    const target = runs[i].target(shared[i])
+    const accuracy = evaluate(predictWith(plan.target, target), peers[i].test).accuracy
+    tf.dispose(Object.values(target))
+    return accuracy
+  }
+  try {
+    for (let round = 1; round <= options.rounds; round++) {
+      const updates = runs.map((run, i) => run.round(shared[i], round))
+      if (c.share) {
+        const mean = weightedMean(updates.map((tensors, i) => ({ from: String(i).padStart(4, '0'), sampleCount: peers[i].train.count, tensors })))
+        shared = peers.map(() => mean)
+      } else {
+        shared = updates
+      }
+      const accuracies = peers.map((_, i) => score(i))
+      curve.push({ round, ...stats(accuracies), bytesPerPeer: c.share ? round * sharedParams * 4 : 0, trainFlopsPerPeer: prepareFlops + round * options.stepsPerRound * stepFlops })
+      log(`${c.name} round ${round}: ${(stats(accuracies).mean * 100).toFixed(2)}%`)
+    }
+    const perPeer = peers.map((_, i) => score(i))
+    // Phase 4 (optional in the method): each peer fine-tunes its own target's weights on its own rows.
+    const tuned = peers.map((p, i) => {
+      if (options.finetuneSteps === 0) return perPeer[i]
+      const target = runs[i].target(shared[i])
+      const { params } = finetune(plan.target, target, p.train, { steps: options.finetuneSteps, learningRate: options.learningRate / 2, weightDecay: 0.05, seed: `${p.seed}:finetune`, batchSize: 64 })
+      const accuracy = evaluate(predictWith(plan.target, params), p.test).accuracy
+      tf.dispose([...Object.values(target), ...Object.values(params)])
+      return accuracy
+    })
+    return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: { ...stats(tuned), perPeer: tuned } }
+  } finally {
+    runs.forEach(r => { r.dispose() })
+  }
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
+
+function parse (args: string[]): StudyOptions {
+  const get = (flag: string, fallback: number): number => {
+    const i = args.indexOf(flag)
+    return i >= 0 ? Number(args[i + 1]) : fallback
+  }
+  const onlyAt = args.indexOf('--only')
+  return {
+    peers: get('--peers', 8),
+    alpha: get('--alpha', 100),
+    seed: get('--seed', 0),
+    rounds: get('--rounds', 20),
+    stepsPerRound: get('--steps', 20),
+    learningRate: get('--lr', 2e-3),
+    finetuneSteps: get('--finetune', 200),
+    publicRows: get('--public', 1500),
+    ...(onlyAt >= 0 ? { only: args[onlyAt + 1].split(',') } : {})
+  }
+}
+
+export async function designBench (command: string, args: string[]): Promise<void> {
+  await initBackend('wasm')
+  const options = parse(args)
+  const candidates = CANDIDATES.filter(c => options.only === undefined || options.only.includes(c.name))
+  const { peers, publicData } = peersOf(options)
+  prepareSmalls(peers, publicData, new Set(candidates.map(c => c.small)))
+  const results: CandidateResult[] = []
+  const outDir = join('runs', 'design')
+  mkdirSync(outDir, { recursive: true })
+  const file = join(outDir, `alpha-${options.alpha}-seed-${options.seed}${options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z]+/g, '-')).join('_').slice(0, 80)}.json`)
+  for (const c of candidates) {
+    results.push(runCandidate(c, peers, options))
+    writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1))
+  }
+  for (const p of peers) for (const s of Object.values(p.small)) tf.dispose(Object.values(s.params))
+  const smallMean = (source: SmallSource): string => peers[0].small[source] === undefined ? '-' : pct(stats(peers.map(p => p.small[source]!.testAccuracy)).mean)
+  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares model)' : ''), pct(r.final.mean), pct(r.final.std), pct(r.final.min), pct(r.finetuned.mean), pct(r.finetuned.min), r.trainableParamsPerPeer.toLocaleString('en-US'), (r.sharedParamsPerRound * 4).toLocaleString('en-US')])
+  writeSection(`design-alpha-${options.alpha}`, `Design study: what makes sharing Global-LiGO pay (alpha ${options.alpha})`, command, [
+    `${options.peers} peers, label-Dirichlet alpha ${options.alpha}, seed ${options.seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); ${options.rounds} rounds of ${options.stepsPerRound} steps, AdamW lr ${options.learningRate}, batch 64; ideal network (every update in every round).`,
+    `Small models trained until validation accuracy stopped rising: own (from random) ${smallMean('own')}, from the public checkpoint ${smallMean('public')} mean test accuracy. Public slice: ${options.publicRows} digits no peer holds.`,
+    `Fine-tuned: each peer then trains its grown target's own weights ${options.finetuneSteps} steps on its own rows.`,
+    '',
+    markdownTable(['candidate', 'after rounds', 'std', 'min', 'fine-tuned', 'fine-tuned min', 'trainable params/peer', 'bytes shared/round'], rows)
+  ].join('\n'))
+}

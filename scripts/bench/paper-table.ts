@@ -1,58 +1,113 @@
 /**
- * The paper's comparison, reproduced on this machine: fedgrow vs fedavg vs independent, 8 peers,
- * preset small, label-Dirichlet alpha 100 ("iid") and 0.5, one simulation per alpha.
+ * The paper's comparison, reproduced on this machine with real libp2p peers: fedgrow against growing
+ * alone (independent), the model-sharing baselines (fedavg, authors-code) and the target trained alone
+ * (local), on label-Dirichlet alpha 100 ("iid") and 0.5, on three axes: rounds, bytes sent, training FLOPs.
+ * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`.
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initBackend } from '../../node/backend.js'
-import { simulate, METHOD_NAMES } from '../../node/simulation/index.js'
+import { simulate, SHARES_MODEL } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
 import { markdownTable, writeSection } from './report.js'
-import type { SimulationResult } from '../../node/simulation/index.js'
+import type { CurvePoint, MethodName, MethodResult, SimulationResult } from '../../node/simulation/index.js'
 
-const PEERS = 8
-const ALPHAS = [100, 0.5]
+const METHODS: MethodName[] = ['fedgrow', 'independent', 'fedavg', 'local', 'authors-code']
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
+const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`
 
-function section (result: SimulationResult): string {
-  const [fedgrow, fedavg, independent] = (['fedgrow', 'fedavg', 'independent'] as const).map(n => result.methods.find(m => m.name === n)!)
-  const rows = result.methods.map(m => [m.name, pct(m.accuracy.mean), pct(m.accuracy.std), pct(m.accuracy.min), m.targetParams.toLocaleString('en-US'), m.trainableParamsPerPeer.toLocaleString('en-US'), m.sharedParamsPerRound.toLocaleString('en-US'), Math.round(m.bytesSentPerPeerPerRound).toLocaleString('en-US'), Math.round(m.bytesReceivedPerPeerPerRound).toLocaleString('en-US'), m.wallSeconds.toFixed(0)])
+/** A method's accuracy once it had spent no more than `budget` on `axis` (its last curve point within it). */
+function accuracyWithin (m: MethodResult, axis: 'bytesSentPerPeer' | 'trainFlopsPerPeer', budget: number): { accuracy: number, round: number } | undefined {
+  const within = m.curve.filter(p => p[axis] <= budget * 1.0001)
+  const last = within.at(-1)
+  return last === undefined ? undefined : { accuracy: last.accuracy.mean, round: last.round }
+}
+
+/** An ASCII plot of each method's mean accuracy by round: one letter per method. */
+function asciiCurves (methods: MethodResult[], height = 12): string {
+  const rounds = Math.max(...methods.map(m => m.curve.length))
+  const all = methods.flatMap(m => m.curve.map(p => p.accuracy.mean))
+  const lo = Math.floor(Math.min(...all) * 20) / 20
+  const hi = Math.ceil(Math.max(...all) * 20) / 20
+  const grid = Array.from({ length: height }, () => new Array<string>(rounds).fill(' '))
+  const letters = methods.map(m => m.name === 'authors-code' ? 'A' : m.name[0])
+  methods.forEach((m, k) => m.curve.forEach((p: CurvePoint, i) => {
+    const row = height - 1 - Math.round((p.accuracy.mean - lo) / Math.max(1e-9, hi - lo) * (height - 1))
+    grid[row][i] = grid[row][i] === ' ' ? letters[k] : '*'
+  }))
+  const label = (row: number): string => pct(hi - (hi - lo) * row / (height - 1)).padStart(7)
   return [
-    `### alpha ${result.config.alpha}`,
-    '',
-    markdownTable(['method', 'accuracy mean', 'std', 'min', 'target params', 'trainable params/peer', 'params shared/round', 'bytes sent/peer/round', 'bytes received/peer/round', 'wall s'], rows),
-    '',
-    `- fedgrow bytes sent per round = ${(fedgrow.bytesSentPerPeerPerRound / fedavg.bytesSentPerPeerPerRound).toFixed(3)}x fedavg's (expected <= 0.3x)`,
-    `- fedgrow trainable params = ${(fedgrow.trainableParamsPerPeer / fedgrow.targetParams).toFixed(3)}x the target's (expected <= 0.41x)`,
-    `- fedgrow accuracy - independent = ${((fedgrow.accuracy.mean - independent.accuracy.mean) * 100).toFixed(2)} points (expected >= 0); fedgrow - fedavg = ${((fedgrow.accuracy.mean - fedavg.accuracy.mean) * 100).toFixed(2)} points (expected close to or above 0)`
+    '```',
+    ...grid.map((cells, row) => `${label(row)} |${cells.join('  ')}`),
+    `        +${'-'.repeat(rounds * 3)}`,
+    `         rounds 1..${rounds}; ${methods.map((m, k) => `${letters[k]} = ${m.name}`).join(', ')}; * = several`,
+    '```'
   ].join('\n')
 }
 
-export async function paperTableBench (command: string): Promise<void> {
+function section (result: SimulationResult): string {
+  const by = (n: MethodName): MethodResult => result.methods.find(m => m.name === n)!
+  const fedgrow = by('fedgrow')
+  const independent = by('independent')
+  const fedavg = by('fedavg')
+  const smallMean = result.smallModels.reduce((s, m) => s + m.testAccuracy, 0) / result.smallModels.length
+  const rows = result.methods.map(m => [m.name + (SHARES_MODEL.has(m.name) ? ' (shares a model)' : ''), pct(m.accuracy.mean), pct(m.accuracy.std), pct(m.accuracy.min), m.trainableParamsPerPeer.toLocaleString('en-US'), Math.round(m.bytesSentPerPeerPerRound).toLocaleString('en-US'), (m.curve.at(-1)!.trainFlopsPerPeer / 1e12).toFixed(2), m.wallSeconds.toFixed(0)])
+  const fedgrowBytes = fedgrow.curve.at(-1)!.bytesSentPerPeer
+  const fedgrowFlops = fedgrow.curve.at(-1)!.trainFlopsPerPeer
+  const fedavgAtBytes = accuracyWithin(fedavg, 'bytesSentPerPeer', fedgrowBytes)
+  const fedavgAtFlops = accuracyWithin(fedavg, 'trainFlopsPerPeer', fedgrowFlops)
+  return [
+    `### ${result.config.peers} peers, alpha ${result.config.alpha}`,
+    '',
+    `Small models (public checkpoints, then each peer's rows until flat): mean ${pct(smallMean)}, min ${pct(Math.min(...result.smallModels.map(m => m.testAccuracy)))}.`,
+    '',
+    markdownTable(['method', 'accuracy mean', 'std', 'min', 'trainable params/peer', 'bytes sent/peer/round', 'training TFLOPs/peer', 'wall s'], rows),
+    '',
+    `- at equal rounds (${result.config.rounds}): fedgrow - independent = ${points(fedgrow.accuracy.mean, independent.accuracy.mean)} points (target >= +3); fedgrow - fedavg = ${points(fedgrow.accuracy.mean, fedavg.accuracy.mean)} points (target >= -2); fedgrow - small models = ${points(fedgrow.accuracy.mean, smallMean)} points`,
+    `- at equal bytes (fedgrow's ${(fedgrowBytes / 1e6).toFixed(2)} MB per peer): fedavg ${fedavgAtBytes === undefined ? 'had sent more than that after round 1' : `reached ${pct(fedavgAtBytes.accuracy)} (round ${fedavgAtBytes.round})`} vs fedgrow ${pct(fedgrow.accuracy.mean)}`,
+    `- at equal training FLOPs (fedgrow's ${(fedgrowFlops / 1e12).toFixed(2)} TFLOP per peer, Local-LiGO included): fedavg ${fedavgAtFlops === undefined ? 'had spent more after round 1' : `reached ${pct(fedavgAtFlops.accuracy)} (round ${fedavgAtFlops.round})`}`,
+    `- fedgrow bytes sent per round = ${(fedgrow.bytesSentPerPeerPerRound / fedavg.bytesSentPerPeerPerRound).toFixed(3)}x fedavg's (target <= 0.35x); trainable parameters = ${(fedgrow.trainableParamsPerPeer / fedgrow.targetParams).toFixed(3)}x the target's`,
+    '',
+    'Mean accuracy by round:',
+    '',
+    asciiCurves(result.methods)
+  ].join('\n')
+}
+
+const listFlag = (args: string[], flag: string, fallback: number[]): number[] => {
+  const i = args.indexOf(flag)
+  return i >= 0 ? args[i + 1].split(',').map(Number) : fallback
+}
+
+export async function paperTableBench (command: string, args: string[]): Promise<void> {
   await initBackend('wasm')
-  const preset = PRESETS.small
+  const presetAt = args.indexOf('--preset')
+  const preset = PRESETS[presetAt >= 0 ? args[presetAt + 1] : 'small']
+  const rounds = listFlag(args, '--rounds', [preset.rounds])[0]
   const results: SimulationResult[] = []
-  for (const alpha of ALPHAS) {
-    results.push(await simulate({
-      peers: PEERS,
-      rounds: preset.rounds,
-      preset,
-      alpha,
-      methods: [...METHOD_NAMES],
-      seed: 0,
-      outDir: mkdtempSync(join(tmpdir(), `fedgrow-paper-table-${alpha}-`)),
-      log: createLogger('text', (line) => { process.stderr.write(line + '\n') }),
-      onProgress: consoleProgress()
-    }))
+  for (const peers of listFlag(args, '--peers', [8])) {
+    for (const alpha of listFlag(args, '--alphas', [100, 0.5])) {
+      results.push(await simulate({
+        peers,
+        rounds,
+        preset,
+        alpha,
+        methods: METHODS,
+        seed: 0,
+        outDir: mkdtempSync(join(tmpdir(), `fedgrow-paper-table-${peers}-${alpha}-`)),
+        log: createLogger('text', (line) => { process.stderr.write(line + '\n') }),
+        onProgress: consoleProgress()
+      }))
+    }
   }
   const p = preset
-  writeSection('paper-table', 'The paper\'s comparison: fedgrow vs fedavg vs independent (preset small, 8 peers)', command, [
-    `Preset small: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer, pre-trained on the peer's own shard until validation accuracy stopped rising, at most ${p.pretrainMaxEpochs} epochs), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
-    `${p.rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
-    'Accuracy: each peer\'s final model on its own test split (2,000 bundled digits split by the same label mix), mean/std/min across peers.',
+  writeSection('paper-table', `The paper's comparison: fedgrow vs its baselines (preset ${p.name})`, command, [
+    `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
+    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
+    'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',
     '',
     ...results.map(section)
   ].join('\n'))

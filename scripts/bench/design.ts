@@ -34,8 +34,8 @@ import type { DualLigoPlan } from '../../node/ligo/dual.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { TrainOptions } from '../../node/train/trainer.js'
 
-/** Where the small model comes from: trained from random on the peer's rows, or fine-tuned from a public checkpoint of its shape. */
-type SmallSource = 'own' | 'public'
+/** Where the small model comes from: trained from random on the peer's rows, fine-tuned from a public checkpoint of its shape, or that checkpoint as it is. */
+type SmallSource = 'own' | 'public' | 'checkpoint'
 /**
  * What a peer trains each round: frozen (Global-LiGO through a frozen intermediate model), joint
  * (Global-LiGO and the peer's private Local-LiGO together), authors (Global-LiGO and the intermediate
@@ -52,7 +52,11 @@ interface Candidate {
   share: boolean
   /** Marked in every table: what it shares is more than the growth operator. */
   sharesModel: boolean
+  /** Local-LiGO steps before the rounds, for the frozen regime. @default LOCAL_LIGO_STEPS */
+  localLigoSteps?: number
 }
+
+const LOCAL_LIGO_STEPS = PRESETS.tiny.localLigoSteps * 3
 
 const CANDIDATES: Candidate[] = [
   { name: 'fedavg', small: 'own', localInit: 'own', regime: 'scratch', share: true, sharesModel: true },
@@ -65,6 +69,8 @@ const CANDIDATES: Candidate[] = [
   { name: 'independent public+common', small: 'public', localInit: 'common', regime: 'frozen', share: false, sharesModel: false },
   { name: 'fedgrow public+common joint', small: 'public', localInit: 'common', regime: 'joint', share: true, sharesModel: false },
   { name: 'independent public+common joint', small: 'public', localInit: 'common', regime: 'joint', share: false, sharesModel: false },
+  { name: 'fedgrow checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: true, sharesModel: false, localLigoSteps: 0 },
+  { name: 'independent checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: false, sharesModel: false, localLigoSteps: 0 },
   { name: 'authors-code', small: 'own', localInit: 'own', regime: 'authors', share: true, sharesModel: true }
 ]
 
@@ -139,14 +145,18 @@ function prepareSmalls (peers: Peer[], publicData: Dataset, sources: Set<SmallSo
   const checkpoints = new Map<string, NamedTensors>()
   for (const peer of peers) {
     const shapeKey = `${peer.config.dim}x${peer.config.layers}`
-    if (sources.has('public') && !checkpoints.has(shapeKey)) {
+    if ((sources.has('public') || sources.has('checkpoint')) && !checkpoints.has(shapeKey)) {
       const init = initParams(peer.config, `public:${shapeKey}`)
       const flat = untilFlat(peer.config, init, publicSplit.train, publicSplit.test, 2e-3, `public:${shapeKey}`)
       tf.dispose(Object.values(init))
       checkpoints.set(shapeKey, flat.params)
       log(`public checkpoint ${shapeKey}: validation ${(flat.best.accuracy * 100).toFixed(1)}% at step ${flat.best.step}`)
     }
-    for (const source of sources) {
+    if (sources.has('checkpoint')) {
+      const params = tf.tidy(() => Object.fromEntries(Object.entries(checkpoints.get(shapeKey)!).map(([k, t]) => [k, tf.clone(t)])))
+      peer.small.checkpoint = { params, validationAccuracy: NaN, testAccuracy: evaluate(predictWith(peer.config, params), peer.test).accuracy, steps: 0 }
+    }
+    for (const source of [...sources].filter(s => s !== 'checkpoint')) {
       const start = source === 'own' ? initParams(peer.config, `small:${peer.seed}`) : checkpoints.get(shapeKey)!
       const flat = untilFlat(peer.config, start, peer.train, peer.validation, source === 'own' ? 2e-3 : 5e-4, `${source}:${peer.seed}`)
       if (source === 'own') tf.dispose(Object.values(start))
@@ -187,7 +197,7 @@ function frozenIntermediate (c: Candidate, peer: Peer, plan: DualLigoPlan): Name
   const op = new VariableSet(start)
   tf.dispose(Object.values(start))
   try {
-    trainOperator(localShape(plan), op, small, peer.train, { steps: PRESETS.tiny.localLigoSteps * 3, learningRate: 2e-3, weightDecay: 0.05, seed: `${peer.seed}:local`, batchSize: 64 })
+    trainOperator(localShape(plan), op, small, peer.train, { steps: c.localLigoSteps ?? LOCAL_LIGO_STEPS, learningRate: 2e-3, weightDecay: 0.05, seed: `${peer.seed}:local`, batchSize: 64 })
     return materialise(localShape(plan), op.tensors, small)
   } finally {
     op.dispose()
@@ -301,7 +311,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   const localParams = countLigoParams(localShape(plan))
   const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
   const stepFlops = flopsPerTrainStep(plan.target, 64)
-  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' ? PRESETS.tiny.localLigoSteps * 3 * flopsPerTrainStep(plan.intermediate, 64) : 0
+  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' ? (c.localLigoSteps ?? LOCAL_LIGO_STEPS) * flopsPerTrainStep(plan.intermediate, 64) : 0
   let shared = peers.map(() => initialShared(c, plan, options))
   const curve: CandidateResult['curve'] = []
   const score = (i: number): number => {

@@ -29,6 +29,13 @@ describe('fedgrow CLI', () => {
     const e = JSON.parse(evaluated.stdout)
     assert.equal(e.accuracy, t.accuracy)
     assert.equal(e.count, 2000)
+    // A participant fine-tunes a public checkpoint on its own shard, until flat.
+    const tuned = await runCli(['pretrain', '--from', out, '--shard', '1/4', '--epochs', '6', '--patience', '2', '--lr', '0.0005', '--out', join(dir, 'tuned.fgm'), '--format', 'json'])
+    assert.equal(tuned.code, 0, tuned.stderr)
+    const f = JSON.parse(tuned.stdout)
+    assert.equal(f.from, out)
+    assert.equal(f.config.dim, 16, 'the checkpoint\'s shape, not the flags\' defaults')
+    assert.ok(f.steps >= 0 && f.accuracy > 0.2, JSON.stringify(f))
   })
 
   it('exits with a typed code and a one-line reason on bad input', async () => {

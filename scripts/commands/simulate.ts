@@ -84,6 +84,7 @@ export const simulateCommand: Command = {
     methods: { type: 'string', value: 'LIST', help: `comma-separated: ${METHOD_NAMES.join(',')}`, default: DEFAULT_METHODS.join(',') },
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
     data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes`, default: 'mnist' },
+    'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
     'small-models': { type: 'string', value: 'FROM', help: 'where each peer\'s small model starts before it is trained on the peer\'s rows until flat: public (a checkpoint per shape, trained on a slice of the data no peer holds, as people start from published models) or own (random weights)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
@@ -101,7 +102,8 @@ export const simulateCommand: Command = {
   computeInWorkers: true,
   async run (flags) {
     const format = readFormat(flags)
-    const preset = PRESETS[choiceFlag(flags, 'preset', PRESET_NAMES)]
+    const named = PRESETS[choiceFlag(flags, 'preset', PRESET_NAMES)]
+    const preset = optionalString(flags, 'pretrain-epochs') === undefined ? named : { ...named, pretrainMaxEpochs: numberFlag(flags, 'pretrain-epochs', 1, 100000, true) }
     const methods = stringFlag(flags, 'methods').split(',').map(m => m.trim())
     for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new InvalidArgumentError(`--methods: "${m}" is not one of ${METHOD_NAMES.join(', ')}`)
     const outDir = stringFlag(flags, 'out')

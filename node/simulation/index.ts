@@ -176,7 +176,8 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
     schedule: {
       rounds: options.rounds,
       localSteps: preset.localSteps,
-      localLigoSteps: preset.localLigoSteps,
+      // Peers that grow a shared checkpoint keep one intermediate model per shape: Local-LiGO is not trained.
+      localLigoSteps: (options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) === 'checkpoint' ? 0 : preset.localLigoSteps,
       ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,

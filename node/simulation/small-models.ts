@@ -3,10 +3,14 @@
  * accuracy stops rising, and cached in OUT/cache.
  *
  * Where they start (`SmallModelSource`):
- * - `public`: from a public checkpoint of the peer's shape, trained on a slice of the data that no
- *   peer holds (as people start from published pre-trained models), then fine-tuned on the peer's rows.
- *   Peers of one shape then share a starting point, which puts their models near one basis.
- * - `own`: from random weights, on the peer's rows alone.
+ * - `checkpoint`: a public checkpoint of the peer's shape, trained on a slice of the data that no peer
+ *   holds (as people start from published pre-trained models), grown as it is: peers of one shape grow
+ *   the same model, and their private data enters through Global-LiGO (and phase 4) only.
+ * - `public`: that checkpoint fine-tuned on the peer's rows until flat. Peers of one shape share a
+ *   starting point, which keeps their models near one basis.
+ * - `own`: random weights trained on the peer's rows alone.
+ * Whatever the source, each peer's report is of the best model it could have alone without growth:
+ * the checkpoint fine-tuned on its rows (`public`), or for `own` its own model.
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -22,7 +26,7 @@ import type { Logger } from '../log.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { Preset } from './presets.js'
 
-export const SMALL_MODEL_SOURCES = ['public', 'own'] as const
+export const SMALL_MODEL_SOURCES = ['checkpoint', 'public', 'own'] as const
 export type SmallModelSource = typeof SMALL_MODEL_SOURCES[number]
 
 /** Share of the data's training rows held out as the public slice: no peer holds them, whatever the source. */
@@ -34,11 +38,12 @@ export const PRETRAIN_VALIDATION_FRACTION = 0.15
 /** Fine-tuning a public checkpoint runs at this fraction of the preset's rate, so that it stays near its start. */
 const PUBLIC_FINETUNE_RATE = 0.25
 
-/** A peer's small model as it came out of pre-training. */
+/** What a peer could have alone, without growth: its small model trained on its own rows until flat. */
 export interface SmallModelReport {
   peer: number
   dim: number
   layers: number
+  /** What the peer grows from (the report is of the `public` model when this is `checkpoint`). */
   source: SmallModelSource
   /** Steps to its best validation score (on its own rows, after the public checkpoint's). */
   steps: number
@@ -103,17 +108,17 @@ export async function prepareSmallModels (ctx: SmallModelContext, configs: VitCo
     return await checkpoints.get(shape)!
   }
   const trained = await Promise.all(configs.map(async (config, peer) => {
-    const start = ctx.source === 'public' ? await checkpointOf(config) : undefined
+    const start = ctx.source === 'own' ? undefined : await checkpointOf(config)
     const model = await trainCached(ctx, `small-${peer}`, {
       config,
       rows: shards[peer],
       ...(start !== undefined ? { start } : {}),
       learningRate: ctx.preset.learningRate * (start !== undefined ? PUBLIC_FINETUNE_RATE : 1),
       seed: `${ctx.seed}:${peer}`,
-      info: { producedBy: 'fedgrow simulate', peer, source: ctx.source }
+      info: { producedBy: 'fedgrow simulate', peer, from: start === undefined ? 'random weights' : 'public checkpoint' }
     })
     const report: SmallModelReport = { peer, dim: config.dim, layers: config.layers, source: ctx.source, steps: Number(model.info.steps), validationAccuracy: Number(model.info.validationAccuracy), testAccuracy: Number(model.info.testAccuracy) }
-    return { model: { config: model.config, params: model.params }, report }
+    return { model: ctx.source === 'checkpoint' && start !== undefined ? start : { config: model.config, params: model.params }, report }
   }))
   return { models: trained.map(t => t.model), reports: trained.map(t => t.report) }
 }

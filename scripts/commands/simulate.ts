@@ -32,7 +32,7 @@ export function resultTable (result: SimulationResult): string[] {
   const k = result.compute
   const compute = `compute: ${k.workers} ${k.backend} worker(s); peak RSS ${mib(k.peakRssBytes)}, ${mib(k.rssPerPeerBytes)} per peer; per worker ${k.perWorker.map(w => mib(w.heapBytes + w.backendBytes)).join(', ')} (JS heap + backend memory); main thread blocked at most ${k.mainThreadDelayMs.max.toFixed(0)} ms (p99 ${k.mainThreadDelayMs.p99.toFixed(0)} ms)`
   const smallMean = mean(result.smallModels.map(m => m.testAccuracy))
-  const small = `small models (${result.smallModels[0]?.source === 'public' ? 'public checkpoints' : 'random weights'}, then trained on each peer's rows until validation accuracy stopped rising): mean ${percent(smallMean)}, min ${percent(Math.min(...result.smallModels.map(m => m.testAccuracy)))}`
+  const small = `small models alone (${result.smallModels[0]?.source === 'own' ? 'random weights' : 'the public checkpoint'} trained on each peer's rows until validation accuracy stopped rising): mean ${percent(smallMean)}, min ${percent(Math.min(...result.smallModels.map(m => m.testAccuracy)))}`
   return [`${c.peers} peers, ${c.rounds} rounds, preset ${c.preset}, alpha ${c.alpha}, seed ${c.seed}${extras}`, line(header), ...rows.map(line), small, ...verdict(result, smallMean), compute]
 }
 
@@ -47,7 +47,7 @@ function verdict (result: SimulationResult, smallMean: number): string[] {
   const independent = accuracy('independent')
   const fedavg = accuracy('fedavg')
   return [[
-    `meaning: fedgrow's grown models are ${points(fedgrow, smallMean)} over the small models they grew from`,
+    `meaning: fedgrow's grown models are ${points(fedgrow, smallMean)} over the small models each peer trains alone`,
     independent !== undefined ? `, ${points(fedgrow, independent)} over growing alone (independent)` : '',
     fedavg !== undefined ? `, and ${points(fedgrow, fedavg)} against fedavg, which shares the whole model` : ''
   ].join('')]
@@ -85,7 +85,7 @@ export const simulateCommand: Command = {
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
     data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes`, default: 'mnist' },
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
-    'small-models': { type: 'string', value: 'FROM', help: 'where each peer\'s small model starts before it is trained on the peer\'s rows until flat: public (a checkpoint per shape, trained on a slice of the data no peer holds, as people start from published models) or own (random weights)', default: DEFAULT_SMALL_MODEL_SOURCE },
+    'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
     attack: { type: 'string', value: 'NAME', help: `what hostile peers send: ${ATTACKS.join(', ')}`, default: 'signflip' },

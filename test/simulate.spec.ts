@@ -67,12 +67,12 @@ describe('simulate on a pool of compute workers', function () {
     for (const w of two.compute.perWorker) assert.ok(w.heapBytes > 0 && w.backendBytes > 0, JSON.stringify(two.compute))
   })
 
-  it('runs the same on any MNIST-format folder (--data idx:DIR), taking its image size and classes, from own or public small models', async () => {
+  it('runs the same on any MNIST-format folder (--data idx:DIR), taking its image size and classes, from own small models or a public checkpoint', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedgrow-idx-'))
-    const toy = toyDataset(480, 4, 12, 3)
+    const toy = toyDataset(1600, 4, 12, 3)
     writeFileSync(join(dir, 'train-images-idx3-ubyte'), encodeIdx([toy.count, 12, 12], Uint8Array.from(toy.images, v => Math.round(Math.min(1, v) * 255))))
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), encodeIdx([toy.count], toy.labels))
-    for (const smallModels of ['own', 'public'] as const) {
+    for (const smallModels of ['own', 'checkpoint'] as const) {
       const result = await simulate({ peers: 2, rounds: 1, preset: { ...micro, pretrainMaxEpochs: 20 }, alpha: 100, methods: ['fedgrow'], seed: 1, data: `idx:${dir}`, smallModels, outDir: mkdtempSync(join(tmpdir(), 'fedgrow-idx-run-')), workers: 1, backend: 'wasm', log: () => {} })
       assert.deepEqual(result.smallModels.map(m => m.source), [smallModels, smallModels])
       for (const m of result.smallModels) assert.ok(m.testAccuracy > 1 / 3 && m.validationAccuracy > 0 && m.steps > 0, JSON.stringify(m))

@@ -82,7 +82,7 @@ export interface SimulationOptions {
   smallModels?: SmallModelSource
 }
 
-export const DEFAULT_SMALL_MODEL_SOURCE: SmallModelSource = 'public'
+export const DEFAULT_SMALL_MODEL_SOURCE: SmallModelSource = 'checkpoint'
 
 /** Where the run's memory went: the process's peak, and each worker's largest footprint seen at a round's end. */
 export interface ComputeReport {

@@ -9,7 +9,7 @@
  * pre-trained checkpoints are trained on); the rest is dealt to the peers by label-Dirichlet(alpha).
  * Each peer keeps 15% of its rows for validation (early stopping of its small model only).
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from '../../node/tf.js'
 import { initBackend } from '../../node/backend.js'
@@ -371,8 +371,12 @@ function parse (args: string[]): StudyOptions {
 }
 
 export async function designBench (command: string, args: string[]): Promise<void> {
-  await initBackend('wasm')
   const options = parse(args)
+  if (args.includes('--report')) {
+    writeReport(options.alpha, options.seed, command)
+    return
+  }
+  await initBackend('wasm')
   const candidates = CANDIDATES.filter(c => options.only === undefined || options.only.includes(c.name))
   const { peers, publicData } = peersOf(options)
   prepareSmalls(peers, publicData, new Set(candidates.map(c => c.small)))
@@ -385,13 +389,56 @@ export async function designBench (command: string, args: string[]): Promise<voi
     writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1))
   }
   for (const p of peers) for (const s of Object.values(p.small)) tf.dispose(Object.values(s.params))
-  const smallMean = (source: SmallSource): string => peers[0].small[source] === undefined ? '-' : pct(stats(peers.map(p => p.small[source]!.testAccuracy)).mean)
-  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares model)' : ''), pct(r.final.mean), pct(r.final.std), pct(r.final.min), pct(r.finetuned.mean), pct(r.finetuned.min), r.trainableParamsPerPeer.toLocaleString('en-US'), (r.sharedParamsPerRound * 4).toLocaleString('en-US')])
-  writeSection(`design-alpha-${options.alpha}`, `Design study: what makes sharing Global-LiGO pay (alpha ${options.alpha})`, command, [
-    `${options.peers} peers, label-Dirichlet alpha ${options.alpha}, seed ${options.seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); ${options.rounds} rounds of ${options.stepsPerRound} steps, AdamW lr ${options.learningRate}, batch 64; ideal network (every update in every round).`,
-    `Small models trained until validation accuracy stopped rising: own (from random) ${smallMean('own')}, from the public checkpoint ${smallMean('public')} mean test accuracy. Public slice: ${options.publicRows} digits no peer holds.`,
-    `Fine-tuned: each peer then trains its grown target's own weights ${options.finetuneSteps} steps on its own rows.`,
+  writeReport(options.alpha, options.seed, command)
+
+}
+
+interface StudyFile {
+  options: StudyOptions
+  smalls: Array<Partial<Record<SmallSource, { test: number }>>>
+  results: CandidateResult[]
+}
+
+const accuracyAt = (r: CandidateResult, round: number): number | undefined => r.curve.find(p => p.round === round)?.mean
+
+/**
+ * Writes the alpha's section of BENCHMARKS.md from every study file of that alpha and seed in
+ * runs/design (candidates may have run in separate processes, one per core): each candidate's curve
+ * at rounds 5, 15 and 25, its final and fine-tuned accuracy, and what sharing gained over its twin
+ * that shares nothing.
+ */
+function writeReport (alpha: number, seed: number, command: string): void {
+  const dir = join('runs', 'design')
+  const files = readdirSync(dir).filter(f => f.startsWith(`alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
+  const byName = new Map<string, { result: CandidateResult, rounds: number }>()
+  for (const f of files) for (const r of f.results) if ((byName.get(r.name)?.rounds ?? 0) < r.curve.length) byName.set(r.name, { result: r, rounds: r.curve.length })
+  const results = CANDIDATES.map(c => byName.get(c.name)?.result).filter((r): r is CandidateResult => r !== undefined)
+  const smallMean = (source: SmallSource): string => {
+    const all = files.flatMap(f => f.smalls.map(s => s[source]?.test)).filter((x): x is number => x !== undefined)
+    return all.length === 0 ? '-' : pct(all.reduce((a, b) => a + b, 0) / all.length)
+  }
+  const at = (r: CandidateResult, round: number): string => {
+    const a = accuracyAt(r, round)
+    return a === undefined ? '-' : pct(a)
+  }
+  const gain = (r: CandidateResult): string => {
+    if (!r.name.startsWith('fedgrow')) return ''
+    const twin = byName.get(r.name.replace(/^fedgrow/, 'independent'))?.result
+    if (twin === undefined) return ''
+    const last = Math.min(r.curve.length, twin.curve.length)
+    const rounds = [5, 15, last].filter((n, i, all) => n <= last && all.indexOf(n) === i)
+    return rounds.map(n => `${points(accuracyAt(r, n)!, accuracyAt(twin, n)!)} (r${n})`).join(', ')
+  }
+  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), r.trainableParamsPerPeer.toLocaleString('en-US')])
+  const o = files[0]?.options
+  if (o === undefined) return
+  writeSection(`design-alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (alpha ${alpha})`, command, [
+    `${o.peers} peers, label-Dirichlet alpha ${alpha}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
+    `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
+    `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',
-    markdownTable(['candidate', 'after rounds', 'std', 'min', 'fine-tuned', 'fine-tuned min', 'trainable params/peer', 'bytes shared/round'], rows)
+    markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'sharing gain', 'bytes shared/round', 'trainable params/peer'], rows)
   ].join('\n'))
 }
+
+const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`

@@ -42,7 +42,8 @@ export const federationCommand: Command = {
     seed: num(0, 'seed of the initial Global-LiGO (same on every peer)'),
     rounds: num(5, 'federated rounds'),
     'local-steps': num(20, 'Global-LiGO training steps per round on each peer'),
-    'local-ligo-steps': num(100, 'Local-LiGO training steps before the first round'),
+    'local-ligo-steps': num(0, 'Local-LiGO training steps before the first round. 0 suits participants who grow a published checkpoint of their shape: they then share one intermediate model, which is what makes averaging Global-LiGO pay (docs/method.md); give e.g. 100 when each brings a model of its own'),
+    'finetune-steps': num(0, 'steps each participant trains its final model\'s own weights on its own rows after the last round (private; 0: none)'),
     lr: num(0.001, 'AdamW learning rate', 'RATE'),
     'batch-size': num(64, 'examples per step'),
     'weight-decay': num(0.05, 'AdamW weight decay', 'W'),
@@ -73,7 +74,7 @@ export const federationCommand: Command = {
       intermediate: { dim: int('intermediate-dim', 1, 8192), layers: int('intermediate-layers', 1, 128), mlpRatio: numberFlag(flags, 'intermediate-mlp-ratio', 0.01, 16) },
       target: { dim: int('target-dim', 1, 8192), layers: int('target-layers', 1, 128), mlpRatio: numberFlag(flags, 'target-mlp-ratio', 0.01, 16) },
       ligo: { init: choiceFlag(flags, 'init', LIGO_INIT_NAMES), seed: int('seed', 0, 2 ** 32 - 1) },
-      schedule: { rounds: int('rounds', 1, 1000000), localSteps: int('local-steps', 1, 1000000), localLigoSteps: int('local-ligo-steps', 0, 1000000), learningRate: numberFlag(flags, 'lr', 1e-8, 1), batchSize: int('batch-size', 1, 65536), weightDecay: numberFlag(flags, 'weight-decay', 0, 10), roundTimeoutMs: int('round-timeout-ms', 100, 86400000), quorum: int('quorum', 1, 100000) },
+      schedule: { rounds: int('rounds', 1, 1000000), localSteps: int('local-steps', 1, 1000000), localLigoSteps: int('local-ligo-steps', 0, 1000000), learningRate: numberFlag(flags, 'lr', 1e-8, 1), batchSize: int('batch-size', 1, 65536), weightDecay: numberFlag(flags, 'weight-decay', 0, 10), roundTimeoutMs: int('round-timeout-ms', 100, 86400000), quorum: int('quorum', 1, 100000), ...(int('finetune-steps', 0, 1000000) > 0 ? { finetuneSteps: int('finetune-steps', 0, 1000000) } : {}) },
       aggregation: {
         rule: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
         ...(optionalString(flags, 'trim') !== undefined ? { trim: numberFlag(flags, 'trim', 0, 0.49) } : {}),

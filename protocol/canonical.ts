@@ -14,3 +14,8 @@ export function sha256Hex (...parts: Array<string | Uint8Array>): string {
   for (const part of parts) hash.update(part)
   return hash.digest('hex')
 }
+
+/** Whether `value` is a lowercase hex SHA-256 (64 characters): federation ids, payload hashes, digests, key fingerprints. */
+export function isSha256Hex (value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value)
+}

@@ -3,7 +3,7 @@
  * Its id is the SHA-256 of its canonical JSON with `bootstrap` left out (addresses change, the federation
  * does not). Validation is strict: unknown fields are errors, every field is checked with its path.
  */
-import { canonicalJson, sha256Hex } from './canonical.js'
+import { canonicalJson, isSha256Hex, sha256Hex } from './canonical.js'
 import { DEFAULTS, LIMITS, MANIFEST_VERSION } from './constants.js'
 import { InvalidManifestError } from './errors.js'
 
@@ -165,7 +165,7 @@ export function validateManifest (value: unknown): Manifest {
     const acc = object(m.access, 'access', [], ['preSharedKey', 'allowlist'])
     access = {}
     if (acc.preSharedKey !== undefined) {
-      if (typeof acc.preSharedKey !== 'string' || !/^[0-9a-f]{64}$/.test(acc.preSharedKey)) fail('access.preSharedKey', acc.preSharedKey, 'must be the SHA-256 hex (64 lowercase hex digits) of the swarm key file')
+      if (!isSha256Hex(acc.preSharedKey)) fail('access.preSharedKey', acc.preSharedKey, 'must be the SHA-256 hex (64 lowercase hex digits) of the swarm key file')
       access.preSharedKey = acc.preSharedKey
     }
     if (acc.allowlist !== undefined) {

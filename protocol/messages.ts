@@ -9,6 +9,7 @@
  *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows
  *   type 5 error           stream: why a request cannot be served
  */
+import { isSha256Hex } from './canonical.js'
 import { LIMITS, PROTOCOL_VERSION } from './constants.js'
 import { ProtocolError } from './errors.js'
 
@@ -102,10 +103,9 @@ function intField (o: Obj, key: string, min: number, max: number): number {
   return v as number
 }
 
-const HEX64 = /^[0-9a-f]{64}$/
 function hashField (o: Obj, key: string): string {
   const v = o[key]
-  if (typeof v !== 'string' || !HEX64.test(v)) bad(`${key} must be 64 lowercase hex characters`)
+  if (!isSha256Hex(v)) bad(`${key} must be 64 lowercase hex characters`)
   return v as string
 }
 

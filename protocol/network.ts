@@ -4,6 +4,7 @@
  * network's DHT speaks, which addresses peers may exchange through it, and optionally a default
  * federation id. Validation is strict, as for manifests.
  */
+import { isSha256Hex } from './canonical.js'
 import { DEFAULT_DHT_PROTOCOL } from './constants.js'
 import { InvalidManifestError } from './errors.js'
 
@@ -38,6 +39,6 @@ export function validateNetworkPreset (value: unknown): NetworkPreset {
   if (typeof dhtProtocol !== 'string' || !/^\/[\x21-\x7e]{1,200}$/.test(dhtProtocol)) fail('dhtProtocol', dhtProtocol, 'must be a protocol id such as /fedgrow/kad/1.0.0')
   const addresses = o.addresses ?? 'public'
   if (addresses !== 'public' && addresses !== 'any') fail('addresses', addresses, 'must be "public" or "any"')
-  if (o.federation !== undefined && (typeof o.federation !== 'string' || !/^[0-9a-f]{64}$/.test(o.federation))) fail('federation', o.federation, 'must be a federation id (64 lowercase hex digits)')
+  if (o.federation !== undefined && !isSha256Hex(o.federation)) fail('federation', o.federation, 'must be a federation id (64 lowercase hex digits)')
   return { name: o.name, bootstrap: o.bootstrap as string[], dhtProtocol, addresses, ...(o.federation !== undefined ? { federation: o.federation as string } : {}) }
 }

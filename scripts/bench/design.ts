@@ -429,7 +429,7 @@ function writeReport (alpha: number, seed: number, command: string): void {
     const rounds = [5, 15, last].filter((n, i, all) => n <= last && all.indexOf(n) === i)
     return rounds.map(n => `${points(accuracyAt(r, n)!, accuracyAt(twin, n)!)} (r${n})`).join(', ')
   }
-  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), r.trainableParamsPerPeer.toLocaleString('en-US')])
+  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
   const o = files[0]?.options
   if (o === undefined) return
   writeSection(`design-alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (alpha ${alpha})`, command, [

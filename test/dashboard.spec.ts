@@ -23,7 +23,7 @@ describe('dashboard and report in a browser', function () {
 
   it('plots a running simulation live, round by round, and writes a report with the same curves', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fedgrow-dashboard-'))
-    const run = spawnCli(['simulate', '--peers', '2', '--rounds', '3', '--preset', 'tiny', '--pretrain-epochs', '2', '--methods', 'fedgrow', '--dashboard', '127.0.0.1:0', '--out', out, '--format', 'json'])
+    const run = spawnCli(['simulate', '--peers', '2', '--rounds', '3', '--preset', 'tiny', '--pretrain-epochs', '2', '--finetune-steps', '0', '--methods', 'fedgrow', '--dashboard', '127.0.0.1:0', '--out', out, '--format', 'json'])
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
     try {
       const until = Date.now() + 60_000

@@ -13,7 +13,7 @@ describe('fedgrow simulate', function () {
 
   it('runs the tiny preset with every method and prints one JSON object with measured bytes', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fedgrow-sim-'))
-    const run = await runCli(['simulate', '--peers', '2', '--rounds', '1', '--preset', 'tiny', '--pretrain-epochs', '2', '--methods', 'fedgrow,fedavg,independent', '--seed', '3', '--format', 'json', '--out', out])
+    const run = await runCli(['simulate', '--peers', '2', '--rounds', '1', '--preset', 'tiny', '--pretrain-epochs', '2', '--finetune-steps', '3', '--methods', 'fedgrow,fedavg,independent', '--seed', '3', '--format', 'json', '--out', out])
     assert.equal(run.code, 0, run.stderr)
     const result = JSON.parse(run.stdout)
     assert.deepEqual(result.config, { peers: 2, rounds: 1, preset: 'tiny', alpha: 100, seed: 3 })

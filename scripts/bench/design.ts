@@ -377,16 +377,20 @@ export async function designBench (command: string, args: string[]): Promise<voi
     return
   }
   await initBackend('wasm')
-  const candidates = CANDIDATES.filter(c => options.only === undefined || options.only.includes(c.name))
+  // --smalls-only: just the small models of every source (what a peer could have alone), for the report.
+  const smallsOnly = args.includes('--smalls-only')
+  const candidates = smallsOnly ? [] : CANDIDATES.filter(c => options.only === undefined || options.only.includes(c.name))
   const { peers, publicData } = peersOf(options)
-  prepareSmalls(peers, publicData, new Set(candidates.map(c => c.small)))
+  prepareSmalls(peers, publicData, smallsOnly ? new Set<SmallSource>(['own', 'public', 'checkpoint']) : new Set(candidates.map(c => c.small)))
   const results: CandidateResult[] = []
   const outDir = join('runs', 'design')
   mkdirSync(outDir, { recursive: true })
-  const file = join(outDir, `alpha-${options.alpha}-seed-${options.seed}${options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z]+/g, '-')).join('_').slice(0, 80)}.json`)
+  const file = join(outDir, `alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z]+/g, '-')).join('_').slice(0, 80)}.json`)
+  const save = (): void => { writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1)) }
+  save()
   for (const c of candidates) {
     results.push(runCandidate(c, peers, options))
-    writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1))
+    save()
   }
   for (const p of peers) for (const s of Object.values(p.small)) tf.dispose(Object.values(s.params))
   writeReport(options.alpha, options.seed, command)

@@ -85,6 +85,7 @@ export const simulateCommand: Command = {
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
     data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes`, default: 'mnist' },
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
+    'finetune-steps': { type: 'string', value: 'N', help: 'steps each peer fine-tunes its final model\'s own weights on its own rows after the last round (phase 4, private; 0: none) (default: the preset\'s, 200)' },
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
@@ -103,7 +104,11 @@ export const simulateCommand: Command = {
   async run (flags) {
     const format = readFormat(flags)
     const named = PRESETS[choiceFlag(flags, 'preset', PRESET_NAMES)]
-    const preset = optionalString(flags, 'pretrain-epochs') === undefined ? named : { ...named, pretrainMaxEpochs: numberFlag(flags, 'pretrain-epochs', 1, 100000, true) }
+    const preset = {
+      ...named,
+      ...(optionalString(flags, 'pretrain-epochs') !== undefined ? { pretrainMaxEpochs: numberFlag(flags, 'pretrain-epochs', 1, 100000, true) } : {}),
+      ...(optionalString(flags, 'finetune-steps') !== undefined ? { finetuneSteps: numberFlag(flags, 'finetune-steps', 0, 1000000, true) } : {})
+    }
     const methods = stringFlag(flags, 'methods').split(',').map(m => m.trim())
     for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new InvalidArgumentError(`--methods: "${m}" is not one of ${METHOD_NAMES.join(', ')}`)
     const outDir = stringFlag(flags, 'out')

@@ -39,6 +39,9 @@ export interface Learner {
   dispose: () => void
 }
 
+/** Phase 4's peak rate as a share of the round learning rate: what the design study measured (docs/method.md). */
+export const FINETUNE_RATE = 0.5
+
 export interface FinalModel {
   config: VitConfig
   params: NamedTensors
@@ -48,14 +51,16 @@ export interface FinalModel {
 
 /**
  * The method's optional last phase: the participant trains its own final model's weights on its own
- * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from the round learning rate).
+ * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from FINETUNE_RATE times the round
+ * learning rate).
  * Takes ownership of `params`.
  */
 export function finetuneLocally (manifest: Manifest, config: VitConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
   const steps = manifest.schedule.finetuneSteps ?? 0
   if (steps === 0) return { config, params }
   try {
-    const tuned = finetune(config, params, data.train, scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress))
+    const options = scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress)
+    const tuned = finetune(config, params, data.train, { ...options, learningRate: manifest.schedule.learningRate * FINETUNE_RATE })
     return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
   } finally {
     tf.dispose(Object.values(params))

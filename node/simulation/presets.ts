@@ -30,7 +30,7 @@ const FINETUNE_STEPS = 200
 
 export const PRESETS: Record<string, Preset> = {
   /** CI-sized: seconds per round. */
-  tiny: { name: 'tiny', finetuneSteps: FINETUNE_STEPS, smallDims: [16, 24], smallLayers: [1, 2], heads: 4, mlpRatio: 1, intermediate: { dim: 32, layers: 2 }, target: { dim: 48, layers: 3 }, pretrainMaxEpochs: 30, localLigoSteps: 30, localSteps: 20, learningRate: 2e-3, batchSize: 64, rounds: 3 },
+  tiny: { name: 'tiny', finetuneSteps: FINETUNE_STEPS, smallDims: [16, 24], smallLayers: [1, 2], heads: 4, mlpRatio: 1, intermediate: { dim: 32, layers: 2 }, target: { dim: 48, layers: 3 }, pretrainMaxEpochs: 100, localLigoSteps: 30, localSteps: 20, learningRate: 2e-3, batchSize: 64, rounds: 3 },
   /** Benchmark-sized: a few minutes for 8 peers. */
   small: { name: 'small', finetuneSteps: FINETUNE_STEPS, smallDims: [32, 48], smallLayers: [2, 3], heads: 4, mlpRatio: 1, intermediate: { dim: 64, layers: 3 }, target: { dim: 96, layers: 4 }, pretrainMaxEpochs: 60, localLigoSteps: 100, localSteps: 50, learningRate: 1e-3, batchSize: 64, rounds: 5 },
   /** The authors' shapes (small D=256, L in {2,3,4} -> 320x4 -> 384x6, 8 heads, mlp ratio 1): for GPU machines. */

@@ -441,7 +441,7 @@ function writeReport (alpha: number, seed: number, command: string): void {
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',
-    markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'sharing gain', 'bytes shared/round', 'trainable params/peer'], rows)
+    markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows)
   ].join('\n'))
 }
 

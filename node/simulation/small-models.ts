@@ -29,8 +29,11 @@ import type { Preset } from './presets.js'
 export const SMALL_MODEL_SOURCES = ['checkpoint', 'public', 'own'] as const
 export type SmallModelSource = typeof SMALL_MODEL_SOURCES[number]
 
-/** Share of the data's training rows held out as the public slice: no peer holds them, whatever the source. */
-export const PUBLIC_FRACTION = 0.15
+/**
+ * Share of the data's training rows held out as the public slice (1,500 of the bundled 8,000 training
+ * digits, as in the design study): no peer holds them, whatever the source.
+ */
+export const PUBLIC_FRACTION = 3 / 16
 /** Epochs without a better validation score before a model counts as flat (small ViTs plateau for a few epochs early on). */
 export const PRETRAIN_PATIENCE_EPOCHS = 10
 /** Share of a peer's training rows that decide when its small model is flat (pre-training only: every method then trains on all rows). */
@@ -101,9 +104,10 @@ export async function prepareSmallModels (ctx: SmallModelContext, configs: VitCo
   const checkpointOf = async (config: VitConfig): Promise<ModelData> => {
     const shape = shapeName(config)
     if (!checkpoints.has(shape)) {
-      // Scored on the public slice's own held-out rows: a checkpoint has no peer's test split.
-      const rows = splitTrainTest(publicRows, PRETRAIN_VALIDATION_FRACTION, `public-test:${ctx.seed}`)
-      checkpoints.set(shape, trainCached(ctx, `public-${shape}`, { config, rows, learningRate: ctx.preset.learningRate, seed: `public:${ctx.seed}:${shape}`, info: { producedBy: 'fedgrow simulate: public checkpoint' } }))
+      // A checkpoint has no peer's test split: it is scored on its own validation rows (the same split trainCached makes).
+      const seed = `public:${ctx.seed}:${shape}`
+      const rows = { train: publicRows, test: splitTrainTest(publicRows, PRETRAIN_VALIDATION_FRACTION, `pretrain-validation:${seed}`).test }
+      checkpoints.set(shape, trainCached(ctx, `public-${shape}`, { config, rows, learningRate: ctx.preset.learningRate, seed, info: { producedBy: 'fedgrow simulate: public checkpoint', scoredOn: 'its validation rows' } }))
     }
     return await checkpoints.get(shape)!
   }

@@ -13,9 +13,7 @@ import { getHeapStatistics } from 'node:v8'
 import * as tf from '../tf.js'
 import { initBackend } from '../backend.js'
 import { saveModel } from '../model/model-file.js'
-import { predictWith, trainUntilFlat } from '../train/pretrain.js'
-import { initParams } from '../model/vit.js'
-import { finetune } from '../ligo/dual.js'
+import { predictWith, trainSmallModel } from '../train/pretrain.js'
 import type { NamedTensors } from '../model/vit.js'
 import { evaluate } from '../train/trainer.js'
 import { fromTensorMap } from '../storage/files.js'
@@ -85,17 +83,12 @@ const CALLS: Handlers = {
 
 /** The job's weights (fresh, or its start) trained for its steps or until flat; the caller owns the params. */
 function pretrained (job: PretrainJob): { params: NamedTensors, steps: number, validationAccuracy?: number } {
-  const options = { ...job.options, onProgress }
-  const init = job.start === undefined ? initParams(job.config, job.options.seed) : fromTensorMap(job.start)
+  const start = job.start === undefined ? undefined : fromTensorMap(job.start)
   try {
-    if (job.stopping === undefined) {
-      const { params, report } = finetune(job.config, init, job.data.train, options)
-      return { params, steps: report.steps }
-    }
-    const flat = trainUntilFlat(job.config, init, job.data.train, options, job.stopping)
-    return { params: flat.params, steps: flat.best.step, validationAccuracy: flat.best.accuracy }
+    const { params, steps, validationAccuracy } = trainSmallModel(job.config, start, job.data.train, { ...job.options, onProgress }, job.stopping)
+    return { params, steps, ...(validationAccuracy !== undefined ? { validationAccuracy } : {}) }
   } finally {
-    tf.dispose(Object.values(init))
+    if (start !== undefined) tf.dispose(Object.values(start))
   }
 }
 

@@ -74,3 +74,28 @@ export function trainUntilFlat (config: VitConfig, start: NamedTensors, data: Da
   if (best === undefined) throw new Error('trainUntilFlat: no validation check ran (steps must be >= 1)')
   return { params: best.params, best: { step: best.step, accuracy: best.accuracy }, history }
 }
+
+/**
+ * A model's weights trained from `start` (copied; fresh weights seeded by `options.seed` when absent)
+ * for `options.steps`, or until flat with `stopping` (then `options.steps` is the most it takes): how a
+ * small model is pre-trained or a checkpoint fine-tuned. The caller owns the params.
+ */
+export function trainSmallModel (config: VitConfig, start: NamedTensors | undefined, data: Dataset, options: TrainOptions, stopping?: EarlyStopping): { params: NamedTensors, steps: number, finalLoss?: number, validationAccuracy?: number } {
+  const init = start ?? initParams(config, options.seed)
+  try {
+    if (stopping !== undefined) {
+      const flat = trainUntilFlat(config, init, data, options, stopping)
+      return { params: flat.params, steps: flat.best.step, validationAccuracy: flat.best.accuracy }
+    }
+    const vars = new VariableSet(init)
+    try {
+      const report = train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, options)
+      return { params: vars.snapshot(), steps: report.steps, finalLoss: report.finalLoss }
+    } finally {
+      vars.dispose()
+    }
+  } finally {
+    // A given start belongs to the caller.
+    if (start === undefined) tf.dispose(Object.values(init))
+  }
+}

@@ -1,9 +1,8 @@
 import { validateVitConfig, DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
-import { countParams, initParams } from '../../node/model/vit.js'
+import { countParams } from '../../node/model/vit.js'
 import { loadModel, saveModel } from '../../node/model/model-file.js'
-import { predictWith, trainUntilFlat } from '../../node/train/pretrain.js'
+import { predictWith, trainSmallModel } from '../../node/train/pretrain.js'
 import { evaluate, stepsForEpochs } from '../../node/train/trainer.js'
-import { finetune } from '../../node/ligo/dual.js'
 import { splitTrainTest } from '../../node/data/index.js'
 import { InvalidConfigError } from '../../node/errors.js'
 import type { Dataset } from '../../node/data/index.js'
@@ -84,20 +83,13 @@ const VALIDATION_FRACTION = 0.15
 
 /** Trains `start` (or fresh weights) for --steps/--epochs, or until flat with --patience; the caller owns the params. */
 function trainLocally (config: VitConfig, start: NamedTensors | undefined, rows: Dataset, flags: Flags): { params: NamedTensors, steps: number, finalLoss: number } {
-  const init = start ?? initParams(config, readSeed(flags))
-  try {
-    if (optionalString(flags, 'patience') === undefined) {
-      const { params, report } = finetune(config, init, rows, readTrainOptions(flags, rows.count, 'pretrain'))
-      return { params, steps: report.steps, finalLoss: report.finalLoss }
-    }
-    const split = splitTrainTest(rows, VALIDATION_FRACTION, `pretrain-validation:${readSeed(flags)}`)
-    const options = readTrainOptions(flags, split.train.count, 'pretrain')
-    const epoch = stepsForEpochs(split.train.count, 1, options.batchSize)
-    const flat = trainUntilFlat(config, init, split.train, { ...options, schedule: 'constant' }, { validation: split.test, everySteps: epoch, patience: numberFlag(flags, 'patience', 1, 1e6, true) })
-    const loss = evaluate(predictWith(config, flat.params), split.train).loss
-    return { params: flat.params, steps: flat.best.step, finalLoss: loss }
-  } finally {
-    // A given start belongs to the caller.
-    if (start === undefined) tf.dispose(Object.values(init))
+  if (optionalString(flags, 'patience') === undefined) {
+    const trained = trainSmallModel(config, start, rows, readTrainOptions(flags, rows.count, 'pretrain'))
+    return { params: trained.params, steps: trained.steps, finalLoss: trained.finalLoss ?? NaN }
   }
+  const split = splitTrainTest(rows, VALIDATION_FRACTION, `pretrain-validation:${readSeed(flags)}`)
+  const options = readTrainOptions(flags, split.train.count, 'pretrain')
+  const epoch = stepsForEpochs(split.train.count, 1, options.batchSize)
+  const flat = trainSmallModel(config, start, split.train, { ...options, schedule: 'constant' }, { validation: split.test, everySteps: epoch, patience: numberFlag(flags, 'patience', 1, 1e6, true) })
+  return { params: flat.params, steps: flat.steps, finalLoss: evaluate(predictWith(config, flat.params), split.train).loss }
 }

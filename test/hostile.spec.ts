@@ -301,7 +301,11 @@ describe('hostile peers against honest ones', function () {
       assert.deepEqual(rounds.map(e => e.round), [1, 2, 3, 4, 5])
       assert.ok(rounds.every(e => e.caughtUp === false), 'no round was adopted from a hostile state')
       assert.equal(new CheckpointStore(p.stateDir, fedId).latest().checkpoint?.round, ROUNDS, 'no checkpoint beyond the schedule')
-      assert.ok(Number(rounds.at(-1)!.accuracy) > 0.25, 'the model was not poisoned to chance')
+      // Accuracy on 16 toy images after 15 steps sits near chance whatever happens, so the check is on what
+      // went in: only the other honest peer's updates, and a model whose loss stayed finite.
+      const authors = new Set(eventsOf(p, 'update-accepted').map(e => e.from))
+      assert.deepEqual([...authors].filter(a => !honestIds.includes(a as string)), [], 'no hostile update was accepted')
+      assert.ok(rounds.every(e => Number.isFinite(Number(e.loss)) && Number(e.loss) < 10), 'the model was never poisoned')
     }
   })
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { mkdtempSync, statSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { startHost } from '../node/p2p/host.js'
+import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND_CONNECTIONS, startHost } from '../node/p2p/host.js'
 import { federationTransport } from '../node/p2p/federation-transport.js'
 import { loadOrCreateIdentity } from '../node/p2p/identity.js'
 import { updatesTopic } from '../protocol/constants.js'
@@ -12,6 +13,22 @@ import type { StartedHost } from '../node/p2p/host.js'
 import type { RejectionReason } from '../protocol/errors.js'
 
 const FED = 'f'.repeat(64)
+
+/** Four times libp2p's default limit on inbound connections mid-handshake (10), which these used to fill. */
+const IDLE_SOCKETS = 40
+
+/** A TCP connection to `port` on 127.0.0.1 that never sends a byte; resolves once connected. */
+async function idleSocket (port: number): Promise<{ closed: Promise<number> }> {
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const closed = new Promise<number>(resolve => { socket.once('close', () => { resolve(Date.now()) }) })
+    socket.once('error', () => {})
+    socket.once('connect', () => { resolve({ closed }) })
+    setTimeout(() => { reject(new Error('an idle socket did not connect within 2 s')) }, 2_000).unref()
+  })
+}
+
+const tcpPort = (host: StartedHost): number => Number(/\/tcp\/(\d+)/.exec(host.libp2p.getMultiaddrs()[0].toString())![1])
 
 describe('libp2p host', function () {
   this.timeout(60_000)
@@ -24,6 +41,32 @@ describe('libp2p host', function () {
     const b = await loadOrCreateIdentity(path)
     assert.equal(a.publicKey.toString(), b.publicKey.toString())
     assert.equal(statSync(path).mode & 0o777, 0o600)
+  })
+
+  it(`admits a new peer while ${IDLE_SOCKETS} idle sockets that never start a handshake are open, and closes them`, async () => {
+    assert.ok(IDLE_SOCKETS < MAX_PENDING_INBOUND_CONNECTIONS)
+    const honest = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })
+    hosts.push(honest)
+    const openedAt = Date.now()
+    const idle = await Promise.all(Array.from({ length: IDLE_SOCKETS }, async () => await idleSocket(tcpPort(honest))))
+    await new Promise(resolve => setTimeout(resolve, 300))
+    const newcomer = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })
+    hosts.push(newcomer)
+    const connection = await newcomer.libp2p.dial(honest.libp2p.getMultiaddrs()[0], { signal: AbortSignal.timeout(5_000) })
+    assert.equal(connection.status, 'open')
+    await connection.newStream('/ipfs/ping/1.0.0', { signal: AbortSignal.timeout(2_000) }).then(async s => { await s.close() })
+    const closedAfterMs = (await Promise.all(idle.map(async s => await s.closed))).map(at => at - openedAt)
+    assert.ok(Math.max(...closedAfterMs) < INBOUND_UPGRADE_TIMEOUT_MS + 3_000, `idle sockets were closed after ${Math.max(...closedAfterMs)} ms, not after the ${INBOUND_UPGRADE_TIMEOUT_MS} ms upgrade timeout`)
+  })
+
+  it('refuses more than 16 new connections a second from one address on a public network', async () => {
+    const honest = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    hosts.push(honest)
+    const openedAt = Date.now()
+    const idle = await Promise.all(Array.from({ length: 24 }, async () => await idleSocket(tcpPort(honest))))
+    const closedAfterMs = (await Promise.all(idle.map(async s => await s.closed))).map(at => at - openedAt)
+    const refused = closedAfterMs.filter(ms => ms < INBOUND_UPGRADE_TIMEOUT_MS / 2).length
+    assert.ok(refused >= 24 - 16, `only ${refused} of 24 sockets opened at once were refused at once`)
   })
 
   it('rejects invalid announcements and scores their sender below the graylist threshold', async () => {

@@ -39,8 +39,25 @@ const INVALID_MESSAGE_DECAY = 0.9
 export const BOOTSTRAP_REDIAL_MS = 2_000
 /** How often connections to peers that `denyPeer` now refuses are closed (a partition starting). */
 const DENY_SWEEP_MS = 500
-/** Many peers on one machine dial each other at once; libp2p's default of 5 per second per host refuses them. */
-const INBOUND_CONNECTIONS_PER_SECOND = 1_000
+/**
+ * New inbound connections accepted per second from one IP address. Many peers on one machine dial each
+ * other at once, which libp2p's default of 5 refuses; on a public network, 16 leaves room for peers behind
+ * one NAT while one address can hold at most 16 x INBOUND_UPGRADE_TIMEOUT_MS / 1000 = 80 of the
+ * MAX_PENDING_INBOUND_CONNECTIONS handshake slots.
+ */
+const INBOUND_CONNECTIONS_PER_SECOND = { local: 1_000, public: 16 } as const
+/**
+ * Inbound connections that may be mid-handshake at once. libp2p's default of 10 let 10 idle TCP sockets
+ * that never start a handshake refuse every new peer until they timed out (measured: 10 of 12 dials
+ * failed); a pending socket costs a few KiB, so 256 is cheap.
+ */
+export const MAX_PENDING_INBOUND_CONNECTIONS = 256
+/**
+ * How long an inbound connection may take to finish its Noise handshake and muxer negotiation before it
+ * is closed. Those are a few round trips (well under a second across continents, longer through a
+ * relay); libp2p's 10 s default let an idle socket hold its slot twice as long.
+ */
+export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
 
 export interface HostInit {
   privateKey: PrivateKey
@@ -51,8 +68,9 @@ export interface HostInit {
   /** Peers to start from (full multiaddrs with /p2p/ peer ids). @default [] */
   bootstrap?: string[]
   /**
-   * Scores peers on one IP as one (gossipsub's colocation penalty). Off for local simulations, where
-   * every peer shares 127.0.0.1. @default true
+   * Treats peers on one IP as one: gossipsub's colocation penalty, and the public limit on new inbound
+   * connections per address (INBOUND_CONNECTIONS_PER_SECOND). Off for local simulations, where every
+   * peer shares 127.0.0.1. @default true
    */
   ipColocationPenalty?: boolean
   /** Largest gossipsub RPC accepted; must be equal on every peer. @default 4 MiB (gossipsub's) */
@@ -154,7 +172,11 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
-    connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND },
+    connectionManager: {
+      inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND[init.ipColocationPenalty === false ? 'local' : 'public'],
+      maxIncomingPendingConnections: MAX_PENDING_INBOUND_CONNECTIONS,
+      inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS
+    },
     ...(init.preSharedKey !== undefined ? { connectionProtector: preSharedKey({ psk: init.preSharedKey }) } : {}),
     ...(deny !== undefined
       ? {

@@ -39,9 +39,11 @@ type SmallSource = 'own' | 'public' | 'checkpoint'
 /**
  * What a peer trains each round: frozen (Global-LiGO through a frozen intermediate model), joint
  * (Global-LiGO and the peer's private Local-LiGO together), authors (Global-LiGO and the intermediate
- * model's weights, both shared: the authors' code), scratch (the target's own weights from random).
+ * model's weights, both shared: the authors' code), scratch (the target's own weights from random),
+ * ditto (frozen, plus a private copy of Global-LiGO trained each round with a pull of dittoLambda toward
+ * the shared one, which the peer's model is grown from: Li et al., arXiv 2012.04221).
  */
-type Regime = 'frozen' | 'joint' | 'authors' | 'scratch'
+type Regime = 'frozen' | 'joint' | 'authors' | 'scratch' | 'ditto'
 
 interface Candidate {
   name: string
@@ -54,7 +56,13 @@ interface Candidate {
   sharesModel: boolean
   /** Local-LiGO steps before the rounds, for the frozen regime. @default LOCAL_LIGO_STEPS */
   localLigoSteps?: number
+  /** The ditto regime's proximal weight: the loss adds dittoLambda/2 x |personal - shared|^2. */
+  dittoLambda?: number
+  /** The candidate that shares nothing it is compared with. @default its name with "independent" for "fedgrow" */
+  twin?: string
 }
+
+const twinOf = (c: Pick<Candidate, 'name' | 'twin'>): string => c.twin ?? c.name.replace(/^fedgrow/, 'independent')
 
 const LOCAL_LIGO_STEPS = PRESETS.tiny.localLigoSteps * 3
 
@@ -71,7 +79,9 @@ const CANDIDATES: Candidate[] = [
   { name: 'independent public+common joint', small: 'public', localInit: 'common', regime: 'joint', share: false, sharesModel: false },
   { name: 'fedgrow checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: true, sharesModel: false, localLigoSteps: 0 },
   { name: 'independent checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: false, sharesModel: false, localLigoSteps: 0 },
-  { name: 'authors-code', small: 'own', localInit: 'own', regime: 'authors', share: true, sharesModel: true }
+  { name: 'authors-code', small: 'own', localInit: 'own', regime: 'authors', share: true, sharesModel: true },
+  { name: 'fedgrow checkpoint ditto 0.1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 0.1, twin: 'independent checkpoint' },
+  { name: 'fedgrow checkpoint ditto 1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 1, twin: 'independent checkpoint' }
 ]
 
 interface StudyOptions {
@@ -211,9 +221,71 @@ function snapshotMap (vars: VariableSet): TensorMap {
   return out
 }
 
+/**
+ * Global-LiGO trained from `start` through a frozen intermediate model; with `pull`, the loss adds
+ * lambda/2 x |operator - anchor|^2 (Ditto's personal objective). Returns the trained operator, which the
+ * caller owns.
+ */
+function trainThroughFrozen (plan: DualLigoPlan, intermediate: NamedTensors, start: NamedTensors, data: Dataset, options: TrainOptions, pull?: { anchor: NamedTensors, lambda: number }): NamedTensors {
+  const G = globalShape(plan)
+  const vars = new VariableSet(start)
+  try {
+    train(vars, (images, labels) => {
+      const op = vars.tensors
+      const loss = crossEntropy(forward(plan.target, grow(G, op, intermediate), images), labels)
+      if (pull === undefined) return loss
+      const distance = tf.addN(Object.keys(op).map(name => tf.sum(tf.squaredDifference(op[name], pull.anchor[name]))))
+      return tf.add(loss, tf.mul(distance, pull.lambda / 2))
+    }, data, options)
+    return vars.snapshot()
+  } finally {
+    vars.dispose()
+  }
+}
+
+/**
+ * Ditto on the frozen regime: the shared Global-LiGO trains as in fedgrow, and a private one, started
+ * from the first shared one and kept from round to round, trains as many steps pulled toward the
+ * round's shared start. The peer's model grows from the private one.
+ */
+function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
+  const G = globalShape(plan)
+  let intermediate = frozenIntermediate(c, peer, plan)
+  let personal: NamedTensors | undefined
+  return {
+    round: (global, round) => {
+      const start = fromTensorMap(global)
+      try {
+        const shared = trainThroughFrozen(plan, intermediate, start, peer.train, roundOptions(options, peer.seed, round))
+        const next = trainThroughFrozen(plan, intermediate, personal ?? start, peer.train, roundOptions(options, `${peer.seed}:personal`, round), { anchor: start, lambda: c.dittoLambda! })
+        if (personal !== undefined) tf.dispose(Object.values(personal))
+        personal = next
+        const out = toTensorMap(shared)
+        tf.dispose(Object.values(shared))
+        return out
+      } finally {
+        tf.dispose(Object.values(start))
+      }
+    },
+    target: (global) => {
+      if (personal !== undefined) return materialise(G, personal, intermediate)
+      const op = fromTensorMap(global)
+      const grown = materialise(G, op, intermediate)
+      tf.dispose(Object.values(op))
+      return grown
+    },
+    dispose: () => {
+      tf.dispose([...Object.values(intermediate), ...Object.values(personal ?? {})])
+      intermediate = {}
+      personal = undefined
+    }
+  }
+}
+
 function peerRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
   const G = globalShape(plan)
   const L = localShape(plan)
+  if (c.regime === 'ditto') return dittoRun(c, peer, plan, options)
   if (c.regime === 'scratch') {
     return {
       round: (global, round) => {
@@ -309,9 +381,10 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   const intermediateParams = countParams(plan.intermediate)
   const sharedParams = c.regime === 'scratch' ? targetParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
   const localParams = countLigoParams(localShape(plan))
-  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
-  const stepFlops = flopsPerTrainStep(plan.target, 64)
-  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' ? (c.localLigoSteps ?? LOCAL_LIGO_STEPS) * flopsPerTrainStep(plan.intermediate, 64) : 0
+  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : globalParams
+  // Ditto trains two operators each round.
+  const stepFlops = flopsPerTrainStep(plan.target, 64) * (c.regime === 'ditto' ? 2 : 1)
+  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' || c.regime === 'ditto' ? (c.localLigoSteps ?? LOCAL_LIGO_STEPS) * flopsPerTrainStep(plan.intermediate, 64) : 0
   let shared = peers.map(() => initialShared(c, plan, options))
   const curve: CandidateResult['curve'] = []
   const score = (i: number): number => {
@@ -376,6 +449,10 @@ export async function designBench (command: string, args: string[]): Promise<voi
     writeReport(options.alpha, options.seed, command)
     return
   }
+  if (args.includes('--seeds-report')) {
+    writeSeedsReport(options.alpha, command)
+    return
+  }
   await initBackend('wasm')
   // --smalls-only: just the small models of every source (what a peer could have alone), for the report.
   const smallsOnly = args.includes('--smalls-only')
@@ -393,7 +470,10 @@ export async function designBench (command: string, args: string[]): Promise<voi
     save()
   }
   for (const p of peers) for (const s of Object.values(p.small)) tf.dispose(Object.values(s.params))
-  writeReport(options.alpha, options.seed, command)
+  // Seed 0's tables are the study; other seeds feed the spread across seeds.
+  if (options.seed === 0) writeReport(options.alpha, options.seed, command)
+  else if (seedPairs(resultsBySeed(options.alpha)).length > 0) writeSeedsReport(options.alpha, `npm run bench -- design --seeds-report --alpha ${options.alpha}`)
+  else log(`no candidate and its twin on two seeds at alpha ${options.alpha} yet: no seed report`)
 
 }
 
@@ -427,7 +507,7 @@ function writeReport (alpha: number, seed: number, command: string): void {
   }
   const gain = (r: CandidateResult): string => {
     if (!r.name.startsWith('fedgrow')) return ''
-    const twin = byName.get(r.name.replace(/^fedgrow/, 'independent'))?.result
+    const twin = byName.get(twinOf(CANDIDATES.find(c => c.name === r.name) ?? r))?.result
     if (twin === undefined) return ''
     const last = Math.min(r.curve.length, twin.curve.length)
     const rounds = [5, 15, last].filter((n, i, all) => n <= last && all.indexOf(n) === i)
@@ -446,3 +526,52 @@ function writeReport (alpha: number, seed: number, command: string): void {
 }
 
 const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`
+
+/** Every candidate of every study file of `alpha` in runs/design, by seed (the longest run of each name). */
+function resultsBySeed (alpha: number): Map<number, Map<string, CandidateResult>> {
+  const dir = join('runs', 'design')
+  const bySeed = new Map<number, Map<string, CandidateResult>>()
+  for (const name of readdirSync(dir).filter(f => f.startsWith(`alpha-${alpha}-seed-`) && f.endsWith('.json'))) {
+    const file = JSON.parse(readFileSync(join(dir, name), 'utf8')) as StudyFile
+    const results = bySeed.get(file.options.seed) ?? new Map<string, CandidateResult>()
+    for (const r of file.results) if ((results.get(r.name)?.curve.length ?? 0) < r.curve.length) results.set(r.name, r)
+    bySeed.set(file.options.seed, results)
+  }
+  return bySeed
+}
+
+/**
+ * Writes the alpha's seed-spread section of BENCHMARKS.md: for each fedgrow candidate run with its
+ * twin on more than one seed, what sharing gained on each seed (at the last round both reached, and
+ * after fine-tuning), how many peers it put ahead, and the mean and spread over seeds. A gain that one
+ * seed's shards happened to favour shows up here.
+ */
+/** The fedgrow candidates run with their twins on every seed found (none unless there are two seeds). */
+function seedPairs (bySeed: Map<number, Map<string, CandidateResult>>): Candidate[] {
+  const everywhere = (name: string): boolean => [...bySeed.values()].every(results => results.has(name))
+  return bySeed.size < 2 ? [] : CANDIDATES.filter(c => c.name.startsWith('fedgrow') && everywhere(c.name) && everywhere(twinOf(c)))
+}
+
+function writeSeedsReport (alpha: number, command: string): void {
+  const bySeed = resultsBySeed(alpha)
+  const seeds = [...bySeed.keys()].sort((a, b) => a - b)
+  const pairs = seedPairs(bySeed)
+  if (pairs.length === 0) throw new Error(`the seed report needs a fedgrow candidate and its twin on at least two seeds at alpha ${alpha}; found seeds ${seeds.join(', ') || 'none'} in runs/design`)
+  const spread = (xs: number[]): string => { const s = stats(xs); return `${s.mean >= 0 ? '+' : ''}${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}` }
+  const rows = pairs.map(c => {
+    const perSeed = seeds.map(seed => {
+      const shared = bySeed.get(seed)!.get(c.name)!
+      const alone = bySeed.get(seed)!.get(twinOf(c))!
+      const last = Math.min(shared.curve.length, alone.curve.length)
+      const ahead = shared.final.perPeer.filter((a, i) => a > alone.final.perPeer[i]).length
+      return { seed, last, gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, ahead, peers: shared.final.perPeer.length }
+    })
+    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain))]
+  })
+  writeSection(`design-seeds-alpha-${alpha}`, `Design study across seeds: what sharing gains (alpha ${alpha})`, command, [
+    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran and after each peer's fine-tuning of its grown target on its own rows. "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
+    '',
+    markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std'], rows)
+  ].join('\n'))
+}
+

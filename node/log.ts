@@ -4,6 +4,8 @@
  * Levels: `quiet` prints only problems and final results, `normal` adds milestones and rounds,
  * `verbose` adds every accepted update and periodic connection counts.
  */
+import type { FedgrowEvent, PeerEvent, TaggedPeerEvent } from './events.js'
+
 export type LogFormat = 'text' | 'json'
 export type LogLevel = 'quiet' | 'normal' | 'verbose'
 
@@ -18,28 +20,30 @@ export function shows (level: LogLevel, event: string): boolean {
   return !DETAIL.has(event)
 }
 
+/** Any event as written: its name and fields (what a reader of the JSON lines gets back). */
 export interface LogEvent {
   event: string
   [field: string]: unknown
 }
 
-export type Logger = (event: LogEvent) => void
+/** Where events go: each is one of the catalogue's (node/events.ts); a peer's logger takes PeerEvents. */
+export type Logger<E extends FedgrowEvent = FedgrowEvent> = (event: E) => void
 
-function describe (e: LogEvent): string {
-  const pct = (x: unknown): string => typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : '-'
+function describe (e: FedgrowEvent | TaggedPeerEvent): string {
+  const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
   switch (e.event) {
     case 'listening':
-      return `peer ${String(e.peerId)} listening on:\n${(e.multiaddrs as string[]).map(a => `  ${a}`).join('\n')}\n(give one of these to other peers as --bootstrap)`
+      return `peer ${e.peerId} listening on:\n${e.multiaddrs.map(a => `  ${a}`).join('\n')}\n(give one of these to other peers as --bootstrap)`
     case 'round':
-      return `round ${String(e.round)}: ${String(e.peersHeard)} of ${String(e.peersExpected)} peers heard, accuracy ${pct(e.accuracy)}, train loss ${Number(e.trainLoss).toFixed(4)}, sent ${String(e.bytesSent)} B, received ${String(e.bytesReceived)} B, digest ${String(e.globalDigest).slice(0, 16)}…, ${Number(e.seconds).toFixed(1)} s`
+      return `round ${e.round}: ${e.peersHeard} of ${e.peersExpected} peers heard, accuracy ${pct(e.accuracy)}, train loss ${e.trainLoss.toFixed(4)}, sent ${e.bytesSent} B, received ${e.bytesReceived} B, digest ${e.globalDigest.slice(0, 16)}…, ${e.seconds.toFixed(1)} s`
     case 'simulation-round':
-      return `[${String(e.method)}] round ${String(e.round)}/${String(e.of)}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(Number(e.meanBytesSent) / 1024).toFixed(1)} KiB, ${Number(e.seconds).toFixed(1)} s`
+      return `[${e.method}] round ${e.round}/${e.of}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(e.meanBytesSent / 1024).toFixed(1)} KiB, ${e.seconds.toFixed(1)} s`
     case 'alone':
-      return `warning: ${String(e.detail)}`
+      return `warning: ${e.detail}`
     case 'warning':
-      return `warning: ${String(e.message)}`
+      return `warning: ${e.message}`
     case 'rejected':
-      return `rejected an update from ${String(e.from)}: ${String(e.reason)} (${String(e.detail)})`
+      return `rejected an update from ${e.from}: ${e.reason} (${e.detail})`
     default: {
       const { event, ...rest } = e
       return `${event}: ${Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ')}`
@@ -47,32 +51,31 @@ function describe (e: LogEvent): string {
   }
 }
 
-export function createLogger (format: LogFormat, write: (line: string) => void = (line) => { process.stdout.write(line + '\n') }, level: LogLevel = 'normal'): Logger {
+export function createLogger (format: LogFormat, write: (line: string) => void = (line) => { process.stdout.write(line + '\n') }, level: LogLevel = 'normal'): (event: FedgrowEvent | TaggedPeerEvent) => void {
   return (e) => { if (shows(level, e.event)) write(format === 'json' ? JSON.stringify(e) : describe(e)) }
 }
 
 /** One logger that hands every event to each of `loggers`. */
-export const teeLogger = (...loggers: Logger[]): Logger => (e) => { for (const log of loggers) log(e) }
+export const teeLogger = <E extends FedgrowEvent>(...loggers: Array<(event: E) => void>): (event: E) => void => (e) => { for (const log of loggers) log(e) }
 
-/** Events a peer can make us emit once per message it sends, so it could flood the log with them. */
-const REPEATABLE = new Set(['rejected', 'request-limited'])
 /** Distinct (event, sender, reason) keys counted before the counts start again, so memory stays bounded. */
 const MAX_COUNTED_KEYS = 10_000
 
 /**
- * Wraps a logger so that a REPEATABLE event is written only the 1st, 2nd, 4th, 8th, … time for its
+ * Wraps a logger so that an event a peer can make us emit once per message it sends (`rejected`,
+ * `request-limited`) is written only the 1st, 2nd, 4th, 8th, … time for its
  * (event, sender, reason or request), with `count` (how many so far) and `repeats` (how many this line
  * stands for): a flood of n rejected messages costs about log2(n) lines. Other events pass through.
  */
-export function repeatsCounted (log: Logger): Logger {
+export function repeatsCounted (log: Logger<PeerEvent>): Logger<PeerEvent> {
   const counts = new Map<string, number>()
   return (e) => {
-    if (!REPEATABLE.has(e.event)) {
+    if (e.event !== 'rejected' && e.event !== 'request-limited') {
       log(e)
       return
     }
     if (counts.size >= MAX_COUNTED_KEYS) counts.clear()
-    const key = `${e.event} ${String(e.from)} ${String(e.reason ?? e.request)}`
+    const key = `${e.event} ${e.from} ${e.event === 'rejected' ? e.reason : e.request}`
     const count = (counts.get(key) ?? 0) + 1
     counts.set(key, count)
     const isPowerOfTwo = (count & (count - 1)) === 0

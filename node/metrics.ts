@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { transferBytes } from './p2p/host.js'
 import type { Registry } from 'prom-client'
-import type { LogEvent } from './log.js'
+import type { FedgrowEvent } from './events.js'
 
 /** Protocol families fedgrow reports bytes for, by a substring of libp2p's protocol label. */
 const PROTOCOL_FAMILIES = { payload: '/payload/', state: '/state/', gossipsub: '/meshsub/' } as const
@@ -53,14 +53,14 @@ export class FedgrowMetrics {
   }
 
   /** Updates the metrics from one of the peer's log events. */
-  observe (e: LogEvent): void {
+  observe (e: FedgrowEvent): void {
     if (e.event === 'round') {
-      this.round.set(Number(e.round))
-      if (typeof e.loss === 'number') this.loss.set(e.loss)
-      if (typeof e.accuracy === 'number') this.accuracy.set(e.accuracy)
-      this.roundSeconds.observe(Number(e.seconds))
+      this.round.set(e.round)
+      this.loss.set(e.loss)
+      this.accuracy.set(e.accuracy)
+      this.roundSeconds.observe(e.seconds)
     } else if (e.event === 'rejected') {
-      this.rejected.inc({ reason: String(e.reason) })
+      this.rejected.inc({ reason: e.reason })
     } else if (e.event === 'update-accepted') {
       this.accepted.inc()
     }

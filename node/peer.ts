@@ -33,6 +33,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { BackendChoice } from './backend.js'
 import type { TrainTest } from './data/dataset.js'
 import type { Logger } from './log.js'
+import type { PeerEvent } from './events.js'
 import { repeatsCounted, teeLogger } from './log.js'
 import { FedgrowMetrics } from './metrics.js'
 import type { Registry } from 'prom-client'
@@ -74,7 +75,7 @@ export interface PeerInit {
   stateDir: string
   /** Stop after this round instead of the manifest's last. */
   rounds?: number
-  log: Logger
+  log: Logger<PeerEvent>
   onProgress?: ProgressSink
   /** Many peers on one IP (a local simulation). */
   localNetwork?: boolean
@@ -123,7 +124,7 @@ export interface PeerResult {
  * Relayed links are degraded (a relay's bandwidth, limits): each is logged, and so is its replacement by
  * a direct link (DCUtR hole punching).
  */
-function logRelayedLinks (host: StartedHost, log: Logger): void {
+function logRelayedLinks (host: StartedHost, log: Logger<PeerEvent>): void {
   const relayed = new Set<string>()
   host.libp2p.addEventListener('connection:open', (evt) => {
     const peer = evt.detail.remotePeer.toString()
@@ -140,7 +141,7 @@ function logRelayedLinks (host: StartedHost, log: Logger): void {
  * Says when a round closed with nobody else's update (once per stretch of such rounds), and what to check:
  * a peer that trains alone while believing it federates is the failure users cannot see.
  */
-function aloneWarner (host: StartedHost, federation: string, log: Logger): (result: RoundResult) => void {
+function aloneWarner (host: StartedHost, federation: string, log: Logger<PeerEvent>): (result: RoundResult) => void {
   let warned = false
   return (result) => {
     if (result.caughtUp || result.peersHeard > 1) {
@@ -180,7 +181,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
   const metrics = init.metricsRegistry === undefined ? undefined : new FedgrowMetrics(init.metricsRegistry, { peers: () => host.libp2p.getPeers().length, tensorsAlive: () => pool.tensorsAlive() })
   // Metrics count every rejection; the log only a few of each sender's repeated ones (log flooding).
   const written = repeatsCounted(init.log)
-  const log: Logger = metrics === undefined ? written : teeLogger((e) => { metrics.observe(e) }, written)
+  const log: Logger<PeerEvent> = metrics === undefined ? written : teeLogger((e) => { metrics.observe(e) }, written)
   const onLimited = (from: string, request: LimitedRequest): void => { log({ event: 'request-limited', from, request }) }
   logRelayedLinks(host, log)
   const warnIfAlone = aloneWarner(host, fedId, log)

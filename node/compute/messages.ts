@@ -11,7 +11,7 @@ import type { TrainTest } from '../data/dataset.js'
 import type { VitConfig } from '../model/config.js'
 import type { ModelInfo } from '../model/model-file.js'
 import type { Attack } from '../federation/attacks.js'
-import type { LogEvent } from '../log.js'
+import type { PeerEvent } from '../events.js'
 import type { ProgressEvent } from '../train/progress.js'
 import type { Evaluation, TrainOptions } from '../train/trainer.js'
 import type { EarlyStopping } from '../train/pretrain.js'
@@ -112,4 +112,4 @@ export type WorkerMessage =
   | { type: 'result', id: number, value: unknown, tensorsAlive: number }
   | { type: 'failure', id: number, error: SerializedError, tensorsAlive: number }
   | { type: 'progress', id: number, event: ProgressEvent }
-  | { type: 'log', id: number, event: LogEvent }
+  | { type: 'log', id: number, event: PeerEvent }

@@ -21,6 +21,7 @@ import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from '../federation/engine.js'
 import type { Logger } from '../log.js'
+import type { PeerEvent } from '../events.js'
 import type { LearnerCall, LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, PretrainResult, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
 
 /**
@@ -38,7 +39,7 @@ export function defaultWorkerCount (jobs: number): number {
 /** Where progress and log events of a job go. */
 export interface ComputeHooks {
   onProgress?: ProgressSink
-  log?: Logger
+  log?: Logger<PeerEvent>
 }
 
 /** One peer's Learner, held by a compute worker; every call runs there. */

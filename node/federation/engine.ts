@@ -47,7 +47,8 @@ export interface LocalUpdate {
   loss: number
 }
 
-export interface RoundResult {
+// A type, not an interface, so that a round event (node/events.ts) reads as a plain record of fields.
+export type RoundResult = {
   round: number
   /** Contributions aggregated, own included (0 when the round was adopted from a peer). */
   peersHeard: number

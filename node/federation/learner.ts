@@ -16,6 +16,7 @@ import type { VitConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { Logger } from '../log.js'
+import type { PeerEvent } from '../events.js'
 import type { LocalUpdate } from './engine.js'
 
 export interface Learner {
@@ -26,7 +27,7 @@ export interface Learner {
   /** What every peer starts from: identical on all peers, derived from the manifest alone. */
   initial: () => TensorMap
   /** Local work before the first round; resumes from `stateDir` when it can. */
-  prepare: (stateDir: string, log: Logger) => void
+  prepare: (stateDir: string, log: Logger<PeerEvent>) => void
   /** One round of local training from `global`. */
   trainRound: (global: TensorMap, round: number) => LocalUpdate
   /** Accuracy and loss of the model `global` gives this peer, on its own test split. */

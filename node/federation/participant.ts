@@ -30,6 +30,7 @@ import type { LocalUpdate } from './engine.js'
 import { finetuneLocally, roundTraining, scheduledTraining } from './learner.js'
 import type { FinalModel, Learner } from './learner.js'
 import type { Logger } from '../log.js'
+import type { PeerEvent } from '../events.js'
 
 /** The Dual-LiGO plan a manifest implies for a participant whose small model has `small`'s shape. */
 export function planFor (manifest: Manifest, small: VitConfig): DualLigoPlan {
@@ -118,7 +119,7 @@ export class Participant implements Learner {
   }
 
   /** Phases 1-2, or their saved result: the frozen intermediate model. */
-  prepare (stateDir: string, log: Logger): void {
+  prepare (stateDir: string, log: Logger<PeerEvent>): void {
     const path = join(stateDir, INTERMEDIATE_FILE)
     if (existsSync(path)) {
       try {

@@ -9,6 +9,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { federationRendezvous } from '../../protocol/constants.js'
 import type { Host } from './host.js'
 import type { Logger } from '../log.js'
+import type { PeerEvent } from '../events.js'
 import type { PeerInfo } from '@libp2p/interface'
 
 /** A raw-codec CIDv1: the DHT key for "who takes part in this federation". */
@@ -36,7 +37,7 @@ export interface Discovery {
   stop: () => void
 }
 
-export function startDiscovery (libp2p: Host, federationId: string, log: Logger, targetPeers = DEFAULT_TARGET_PEERS): Discovery {
+export function startDiscovery (libp2p: Host, federationId: string, log: Logger<PeerEvent>, targetPeers = DEFAULT_TARGET_PEERS): Discovery {
   let stopped = false
   let providedAt = 0
   /** Federation peers the DHT has named so far. */

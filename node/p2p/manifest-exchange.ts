@@ -17,6 +17,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { Host } from './host.js'
 import type { Logger } from '../log.js'
+import type { PeerEvent } from '../events.js'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -62,7 +63,7 @@ async function askFor (libp2p: Host, peer: PeerId, id: string, signal: AbortSign
 }
 
 /** Finds the federation's peers through the DHT and fetches its manifest from the first that has it. */
-export async function fetchManifest (libp2p: Host, id: string, log: Logger, timeoutMs: number): Promise<Manifest> {
+export async function fetchManifest (libp2p: Host, id: string, log: Logger<PeerEvent>, timeoutMs: number): Promise<Manifest> {
   const until = Date.now() + timeoutMs
   let asked = 0
   while (Date.now() < until) {
@@ -89,7 +90,7 @@ export async function fetchManifest (libp2p: Host, id: string, log: Logger, time
  * The manifest of federation `id`, found through a network's DHT by a short-lived host of its own (the
  * peer's real host needs the manifest before it starts).
  */
-export async function lookupManifest (preset: Pick<NetworkPreset, 'bootstrap' | 'dhtProtocol' | 'addresses'>, id: string, log: Logger, timeoutMs: number): Promise<Manifest> {
+export async function lookupManifest (preset: Pick<NetworkPreset, 'bootstrap' | 'dhtProtocol' | 'addresses'>, id: string, log: Logger<PeerEvent>, timeoutMs: number): Promise<Manifest> {
   const host = await startHost({
     privateKey: await generateKeyPair('Ed25519'),
     listen: [],

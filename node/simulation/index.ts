@@ -35,7 +35,8 @@ import { MANIFEST_VERSION } from '../../protocol/constants.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TrainTest } from '../data/dataset.js'
 import type { VitConfig } from '../model/config.js'
-import type { LogEvent, Logger } from '../log.js'
+import type { Logger } from '../log.js'
+import type { EventOf, PeerEvent, TaggedPeerEvent } from '../events.js'
 import type { Preset } from './presets.js'
 import type { ProgressSink } from '../train/progress.js'
 
@@ -71,7 +72,7 @@ export interface SimulationOptions {
   /** Per-round summaries and milestones (stderr in the CLI). */
   log: Logger
   /** Every event of every peer, tagged with its method and peer index (dashboards, reports). */
-  onPeerEvent?: Logger
+  onPeerEvent?: (event: TaggedPeerEvent) => void
   /** Progress of long phases: pre-training, Local-LiGO, local rounds. */
   onProgress?: ProgressSink
   /** Compute workers the peers' training is spread over (peer i on worker i mod N). @default defaultWorkerCount(peers) */
@@ -199,21 +200,21 @@ export const hostileCount = (options: SimulationOptions): number => Math.round((
 async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: TrainTest[], smallModels: ModelData[]): Promise<MethodResult> {
   const manifest = simulationManifest(options, method, taskShapeOf(shards[0]))
   const started = Date.now()
-  const roundEvents = new Map<number, LogEvent[]>()
+  const roundEvents = new Map<number, PeerRound[]>()
   /** Each peer's latest round, and the rounds summarised so far. */
   const latest = new Array<number>(options.peers).fill(0)
   let summarised = 0
-  const peerLogger = (index: number): Logger => (e) => {
-    options.onPeerEvent?.({ ...e, method, peer: index })
+  const peerLogger = (index: number): Logger<PeerEvent> => (e) => {
+    options.onPeerEvent?.({ ...e, method, peerIndex: index })
     if (e.event !== 'round') return
-    roundEvents.set(Number(e.round), [...(roundEvents.get(Number(e.round)) ?? []), { ...e, peer: index }])
-    latest[index] = Math.max(latest[index], Number(e.round))
+    roundEvents.set(e.round, [...(roundEvents.get(e.round) ?? []), { ...e, peerIndex: index }])
+    latest[index] = Math.max(latest[index], e.round)
     // A round is summarised once every peer is past it (one that crashed or caught up may skip it).
     while (summarised < Math.min(...latest)) {
       const round = ++summarised
       const events = roundEvents.get(round) ?? []
       memory.sample()
-      if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => Number(r.accuracy))), meanBytesSent: Math.round(mean(events.map(r => Number(r.bytesSent)))), seconds: (Date.now() - started) / 1000 })
+      if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => r.accuracy)), meanBytesSent: Math.round(mean(events.map(r => r.bytesSent))), seconds: (Date.now() - started) / 1000 })
     }
   }
   const faults = new FaultInjector(ALONE.has(method) ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)
@@ -250,12 +251,12 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
           ...(options.onProgress !== undefined ? { onProgress: (e) => { options.onProgress?.({ ...e, phase: `peer ${index} ${e.phase}` }) } } : {}),
           log: (e) => {
             if (e.event === 'listening') {
-              const addr = (e.multiaddrs as string[])[0]
+              const addr = e.multiaddrs[0]
               // A restarted peer listens where it did before, as a real node with a configured port would.
               listen = addr.replace(/\/p2p\/.*$/, '')
               onListening?.(addr)
             }
-            if (e.event === 'round') faults.onRound(index, Number(e.round), Number(e.peersHeard))
+            if (e.event === 'round') faults.onRound(index, e.round, e.peersHeard)
             log(e)
           }
         })
@@ -307,7 +308,10 @@ function accuracyStats (accuracies: number[]): CurvePoint['accuracy'] {
 }
 
 /** The per-round curve of one method from its peers' round events (peers from `honestCount` on are hostile). */
-function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, roundEvents: Map<number, LogEvent[]>, honestCount: number): CurvePoint[] {
+/** One peer's round event, with the peer's index. */
+type PeerRound = EventOf<'round'> & { peerIndex: number }
+
+function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, roundEvents: Map<number, PeerRound[]>, honestCount: number): CurvePoint[] {
   const { schedule } = manifest
   const prepareFlops = FROM_SCRATCH.has(method) ? 0 : schedule.localLigoSteps * flopsPerTrainStep(plan.intermediate, schedule.batchSize)
   const roundFlops = schedule.localSteps * flopsPerTrainStep(plan.target, schedule.batchSize)
@@ -315,10 +319,10 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
   const points: CurvePoint[] = []
   for (const round of [...roundEvents.keys()].sort((a, b) => a - b)) {
     // In peer order, as the final accuracies are, so the same values sum to the same mean.
-    const events = roundEvents.get(round)!.filter(e => Number(e.peer) < honestCount).sort((a, b) => Number(a.peer) - Number(b.peer))
+    const events = roundEvents.get(round)!.filter(e => e.peerIndex < honestCount).sort((a, b) => a.peerIndex - b.peerIndex)
     if (events.length === 0) continue
-    for (const e of events) sentSoFar.set(Number(e.peer), (sentSoFar.get(Number(e.peer)) ?? 0) + Number(e.bytesSent))
-    points.push({ round, accuracy: accuracyStats(events.map(e => Number(e.accuracy))), bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops })
+    for (const e of events) sentSoFar.set(e.peerIndex, (sentSoFar.get(e.peerIndex) ?? 0) + e.bytesSent)
+    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops })
   }
   return points
 }

@@ -32,8 +32,8 @@ export async function scaleBench (command: string): Promise<void> {
       outDir: mkdtempSync(join(tmpdir(), `fedgrow-scale-${peers}-`)),
       log: (e) => {
         if (e.event === 'simulation-round') {
-          roundSeconds.push(Number(e.seconds) - previous)
-          previous = Number(e.seconds)
+          roundSeconds.push(e.seconds - previous)
+          previous = e.seconds
         }
         createLogger('text', (line) => { process.stderr.write(`[${peers} peers] ${line}\n`) })(e)
       }

@@ -8,7 +8,8 @@ import { parseBackendChoice } from '../../node/backend.js'
 import { PLOTTED } from '../../node/dashboard/index.js'
 import { renderPage } from '../../node/dashboard/page.js'
 import { DASHBOARD_FLAG, serveDashboardFlag } from './servers.js'
-import type { LogEvent, Logger } from '../../node/log.js'
+import type { LogEvent } from '../../node/log.js'
+import type { FedgrowEvent, TaggedPeerEvent } from '../../node/events.js'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { DATA_SPEC_HELP } from '../../node/data/index.js'
 import { ATTACKS } from '../../node/federation/attacks.js'
@@ -117,7 +118,7 @@ export const simulateCommand: Command = {
     const dashboard = await serveDashboardFlag(flags, `fedgrow simulate: ${methods.join(', ')}`, 'fedgrow simulate')
     // Everything the report plots, timestamped as the dashboard does it.
     const events: LogEvent[] = []
-    const record: Logger = (e) => {
+    const record = (e: FedgrowEvent | TaggedPeerEvent): void => {
       if (!PLOTTED.has(e.event)) return
       events.push({ ...e, t: Date.now() })
       dashboard?.publish(e)

@@ -22,14 +22,10 @@ import type { Contribution } from './aggregate.js'
 import type { Strategy } from './strategy.js'
 import type { DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
+import { decide } from './round-state.js'
 
 /** How often a waiting round re-checks who has reported. */
 const POLL_MS = 50
-/**
- * How long a round waits after first seeing peers announce the next round before it adopts their result
- * (its own fetches may just be finishing), and then how often it asks again.
- */
-const CATCH_UP_GRACE_MS = 2_000
 /**
  * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
  * exist when a message arrives, so an announcement made while peers are still joining can miss them;
@@ -547,7 +543,6 @@ export class RoundEngine {
         await transport.announce(announce)
       }
       const pool = this.roundPool(round)
-      const arrived = [...pool.values()].filter(p => p.contribution !== undefined)
       const failed = this.failed.get(round) ?? new Set()
       // Waited for: everyone we know of who has spoken lately. One that died or sits across a partition
       // holds the round up only until the adaptive deadline, and after LIMITS.silentRoundsForgotten rounds
@@ -556,19 +551,26 @@ export class RoundEngine {
       this.reportForgotten(round, awaited)
       const everyone = new Set([...awaited, ...pool.keys(), transport.selfId])
       expected = everyone.size
-      const excluded = [...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))
-      const allIn = [...everyone].every(peer => excluded.includes(peer) || pool.get(peer)?.contribution !== undefined)
-      // A peer whose update was rejected did report, invalidly: it counts towards the quorum, not the mean.
-      const quorate = arrived.length + excluded.length >= this.init.quorum
-      const now = Date.now()
-      if ((allIn && quorate) || (now >= firstSeen() + waitMs && quorate) || (now >= hardDeadline && arrived.length >= 1)) break
-      // Peers already announcing the next round have closed this one without us: take their result.
+      // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
       const ahead = [...new Set([...this.farAhead.keys(), ...(this.pool.get(round + 1)?.keys() ?? [])])].filter(peer => peer !== transport.selfId && !this.banned.has(peer))
       if (ahead.length > 0) aheadSince ??= Date.now()
-      if (aheadSince !== undefined && Date.now() - aheadSince >= CATCH_UP_GRACE_MS && Date.now() - lastCatchUp >= CATCH_UP_GRACE_MS) {
+      const decision = decide({
+        expected: everyone,
+        contributed: new Set([...pool.values()].filter(p => p.contribution !== undefined).map(p => p.from)),
+        excluded: new Set([...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))),
+        quorum: this.init.quorum,
+        firstSeenAt: firstSeen(),
+        waitMs,
+        hardDeadlineAt: hardDeadline,
+        ahead,
+        aheadSince,
+        lastCatchUpAt: lastCatchUp
+      }, Date.now())
+      if (decision.action === 'close') break
+      if (decision.action === 'catch-up') {
         lastCatchUp = Date.now()
-        if (await this.catchUp(ahead) >= round) {
+        if (await this.catchUp([...decision.from]) >= round) {
           const bytesAfter = await transport.bytes()
           // The adopted round may be later than the one we waited in; report the round we now hold.
           await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: expected, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)

@@ -1,0 +1,54 @@
+/**
+ * When a peer stops collecting a round, as a pure function of what it knows at that moment: the round
+ * engine gathers the view (who it waits for, who reported, who is ahead) and acts on the decision. A
+ * scheme that averages with fewer peers changes whom a round waits for, not this rule.
+ */
+
+/**
+ * How long a round waits after first seeing peers announce a later round before it adopts their result
+ * (its own fetches may just be finishing), and then how often it asks again.
+ */
+export const CATCH_UP_GRACE_MS = 2_000
+
+/** What a peer knows of the round it collects. Times are ms since the epoch. */
+export interface RoundView {
+  /** Participants the round waits for, own id included. */
+  expected: ReadonlySet<string>
+  /** Senders whose update arrived and passed every check, own included. */
+  contributed: ReadonlySet<string>
+  /**
+   * Expected participants that reported invalidly (rejected, banned) or whose update could not be
+   * fetched: they count toward the quorum, not the mean, and are not waited for.
+   */
+  excluded: ReadonlySet<string>
+  quorum: number
+  /** When the round's first update arrived, ours or a peer's. */
+  firstSeenAt: number
+  /** How long after `firstSeenAt` the round stops waiting for more (adaptive: deadline.ts). */
+  waitMs: number
+  /** When the round closes with whatever arrived, quorum or not, if anything did. */
+  hardDeadlineAt: number
+  /** Peers, not banned, announcing a later round: they closed this one without us. */
+  ahead: readonly string[]
+  /** Since when `ahead` has not been empty. */
+  aheadSince?: number
+  /** When this round last asked peers for their state (0: never). */
+  lastCatchUpAt: number
+}
+
+export type RoundDecision =
+  | { action: 'close', because: 'all-reported' | 'deadline' | 'hard-deadline' }
+  | { action: 'catch-up', from: readonly string[] }
+  | { action: 'wait' }
+
+export function decide (view: RoundView, now: number): RoundDecision {
+  const allReported = [...view.expected].every(peer => view.excluded.has(peer) || view.contributed.has(peer))
+  // A peer whose update was rejected did report, invalidly: it counts towards the quorum.
+  const quorate = view.contributed.size + view.excluded.size >= view.quorum
+  if (allReported && quorate) return { action: 'close', because: 'all-reported' }
+  if (quorate && now >= view.firstSeenAt + view.waitMs) return { action: 'close', because: 'deadline' }
+  if (now >= view.hardDeadlineAt && view.contributed.size >= 1) return { action: 'close', because: 'hard-deadline' }
+  const aheadLongEnough = view.aheadSince !== undefined && now - view.aheadSince >= CATCH_UP_GRACE_MS
+  if (view.ahead.length > 0 && aheadLongEnough && now - view.lastCatchUpAt >= CATCH_UP_GRACE_MS) return { action: 'catch-up', from: view.ahead }
+  return { action: 'wait' }
+}

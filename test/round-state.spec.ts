@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { CATCH_UP_GRACE_MS, decide } from '../node/federation/round-state.js'
+import type { RoundView } from '../node/federation/round-state.js'
+
+/** Us (a) and two peers (b, c); our update arrived at t = 1,000; the round waits 3 s after that, 30 s at most. */
+function view (overrides: Partial<RoundView> = {}): RoundView {
+  return {
+    expected: new Set(['a', 'b', 'c']),
+    contributed: new Set(['a']),
+    excluded: new Set(),
+    quorum: 2,
+    firstSeenAt: 1_000,
+    waitMs: 3_000,
+    hardDeadlineAt: 31_000,
+    ahead: [],
+    lastCatchUpAt: 0,
+    ...overrides
+  }
+}
+
+describe('round decisions', () => {
+  it('closes as soon as every expected peer has reported and the quorum is met', () => {
+    assert.deepEqual(decide(view({ contributed: new Set(['a', 'b', 'c']) }), 1_500), { action: 'close', because: 'all-reported' })
+    // c was rejected: it reported, invalidly, so it is not waited for and counts toward the quorum.
+    assert.deepEqual(decide(view({ contributed: new Set(['a', 'b']), excluded: new Set(['c']) }), 1_500), { action: 'close', because: 'all-reported' })
+  })
+
+  it('waits for the quorum even when everyone it knows of has reported', () => {
+    assert.deepEqual(decide(view({ expected: new Set(['a']), contributed: new Set(['a']) }), 1_500), { action: 'wait' })
+    assert.deepEqual(decide(view({ expected: new Set(['a']), contributed: new Set(['a']), quorum: 1 }), 1_500), { action: 'close', because: 'all-reported' })
+  })
+
+  it('closes at the adaptive deadline with a quorum, and not a moment before', () => {
+    const twoOfThree = view({ contributed: new Set(['a', 'b']) })
+    assert.deepEqual(decide(twoOfThree, 3_999), { action: 'wait' })
+    assert.deepEqual(decide(twoOfThree, 4_000), { action: 'close', because: 'deadline' })
+    assert.deepEqual(decide(view(), 4_000), { action: 'wait' }, 'alone is not a quorum of 2')
+  })
+
+  it('closes alone at the hard deadline rather than wait forever, but never with nothing', () => {
+    assert.deepEqual(decide(view(), 30_999), { action: 'wait' })
+    assert.deepEqual(decide(view(), 31_000), { action: 'close', because: 'hard-deadline' })
+    assert.deepEqual(decide(view({ contributed: new Set() }), 60_000), { action: 'wait' })
+  })
+
+  it('catches up from peers ahead once they have been ahead for the grace period, then not again within it', () => {
+    const ahead = view({ ahead: ['b'], aheadSince: 2_000 })
+    assert.deepEqual(decide(ahead, 2_000 + CATCH_UP_GRACE_MS - 1), { action: 'wait' })
+    assert.deepEqual(decide(ahead, 2_000 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: ['b'] })
+    const justAsked = view({ ahead: ['b'], aheadSince: 2_000, lastCatchUpAt: 4_500 })
+    assert.deepEqual(decide(justAsked, 4_500 + CATCH_UP_GRACE_MS - 1), { action: 'wait' })
+    assert.deepEqual(decide(justAsked, 4_500 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: ['b'] })
+  })
+
+  it('closes rather than catches up when both are due: its own round is complete', () => {
+    assert.deepEqual(decide(view({ contributed: new Set(['a', 'b', 'c']), ahead: ['b'], aheadSince: 0 }), 10_000), { action: 'close', because: 'all-reported' })
+  })
+})

@@ -4,7 +4,7 @@
  */
 import * as tf from '../tf.js'
 import { initParams, paramShapes } from '../model/vit.js'
-import { finetune } from '../ligo/dual.js'
+import { finetune } from '../train/pretrain.js'
 import { evaluate } from '../train/trainer.js'
 import { predictWith } from '../train/pretrain.js'
 import { fromTensorMap, toTensorMap } from '../storage/files.js'

@@ -42,17 +42,6 @@ export function materialise (shape: GrowthShape, op: NamedTensors, source: Named
   return tf.tidy('materialise', () => grow(shape, op, source))
 }
 
-/** Trains a model's own weights in place of the operator (the optional last phase); returns new tensors the caller owns. */
-export function finetune (config: VitConfig, params: NamedTensors, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
-  const vars = new VariableSet(params)
-  try {
-    const report = train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, options)
-    return { params: vars.snapshot(), report }
-  } finally {
-    vars.dispose()
-  }
-}
-
 export interface DualLigoPlan {
   small: VitConfig
   intermediate: VitConfig

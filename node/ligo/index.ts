@@ -2,7 +2,7 @@
 export { checkGrowthShape, countLigoParams, growFlops, initLigo, ligoParamShapes, DEFAULT_LIGO_NOISE, LIGO_INITS } from './operator.js'
 export type { GrowthShape, LigoInit } from './operator.js'
 export { grow } from './grow.js'
-export { dualLigoParamCounts, finetune, globalShape, growIntermediate, grownConfig, initialGlobalLigo, localLigoInitSeed, localShape, materialise, trainOperator } from './dual.js'
+export { dualLigoParamCounts, globalShape, growIntermediate, grownConfig, initialGlobalLigo, localLigoInitSeed, localShape, materialise, trainOperator } from './dual.js'
 export type { DualLigoPlan, GrowthSize, ParamCounts } from './dual.js'
 
 import * as tf from '../tf.js'

@@ -12,16 +12,27 @@ export function predictWith (config: VitConfig, params: NamedTensors): Predict {
   return (images) => forward(config, params, images)
 }
 
-/** Trains fresh parameters (seeded by options.seed) on `data`; the returned params belong to the caller. */
-export function pretrain (config: VitConfig, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
-  const init = initParams(config, options.seed)
-  const vars = new VariableSet(init)
-  tf.dispose(Object.values(init))
+/**
+ * Trains a model's own weights from `params` (copied) for `options.steps`: a grown target fine-tuned
+ * (the method's optional last phase), fedavg's rounds, a small model. Returns new tensors the caller owns.
+ */
+export function finetune (config: VitConfig, params: NamedTensors, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
+  const vars = new VariableSet(params)
   try {
     const report = train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, options)
     return { params: vars.snapshot(), report }
   } finally {
     vars.dispose()
+  }
+}
+
+/** Trains fresh parameters (seeded by options.seed) on `data`; the returned params belong to the caller. */
+export function pretrain (config: VitConfig, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
+  const init = initParams(config, options.seed)
+  try {
+    return finetune(config, init, data, options)
+  } finally {
+    tf.dispose(Object.values(init))
   }
 }
 
@@ -87,13 +98,8 @@ export function trainSmallModel (config: VitConfig, start: NamedTensors | undefi
       const flat = trainUntilFlat(config, init, data, options, stopping)
       return { params: flat.params, steps: flat.best.step, validationAccuracy: flat.best.accuracy }
     }
-    const vars = new VariableSet(init)
-    try {
-      const report = train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, options)
-      return { params: vars.snapshot(), steps: report.steps, finalLoss: report.finalLoss }
-    } finally {
-      vars.dispose()
-    }
+    const { params, report } = finetune(config, init, data, options)
+    return { params, steps: report.steps, finalLoss: report.finalLoss }
   } finally {
     // A given start belongs to the caller.
     if (start === undefined) tf.dispose(Object.values(init))

@@ -26,29 +26,29 @@ describe('round decisions', () => {
   })
 
   it('waits for the quorum even when everyone it knows of has reported', () => {
-    assert.deepEqual(decide(view({ expected: new Set(['a']), contributed: new Set(['a']) }), 1_500), { action: 'wait' })
+    assert.deepEqual(decide(view({ expected: new Set(['a']), contributed: new Set(['a']) }), 1_500), { action: 'wait', until: 31_000 }, 'until the hard deadline')
     assert.deepEqual(decide(view({ expected: new Set(['a']), contributed: new Set(['a']), quorum: 1 }), 1_500), { action: 'close', because: 'all-reported' })
   })
 
   it('closes at the adaptive deadline with a quorum, and not a moment before', () => {
     const twoOfThree = view({ contributed: new Set(['a', 'b']) })
-    assert.deepEqual(decide(twoOfThree, 3_999), { action: 'wait' })
+    assert.deepEqual(decide(twoOfThree, 3_999), { action: 'wait', until: 4_000 })
     assert.deepEqual(decide(twoOfThree, 4_000), { action: 'close', because: 'deadline' })
-    assert.deepEqual(decide(view(), 4_000), { action: 'wait' }, 'alone is not a quorum of 2')
+    assert.deepEqual(decide(view(), 4_000), { action: 'wait', until: 31_000 }, 'alone is not a quorum of 2')
   })
 
   it('closes alone at the hard deadline rather than wait forever, but never with nothing', () => {
-    assert.deepEqual(decide(view(), 30_999), { action: 'wait' })
+    assert.deepEqual(decide(view(), 30_999), { action: 'wait', until: 31_000 })
     assert.deepEqual(decide(view(), 31_000), { action: 'close', because: 'hard-deadline' })
-    assert.deepEqual(decide(view({ contributed: new Set() }), 60_000), { action: 'wait' })
+    assert.deepEqual(decide(view({ contributed: new Set() }), 60_000), { action: 'wait', until: Infinity }, 'only an arrival can change this')
   })
 
   it('catches up from peers ahead once they have been ahead for the grace period, then not again within it', () => {
     const ahead = view({ ahead: ['b'], aheadSince: 2_000 })
-    assert.deepEqual(decide(ahead, 2_000 + CATCH_UP_GRACE_MS - 1), { action: 'wait' })
+    assert.deepEqual(decide(ahead, 2_000 + CATCH_UP_GRACE_MS - 1), { action: 'wait', until: 2_000 + CATCH_UP_GRACE_MS })
     assert.deepEqual(decide(ahead, 2_000 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: ['b'] })
     const justAsked = view({ ahead: ['b'], aheadSince: 2_000, lastCatchUpAt: 4_500 })
-    assert.deepEqual(decide(justAsked, 4_500 + CATCH_UP_GRACE_MS - 1), { action: 'wait' })
+    assert.deepEqual(decide(justAsked, 4_500 + CATCH_UP_GRACE_MS - 1), { action: 'wait', until: 4_500 + CATCH_UP_GRACE_MS })
     assert.deepEqual(decide(justAsked, 4_500 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: ['b'] })
   })
 

@@ -5,7 +5,9 @@
  * the deadline passes (adaptive: deadline.ts), then aggregates them in a canonical order, so peers that
  * hold the same set hold bit-identical Global-LiGO. Late updates for past rounds are counted and dropped; updates for later
  * rounds are kept for their round. A peer that starts late, or falls behind, adopts the last completed
- * round that enough of its peers vouch for (catch-up).
+ * round that enough of its peers vouch for (catch-up). When to close or catch up is round-state.ts's
+ * pure decide(); the engine decides again whenever an update arrives or fails, a sender is banned or a
+ * peer is seen ahead, and at the time decide() names, instead of polling.
  *
  * Hostile peers (protocol/README.md, threat model): nothing a peer sends can make this engine throw;
  * invalid updates and state answers ban their sender, out-of-bounds values are rejected, a poisoned
@@ -24,8 +26,6 @@ import type { DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { decide } from './round-state.js'
 
-/** How often a waiting round re-checks who has reported. */
-const POLL_MS = 50
 /**
  * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
  * exist when a message arrives, so an announcement made while peers are still joining can miss them;
@@ -177,6 +177,8 @@ export class RoundEngine {
   private roundsRun = 0
   /** Peers seen announcing rounds beyond the ones we hold updates for, with that round. */
   private readonly farAhead = new Map<string, number>()
+  /** Ends the current wait of the round being collected (or of finish()) early; see nudge(). */
+  private wakeWaiter: (() => void) | undefined
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -204,6 +206,7 @@ export class RoundEngine {
         const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
         if (own?.announce.payloadHash !== req.payloadHash || own.payload === undefined) return null
         own.fetchedBy?.add(from)
+        this.nudge()
         return own.payload
       },
       state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
@@ -356,6 +359,7 @@ export class RoundEngine {
   private ban (from: string, reason: DropReason): void {
     this.banned.add(from)
     this.components.transport.penalise(from, reason)
+    this.nudge()
   }
 
   /**
@@ -391,6 +395,7 @@ export class RoundEngine {
       if (err instanceof ProtocolError && err.reason === 'implausible-round' && Number.isInteger(announce.round)) {
         // Too far ahead to hold its update, but a reason to catch up from it (we may have fallen behind).
         this.farAhead.set(from, announce.round)
+        this.nudge()
         return
       }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
@@ -419,6 +424,7 @@ export class RoundEngine {
     this.forgotten.delete(from)
     const entry: Pending = { announce, from }
     round.set(from, entry)
+    this.nudge()
     const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
     this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then((payload) => {
       if (updateHash(this.init.federationId, announce.round, from, payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', `payload, with its announcer and round ${announce.round}, does not hash to the announced value`)
@@ -428,6 +434,7 @@ export class RoundEngine {
       entry.contribution = contribution
       entry.arrivedAt = Date.now()
       this.components.onContribution?.(announce.round, contribution, payload)
+      this.nudge()
     }).catch((err: Error) => {
       round.delete(from)
       const reason: DropReason = err instanceof ProtocolError ? err.reason : 'unreachable'
@@ -439,6 +446,28 @@ export class RoundEngine {
       if (reason !== 'unreachable' || attempts >= LIMITS.maxFetchAttempts) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
       this.reject(from, reason, `fetching round ${announce.round} from ${from} (attempt ${attempts}): ${err.message ?? String(err)}`)
       if (reason === 'unreachable' && attempts === LIMITS.maxFetchAttempts) this.components.onDefence?.({ event: 'fetch-given-up', from, round: announce.round, attempts })
+      this.nudge()
+    })
+  }
+
+  /** Something a waiting round decides on changed (an arrival, a failure, a ban, a peer ahead): decide again now. */
+  private nudge (): void {
+    this.wakeWaiter?.()
+  }
+
+  /**
+   * Waits until `at` (ms since the epoch), a nudge() or stop(), whichever comes first, and at most
+   * REANNOUNCE_MS: the wait also re-announces, and it picks up who subscribed to the topic meanwhile.
+   */
+  private async sleepUntil (at: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const wake = (): void => {
+        clearTimeout(timer)
+        this.wakeWaiter = undefined
+        resolve()
+      }
+      const timer = setTimeout(wake, Math.min(REANNOUNCE_MS, Math.max(0, at - Date.now())))
+      this.wakeWaiter = wake
     })
   }
 
@@ -475,6 +504,7 @@ export class RoundEngine {
 
   stop (): void {
     this.stopped = true
+    this.nudge()
   }
 
   /**
@@ -494,7 +524,7 @@ export class RoundEngine {
         lastAnnounce = Date.now()
         await transport.announce(own.announce)
       }
-      await new Promise(resolve => setTimeout(resolve, POLL_MS))
+      await this.sleepUntil(Math.min(until, lastAnnounce + REANNOUNCE_MS))
     }
   }
 
@@ -576,8 +606,9 @@ export class RoundEngine {
           await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: expected, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
+        continue
       }
-      await new Promise(resolve => setTimeout(resolve, POLL_MS))
+      await this.sleepUntil(Math.min(decision.until, lastAnnounce + REANNOUNCE_MS))
     }
     if (this.stopped) return
     const closed = [...this.roundPool(round).values()]

@@ -39,7 +39,8 @@ export interface RoundView {
 export type RoundDecision =
   | { action: 'close', because: 'all-reported' | 'deadline' | 'hard-deadline' }
   | { action: 'catch-up', from: readonly string[] }
-  | { action: 'wait' }
+  /** Nothing to do until `until` (ms; Infinity: never by time alone) or until the view changes. */
+  | { action: 'wait', until: number }
 
 export function decide (view: RoundView, now: number): RoundDecision {
   const allReported = [...view.expected].every(peer => view.excluded.has(peer) || view.contributed.has(peer))
@@ -48,7 +49,9 @@ export function decide (view: RoundView, now: number): RoundDecision {
   if (allReported && quorate) return { action: 'close', because: 'all-reported' }
   if (quorate && now >= view.firstSeenAt + view.waitMs) return { action: 'close', because: 'deadline' }
   if (now >= view.hardDeadlineAt && view.contributed.size >= 1) return { action: 'close', because: 'hard-deadline' }
-  const aheadLongEnough = view.aheadSince !== undefined && now - view.aheadSince >= CATCH_UP_GRACE_MS
-  if (view.ahead.length > 0 && aheadLongEnough && now - view.lastCatchUpAt >= CATCH_UP_GRACE_MS) return { action: 'catch-up', from: view.ahead }
-  return { action: 'wait' }
+  const catchUpAt = view.ahead.length > 0 && view.aheadSince !== undefined ? Math.max(view.aheadSince, view.lastCatchUpAt) + CATCH_UP_GRACE_MS : Infinity
+  if (now >= catchUpAt) return { action: 'catch-up', from: view.ahead }
+  const deadlineAt = quorate ? view.firstSeenAt + view.waitMs : Infinity
+  const hardDeadlineAt = view.contributed.size >= 1 ? view.hardDeadlineAt : Infinity
+  return { action: 'wait', until: Math.min(deadlineAt, hardDeadlineAt, catchUpAt) }
 }

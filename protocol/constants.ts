@@ -22,6 +22,12 @@ export const federationRendezvous = (federationId: string): string => `/fedgrow/
 /** Kademlia protocol of fedgrow networks that do not name their own. */
 export const DEFAULT_DHT_PROTOCOL = '/fedgrow/kad/1.0.0'
 
+/**
+ * The largest model shapes a manifest or a model file may name, checked before anything is allocated
+ * (an 8192-wide, 128-layer target is ~100 GB of float32: beyond any participant, but no absurd request).
+ */
+export const MODEL_LIMITS = { maxImageSize: 1024, maxChannels: 16, maxClasses: 100_000, maxDim: 8192, maxLayers: 128, maxHeads: 256, maxMlpRatio: 16 } as const
+
 export const LIMITS = {
   /**
    * Largest control message (announcement, request, state header). Gossipsub caps a whole RPC at 4 MiB

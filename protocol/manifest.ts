@@ -3,9 +3,11 @@
  * Its id is the SHA-256 of its canonical JSON with `bootstrap` left out (addresses change, the federation
  * does not). Validation is strict: unknown fields are errors, every field is checked with its path.
  */
-import { canonicalJson, isSha256Hex, sha256Hex } from './canonical.js'
-import { DEFAULTS, LIMITS, MANIFEST_VERSION } from './constants.js'
+import { canonicalJson, sha256Hex } from './canonical.js'
+import { DEFAULTS, LIMITS, MANIFEST_VERSION, MODEL_LIMITS } from './constants.js'
 import { InvalidManifestError } from './errors.js'
+import { checks } from './validate.js'
+import type { Fail } from './validate.js'
 
 export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
 export const AGGREGATION_RULES = ['mean', 'trimmed-mean', 'median', 'centered-clip'] as const
@@ -94,46 +96,20 @@ export function isMember (manifest: Manifest, peerId: string): boolean {
   return manifest.access?.allowlist === undefined || manifest.access.allowlist.includes(peerId)
 }
 
-type Obj = Record<string, unknown>
-
-function fail (path: string, value: unknown, rule: string): never {
+const fail: Fail = (path, value, rule) => {
   throw new InvalidManifestError(`manifest ${path} = ${JSON.stringify(value)}: ${rule}`)
 }
-
-function object (value: unknown, path: string, keys: string[], optional: string[] = []): Obj {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(path, value, 'must be an object')
-  const o = value as Obj
-  for (const k of Object.keys(o)) if (!keys.includes(k) && !optional.includes(k)) fail(`${path}.${k}`, o[k], `is not a known field (known: ${[...keys, ...optional].join(', ')})`)
-  for (const k of keys) if (!(k in o)) fail(`${path}.${k}`, undefined, 'is required')
-  return o
-}
-
-function int (o: Obj, key: string, path: string, min: number, max: number): number {
-  const v = o[key]
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`${path}.${key}`, v, `must be a whole number from ${min} to ${max}`)
-  return v
-}
-
-function num (o: Obj, key: string, path: string, min: number, max: number): number {
-  const v = o[key]
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) fail(`${path}.${key}`, v, `must be a number from ${min} to ${max}`)
-  return v
-}
-
-function str (o: Obj, key: string, path: string, choices?: readonly string[]): string {
-  const v = o[key]
-  if (typeof v !== 'string' || v.length === 0 || v.length > 200) fail(`${path}.${key}`, v, 'must be a non-empty string of at most 200 characters')
-  if (choices !== undefined && !choices.includes(v)) fail(`${path}.${key}`, v, `must be one of ${choices.join(', ')}`)
-  return v
-}
+const { object, int, num, str, hash, strings } = checks(fail)
+/** Names, data sets and other free text in a manifest. */
+const MAX_TEXT = 200
 
 function size (value: unknown, path: string, heads: number): ModelSize {
   const o = object(value, path, ['dim', 'layers', 'mlpRatio'])
-  const dim = int(o, 'dim', path, 1, 8192)
+  const dim = int(o.dim, `${path}.dim`, 1, MODEL_LIMITS.maxDim)
   if (dim % heads !== 0) fail(`${path}.dim`, dim, `must be a multiple of task.heads (${heads})`)
-  const mlpRatio = num(o, 'mlpRatio', path, 0.01, 16)
+  const mlpRatio = num(o.mlpRatio, `${path}.mlpRatio`, 0.01, MODEL_LIMITS.maxMlpRatio)
   if (!Number.isInteger(mlpRatio * dim)) fail(`${path}.mlpRatio`, mlpRatio, `mlpRatio * dim (${dim}) must be a whole number`)
-  return { dim, layers: int(o, 'layers', path, 1, 128), mlpRatio }
+  return { dim, layers: int(o.layers, `${path}.layers`, 1, MODEL_LIMITS.maxLayers), mlpRatio }
 }
 
 /** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
@@ -142,14 +118,14 @@ export function validateManifest (value: unknown): Manifest {
   if (m.version !== MANIFEST_VERSION) fail('version', m.version, `this fedgrow reads manifest version ${MANIFEST_VERSION}`)
   const t = object(m.task, 'task', ['kind', 'data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'])
   const task: Manifest['task'] = {
-    kind: str(t, 'kind', 'task', ['image-classification']) as 'image-classification',
-    data: str(t, 'data', 'task'),
-    partition: str(t, 'partition', 'task'),
-    imageSize: int(t, 'imageSize', 'task', 1, 1024),
-    channels: int(t, 'channels', 'task', 1, 16),
-    numClasses: int(t, 'numClasses', 'task', 2, 100_000),
-    patchSize: int(t, 'patchSize', 'task', 1, 1024),
-    heads: int(t, 'heads', 'task', 1, 256)
+    kind: str(t.kind, 'task.kind', MAX_TEXT, ['image-classification']) as 'image-classification',
+    data: str(t.data, 'task.data', MAX_TEXT),
+    partition: str(t.partition, 'task.partition', MAX_TEXT),
+    imageSize: int(t.imageSize, 'task.imageSize', 1, MODEL_LIMITS.maxImageSize),
+    channels: int(t.channels, 'task.channels', 1, MODEL_LIMITS.maxChannels),
+    numClasses: int(t.numClasses, 'task.numClasses', 2, MODEL_LIMITS.maxClasses),
+    patchSize: int(t.patchSize, 'task.patchSize', 1, MODEL_LIMITS.maxImageSize),
+    heads: int(t.heads, 'task.heads', 1, MODEL_LIMITS.maxHeads)
   }
   if (task.imageSize % task.patchSize !== 0) fail('task.patchSize', task.patchSize, `must divide task.imageSize (${task.imageSize})`)
   const intermediate = size(m.intermediate, 'intermediate', task.heads)
@@ -165,50 +141,45 @@ export function validateManifest (value: unknown): Manifest {
     const acc = object(m.access, 'access', [], ['preSharedKey', 'allowlist'])
     access = {}
     if (acc.preSharedKey !== undefined) {
-      if (!isSha256Hex(acc.preSharedKey)) fail('access.preSharedKey', acc.preSharedKey, 'must be the SHA-256 hex (64 lowercase hex digits) of the swarm key file')
-      access.preSharedKey = acc.preSharedKey
+      // The SHA-256 of the swarm key file.
+      access.preSharedKey = hash(acc.preSharedKey, 'access.preSharedKey')
     }
     if (acc.allowlist !== undefined) {
-      const list = acc.allowlist
-      if (!Array.isArray(list) || list.length === 0 || list.length > LIMITS.maxAllowlist) fail('access.allowlist', list, `must be a list of 1 to ${LIMITS.maxAllowlist} peer ids`)
-      const bad = list.find(id => typeof id !== 'string' || !PEER_ID.test(id))
-      if (bad !== undefined) fail('access.allowlist', bad, 'is not a libp2p peer id (e.g. 12D3KooW…; `fedgrow identity` prints yours)')
+      const list = strings(acc.allowlist, 'access.allowlist', LIMITS.maxAllowlist, 'libp2p peer id (e.g. 12D3KooW…; `fedgrow identity` prints yours)', id => PEER_ID.test(id))
+      if (list.length === 0) fail('access.allowlist', list, 'must name at least one peer id')
       // Sorted, so the order people list members in does not change the federation id.
-      access.allowlist = [...new Set(list as string[])].sort()
+      access.allowlist = [...new Set(list)].sort()
     }
   }
   let bootstrap: string[] | undefined
   if (m.bootstrap !== undefined) {
-    if (!Array.isArray(m.bootstrap) || m.bootstrap.length > 256 || !m.bootstrap.every(b => typeof b === 'string' && b.startsWith('/') && b.length < 1024)) {
-      fail('bootstrap', m.bootstrap, 'must be a list of at most 256 multiaddr strings')
-    }
-    bootstrap = m.bootstrap as string[]
+    bootstrap = strings(m.bootstrap, 'bootstrap', 256, 'multiaddr (e.g. /ip4/1.2.3.4/tcp/4001/p2p/12D3KooW…)', b => b.startsWith('/') && b.length < 1024)
   }
   return {
     version: MANIFEST_VERSION,
-    method: m.method === undefined ? 'fedgrow' : str(m, 'method', 'manifest', METHODS) as Manifest['method'],
-    name: str(m, 'name', 'manifest'),
+    method: m.method === undefined ? 'fedgrow' : str(m.method, 'manifest.method', MAX_TEXT, METHODS) as Manifest['method'],
+    name: str(m.name, 'manifest.name', MAX_TEXT),
     task,
     intermediate,
     target,
-    ligo: { init: str(l, 'init', 'ligo', LIGO_INIT_NAMES) as Manifest['ligo']['init'], seed: int(l, 'seed', 'ligo', 0, 2 ** 32 - 1) },
+    ligo: { init: str(l.init, 'ligo.init', MAX_TEXT, LIGO_INIT_NAMES) as Manifest['ligo']['init'], seed: int(l.seed, 'ligo.seed', 0, 2 ** 32 - 1) },
     schedule: {
-      rounds: int(s, 'rounds', 'schedule', 1, LIMITS.maxRounds),
-      localSteps: int(s, 'localSteps', 'schedule', 1, 1_000_000),
-      localLigoSteps: int(s, 'localLigoSteps', 'schedule', 0, 1_000_000),
-      learningRate: num(s, 'learningRate', 'schedule', 1e-8, 1),
-      batchSize: int(s, 'batchSize', 'schedule', 1, 65536),
-      weightDecay: num(s, 'weightDecay', 'schedule', 0, 10),
-      roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s, 'roundTimeoutMs', 'schedule', 100, 86_400_000),
-      quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s, 'quorum', 'schedule', 1, 100_000),
+      rounds: int(s.rounds, 'schedule.rounds', 1, LIMITS.maxRounds),
+      localSteps: int(s.localSteps, 'schedule.localSteps', 1, 1_000_000),
+      localLigoSteps: int(s.localLigoSteps, 'schedule.localLigoSteps', 0, 1_000_000),
+      learningRate: num(s.learningRate, 'schedule.learningRate', 1e-8, 1),
+      batchSize: int(s.batchSize, 'schedule.batchSize', 1, 65536),
+      weightDecay: num(s.weightDecay, 'schedule.weightDecay', 0, 10),
+      roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s.roundTimeoutMs, 'schedule.roundTimeoutMs', 100, 86_400_000),
+      quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s.quorum, 'schedule.quorum', 1, 100_000),
       // Only when present, so that manifests written before it keep their federation id.
-      ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s, 'finetuneSteps', 'schedule', 0, 1_000_000) } : {})
+      ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000) } : {})
     },
     aggregation: {
-      rule: str(a, 'rule', 'aggregation', AGGREGATION_RULES) as Manifest['aggregation']['rule'],
-      ...(a.trim !== undefined ? { trim: num(a, 'trim', 'aggregation', 0, 0.49) } : {}),
-      ...(a.clipTau !== undefined ? { clipTau: num(a, 'clipTau', 'aggregation', 1e-9, 1e9) } : {}),
-      ...(a.clipIterations !== undefined ? { clipIterations: int(a, 'clipIterations', 'aggregation', 1, 100) } : {})
+      rule: str(a.rule, 'aggregation.rule', MAX_TEXT, AGGREGATION_RULES) as Manifest['aggregation']['rule'],
+      ...(a.trim !== undefined ? { trim: num(a.trim, 'aggregation.trim', 0, 0.49) } : {}),
+      ...(a.clipTau !== undefined ? { clipTau: num(a.clipTau, 'aggregation.clipTau', 1e-9, 1e9) } : {}),
+      ...(a.clipIterations !== undefined ? { clipIterations: int(a.clipIterations, 'aggregation.clipIterations', 1, 100) } : {})
     },
     ...(access !== undefined ? { access } : {}),
     ...(bootstrap !== undefined ? { bootstrap } : {})

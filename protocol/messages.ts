@@ -9,7 +9,7 @@
  *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows
  *   type 5 error           stream: why a request cannot be served
  */
-import { isSha256Hex } from './canonical.js'
+import { checks } from './validate.js'
 import { LIMITS, PROTOCOL_VERSION } from './constants.js'
 import { ProtocolError } from './errors.js'
 
@@ -88,55 +88,29 @@ export function encodeMessage (message: Message): Uint8Array {
 type Obj = Record<string, unknown>
 
 const bad = (what: string): never => { throw new ProtocolError('malformed', what) }
-
-function fields (o: unknown, where: string, keys: string[]): Obj {
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) bad(`${where} must be an object`)
-  const obj = o as Obj
-  for (const k of Object.keys(obj)) if (!keys.includes(k)) bad(`${where} has unknown field "${k}"`)
-  for (const k of keys) if (!(k in obj)) bad(`${where} lacks field "${k}"`)
-  return obj
-}
-
-function intField (o: Obj, key: string, min: number, max: number): number {
-  const v = o[key]
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(`${key} = ${JSON.stringify(v)} must be a whole number from ${min} to ${max}`)
-  return v as number
-}
-
-function hashField (o: Obj, key: string): string {
-  const v = o[key]
-  if (!isSha256Hex(v)) bad(`${key} must be 64 lowercase hex characters`)
-  return v as string
-}
-
-function stringField (o: Obj, key: string, maxLength: number): string {
-  const v = o[key]
-  if (typeof v !== 'string' || v.length === 0 || v.length > maxLength) bad(`${key} must be a string of 1 to ${maxLength} characters`)
-  return v as string
-}
+/** A peer's bad field: its path, what it held (cut short: the sender chose it), and the rule. */
+const { object, int, str, hash, strings } = checks((path, value, rule) => bad(`${path} = ${String(JSON.stringify(value)).slice(0, 80)}: ${rule}`))
 
 function checkAnnounce (value: unknown): Announce {
-  const o = fields(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'dtype', 'tensors', 'addresses'])
-  if (!Array.isArray(o.addresses) || o.addresses.length > LIMITS.maxAddresses || !o.addresses.every(a => typeof a === 'string' && a.startsWith('/') && a.length <= 512)) {
-    bad(`addresses must be at most ${LIMITS.maxAddresses} multiaddr strings`)
-  }
+  const o = object(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'dtype', 'tensors', 'addresses'])
+  const addresses = strings(o.addresses, 'announce.addresses', LIMITS.maxAddresses, 'multiaddr', a => a.startsWith('/') && a.length <= 512)
   if (o.dtype !== 'float32') bad(`dtype ${JSON.stringify(o.dtype)} is not supported (float32 only)`)
   if (!Array.isArray(o.tensors) || o.tensors.length === 0 || o.tensors.length > LIMITS.maxTensors) bad(`tensors must list 1 to ${LIMITS.maxTensors} tensors`)
   const tensors = (o.tensors as unknown[]).map((t, i) => {
-    const spec = fields(t, `tensors[${i}]`, ['name', 'shape'])
+    const spec = object(t, `announce.tensors[${i}]`, ['name', 'shape'])
     if (!Array.isArray(spec.shape) || spec.shape.length > 8 || !spec.shape.every(d => Number.isInteger(d) && d >= 0 && d <= 2 ** 31)) bad(`tensors[${i}].shape must be at most 8 whole numbers`)
-    return { name: stringField(spec, 'name', 256), shape: spec.shape as number[] }
+    return { name: str(spec.name, `announce.tensors[${i}].name`, 256), shape: spec.shape as number[] }
   })
   return {
     type: 'announce',
-    federationId: hashField(o, 'federationId'),
-    round: intField(o, 'round', 1, LIMITS.maxRounds),
-    sampleCount: intField(o, 'sampleCount', 1, LIMITS.maxSampleCount),
-    payloadHash: hashField(o, 'payloadHash'),
-    payloadBytes: intField(o, 'payloadBytes', 1, LIMITS.maxPayloadBytes),
+    federationId: hash(o.federationId, 'announce.federationId'),
+    round: int(o.round, 'announce.round', 1, LIMITS.maxRounds),
+    sampleCount: int(o.sampleCount, 'announce.sampleCount', 1, LIMITS.maxSampleCount),
+    payloadHash: hash(o.payloadHash, 'announce.payloadHash'),
+    payloadBytes: int(o.payloadBytes, 'announce.payloadBytes', 1, LIMITS.maxPayloadBytes),
     dtype: 'float32',
     tensors,
-    addresses: o.addresses as string[]
+    addresses
   }
 }
 
@@ -145,25 +119,25 @@ function checkBody (type: Message['type'], value: unknown): Message {
     case 'announce':
       return checkAnnounce(value)
     case 'fetch': {
-      const o = fields(value, 'fetch', ['type', 'federationId', 'round', 'payloadHash'])
-      return { type, federationId: hashField(o, 'federationId'), round: intField(o, 'round', 1, LIMITS.maxRounds), payloadHash: hashField(o, 'payloadHash') }
+      const o = object(value, 'fetch', ['type', 'federationId', 'round', 'payloadHash'])
+      return { type, federationId: hash(o.federationId, 'fetch.federationId'), round: int(o.round, 'fetch.round', 1, LIMITS.maxRounds), payloadHash: hash(o.payloadHash, 'fetch.payloadHash') }
     }
     case 'state-request': {
-      const o = fields(value, 'state-request', ['type', 'federationId'])
-      return { type, federationId: hashField(o, 'federationId') }
+      const o = object(value, 'state-request', ['type', 'federationId'])
+      return { type, federationId: hash(o.federationId, 'state-request.federationId') }
     }
     case 'state': {
-      const o = fields(value, 'state', ['type', 'federationId', 'round', 'globalDigest', 'payloadBytes', 'pending'])
+      const o = object(value, 'state', ['type', 'federationId', 'round', 'globalDigest', 'payloadBytes', 'pending'])
       if (!Array.isArray(o.pending) || o.pending.length > LIMITS.maxPending) bad(`pending must be a list of at most ${LIMITS.maxPending}`)
       const pending = (o.pending as unknown[]).map((p, i) => {
-        const entry = fields(p, `pending[${i}]`, ['from', 'announce'])
-        return { from: stringField(entry, 'from', 128), announce: checkAnnounce(entry.announce) }
+        const entry = object(p, `state.pending[${i}]`, ['from', 'announce'])
+        return { from: str(entry.from, `state.pending[${i}].from`, 128), announce: checkAnnounce(entry.announce) }
       })
-      return { type, federationId: hashField(o, 'federationId'), round: intField(o, 'round', 0, LIMITS.maxRounds), globalDigest: hashField(o, 'globalDigest'), payloadBytes: intField(o, 'payloadBytes', 1, LIMITS.maxPayloadBytes), pending }
+      return { type, federationId: hash(o.federationId, 'state.federationId'), round: int(o.round, 'state.round', 0, LIMITS.maxRounds), globalDigest: hash(o.globalDigest, 'state.globalDigest'), payloadBytes: int(o.payloadBytes, 'state.payloadBytes', 1, LIMITS.maxPayloadBytes), pending }
     }
     case 'error': {
-      const o = fields(value, 'error', ['type', 'reason'])
-      return { type, reason: stringField(o, 'reason', 1000) }
+      const o = object(value, 'error', ['type', 'reason'])
+      return { type, reason: str(o.reason, 'error.reason', 1000) }
     }
     default: {
       const unreachable: never = type

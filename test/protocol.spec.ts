@@ -4,6 +4,7 @@ import { federationId, parseManifest, validateManifest } from '../protocol/manif
 import { checkAnnouncement, checkAnnouncementContent, decodeMessage, encodeMessage } from '../protocol/messages.js'
 import { checkValueBounds, decodePayload, encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { canonicalJson } from '../protocol/canonical.js'
+import { validateNetworkPreset } from '../protocol/network.js'
 import { LIMITS, payloadProtocol, updatesTopic } from '../protocol/constants.js'
 import { tinyManifest } from './fixtures.js'
 import type { Announce, Message } from '../protocol/messages.js'
@@ -47,6 +48,21 @@ describe('protocol', () => {
       assert.equal('finetuneSteps' in validateManifest(tinyManifest()).schedule, false, 'absent stays absent, so older manifests keep their id')
       assert.equal(validateManifest({ ...tinyManifest(), aggregation: { rule: 'centered-clip', clipTau: 2 } }).aggregation.clipTau, 2)
       assert.throws(() => parseManifest('{not json'), { name: 'InvalidManifestError', message: /not valid JSON/ })
+      bad(m => { m.access = { allowlist: ['not-a-peer-id'] } }, /access.allowlist = "not-a-peer-id": is not a libp2p peer id/)
+      bad(m => { m.access = { preSharedKey: 'AB' } }, /access.preSharedKey = "AB": must be a SHA-256 digest/)
+      bad(m => { m.bootstrap = ['ip4/1.2.3.4'] }, /bootstrap = "ip4\/1.2.3.4": is not a multiaddr/)
+    })
+
+    it('validates network presets with the same field-naming errors', () => {
+      const preset = { name: 'testnet', bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWHxX5zZiWDATLphgzrbUBjcdXBZd94pvEmGMBpdvQUkNY'] }
+      assert.deepEqual(validateNetworkPreset(preset), { ...preset, dhtProtocol: '/fedgrow/kad/1.0.0', addresses: 'public' })
+      const bad = (change: Record<string, unknown>, message: RegExp): void => {
+        assert.throws(() => validateNetworkPreset({ ...preset, ...change }), { name: 'InvalidManifestError', message })
+      }
+      bad({ bootstrap: [] }, /network preset bootstrap = \[\]: must name at least one multiaddr/)
+      bad({ addresses: 'lan' }, /network preset addresses = "lan": must be one of public, any/)
+      bad({ federation: 'xyz' }, /network preset federation = "xyz": must be a SHA-256 digest/)
+      bad({ colour: 'blue' }, /network preset colour = "blue": is not a known field/)
     })
 
     it('canonical JSON sorts keys at every depth', () => {

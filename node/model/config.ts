@@ -3,6 +3,7 @@
  * Defaults are the bundled digits (28x28 grey, 10 classes) with the small-model shape of the tiny preset.
  */
 import { invalidField } from '../errors.js'
+import { MODEL_LIMITS } from '../../protocol/constants.js'
 
 export interface VitConfig {
   /** Square input side in pixels. */
@@ -34,8 +35,6 @@ export const DEFAULT_VIT_CONFIG: Readonly<VitConfig> = {
   mlpRatio: 2
 }
 
-/** Upper bounds that keep a config file from asking for absurd memory before anything is allocated. */
-export const VIT_LIMITS = { maxImageSize: 1024, maxChannels: 16, maxClasses: 100_000, maxDim: 8192, maxLayers: 128, maxHeads: 256, maxMlpRatio: 16 } as const
 
 function positiveInt (field: string, value: unknown, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
@@ -47,17 +46,17 @@ function positiveInt (field: string, value: unknown, max: number): number {
 /** Checks every field and returns a complete config; throws InvalidConfigError naming the first bad field. */
 export function validateVitConfig (input: Partial<VitConfig>): VitConfig {
   const c = { ...DEFAULT_VIT_CONFIG, ...input }
-  positiveInt('imageSize', c.imageSize, VIT_LIMITS.maxImageSize)
-  positiveInt('channels', c.channels, VIT_LIMITS.maxChannels)
+  positiveInt('imageSize', c.imageSize, MODEL_LIMITS.maxImageSize)
+  positiveInt('channels', c.channels, MODEL_LIMITS.maxChannels)
   positiveInt('patchSize', c.patchSize, c.imageSize)
-  positiveInt('numClasses', c.numClasses, VIT_LIMITS.maxClasses)
-  positiveInt('dim', c.dim, VIT_LIMITS.maxDim)
-  positiveInt('layers', c.layers, VIT_LIMITS.maxLayers)
-  positiveInt('heads', c.heads, VIT_LIMITS.maxHeads)
+  positiveInt('numClasses', c.numClasses, MODEL_LIMITS.maxClasses)
+  positiveInt('dim', c.dim, MODEL_LIMITS.maxDim)
+  positiveInt('layers', c.layers, MODEL_LIMITS.maxLayers)
+  positiveInt('heads', c.heads, MODEL_LIMITS.maxHeads)
   if (c.imageSize % c.patchSize !== 0) throw invalidField('patchSize', c.patchSize, `must divide imageSize ${c.imageSize}`)
   if (c.dim % c.heads !== 0) throw invalidField('heads', c.heads, `must divide dim ${c.dim}`)
-  if (typeof c.mlpRatio !== 'number' || !(c.mlpRatio > 0) || c.mlpRatio > VIT_LIMITS.maxMlpRatio) {
-    throw invalidField('mlpRatio', c.mlpRatio, `must be a number in (0, ${VIT_LIMITS.maxMlpRatio}]`)
+  if (typeof c.mlpRatio !== 'number' || !(c.mlpRatio > 0) || c.mlpRatio > MODEL_LIMITS.maxMlpRatio) {
+    throw invalidField('mlpRatio', c.mlpRatio, `must be a number in (0, ${MODEL_LIMITS.maxMlpRatio}]`)
   }
   if (!Number.isInteger(c.mlpRatio * c.dim)) throw invalidField('mlpRatio', c.mlpRatio, `mlpRatio * dim (${c.dim}) must be a whole number`)
   return {

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { federationId, parseManifest } from '../../protocol/manifest.js'
+import { isSha256Hex } from '../../protocol/canonical.js'
 import { loadNetworkPreset } from '../../node/network.js'
 import { lookupManifest } from '../../node/p2p/manifest-exchange.js'
 import type { Manifest } from '../../protocol/manifest.js'
@@ -40,7 +41,7 @@ async function readOrFetchManifest (flags: Flags, network: NetworkPreset | undef
     return manifest
   }
   if (id === undefined) throw new InvalidArgumentError('give the manifest with --federation FILE, or a federation id with --federation-id ID and --network')
-  if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidArgumentError(`--federation-id ${id}: a federation id is 64 lowercase hex digits (fedgrow federation init prints it)`)
+  if (!isSha256Hex(id)) throw new InvalidArgumentError(`--federation-id ${id}: a federation id is 64 lowercase hex digits (fedgrow federation init prints it)`)
   if (network === undefined) throw new InvalidArgumentError('--federation-id needs --network: the manifest is fetched from the federation\'s peers, found through the network\'s DHT')
   process.stderr.write(`fedgrow node: looking up federation ${id.slice(0, 16)}… on ${network.name}\n`)
   return await lookupManifest(network, id, log, MANIFEST_LOOKUP_MS)

@@ -45,7 +45,7 @@ export type SimulationEvent =
   | { event: 'compute', workers: number, backend: string, source: string }
   | { event: 'pretrained', model: string, dim: number, layers: number, steps: number, validationAccuracy?: number, accuracy: number }
   | { event: 'method', method: string, peers: number, rounds: number }
-  | { event: 'simulation-round', method: string, round: number, of: number, peers: number, meanAccuracy: number, meanBytesSent: number, seconds: number }
+  | { event: 'simulation-round', method: string, round: number, of: number, peers: number, meanAccuracy: number, meanBytesSent: number, seconds: number, spread: number }
   | { event: 'fault', kind: 'crash', peer: number, afterRound: number }
   | { event: 'fault', kind: 'restart', peer: number }
   | { event: 'fault', kind: 'partition', state: 'split', halves: [number, number] }

@@ -37,7 +37,7 @@ function describe (e: FedgrowEvent | TaggedPeerEvent): string {
     case 'round':
       return `round ${e.round}: ${e.peersHeard} of ${e.peersExpected} peers heard, accuracy ${pct(e.accuracy)}, train loss ${e.trainLoss.toFixed(4)}, sent ${e.bytesSent} B, received ${e.bytesReceived} B, digest ${e.globalDigest.slice(0, 16)}…, ${e.seconds.toFixed(1)} s`
     case 'simulation-round':
-      return `[${e.method}] round ${e.round}/${e.of}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(e.meanBytesSent / 1024).toFixed(1)} KiB, ${e.seconds.toFixed(1)} s`
+      return `[${e.method}] round ${e.round}/${e.of}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(e.meanBytesSent / 1024).toFixed(1)} KiB, spread across peers ${pct(e.spread)}, ${e.seconds.toFixed(1)} s`
     case 'alone':
       return `warning: ${e.detail}`
     case 'warning':

@@ -40,6 +40,7 @@ import type { Registry } from 'prom-client'
 import type { ProgressSink } from './train/progress.js'
 import type { Evaluation } from './train/trainer.js'
 import type { Contribution } from './federation/aggregate.js'
+import type { TensorMap } from '../protocol/safetensors.js'
 import type { Attack } from './federation/attacks.js'
 
 /** How long a finished peer at most keeps serving its last update to peers that have not fetched it. */
@@ -110,6 +111,8 @@ export interface PeerInit {
   wireTap?: (protocol: string, bytes: Uint8Array) => void
   /** Sees every accepted contribution, own included (audits, tests). */
   onContribution?: (round: number, contribution: Contribution, payload: Uint8Array) => void
+  /** Sees the Global-LiGO each completed round ended on, before its `round` event (simulations measure agreement). */
+  onRoundGlobal?: (round: number, global: TensorMap) => void
 }
 
 export interface PeerResult {
@@ -218,6 +221,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       onRound: async (result, global) => {
         if (init.crash?.aborted === true) return
         checkpoints.save(result.round, global)
+        init.onRoundGlobal?.(result.round, global)
         const score = await compute.evaluate(global)
         lastScore = { digest: result.globalDigest, score }
         log({ event: 'round', ...result, accuracy: score.accuracy, loss: score.loss })

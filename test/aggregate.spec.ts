@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { canonicalOrder, centeredClip, clippedWeights, coordinateMedian, trimmedMean, weightedMean } from '../node/federation/aggregate.js'
+import { canonicalOrder, centeredClip, clippedWeights, consensusDistances, coordinateMedian, trimmedMean, weightedMean } from '../node/federation/aggregate.js'
 import { LIMITS } from '../protocol/constants.js'
 import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 
@@ -10,6 +10,15 @@ describe('aggregation', () => {
     // (100 * [1, 4] + 300 * [5, 0]) / 400 = [4, 1]
     const mean = weightedMean([{ from: 'b', sampleCount: 300, tensors: { x: t(5, 0) } }, { from: 'a', sampleCount: 100, tensors: { x: t(1, 4) } }])
     assert.deepEqual(Array.from(mean.x.data), [4, 1])
+  })
+
+  it('measures how far each model is from the models\' mean, relative to the mean (worked by hand)', () => {
+    // The mean of x is [2, 2] and of y [0]: norm sqrt(8); each model is sqrt(1 + 1 + 1) away from it.
+    const a = { x: t(1, 1), y: t(-1) }
+    const b = { x: t(3, 3), y: t(1) }
+    assert.deepEqual(consensusDistances([a, b]).map(d => d.toFixed(6)), [Math.sqrt(3 / 8), Math.sqrt(3 / 8)].map(d => d.toFixed(6)))
+    assert.deepEqual(consensusDistances([a, a, a]), [0, 0, 0])
+    assert.deepEqual(consensusDistances([]), [])
   })
 
   it('clips a claimed sample count to 4 times the lower median (worked by hand)', () => {

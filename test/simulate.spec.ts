@@ -55,6 +55,8 @@ describe('simulate on a pool of compute workers', function () {
       assert.ok(method.curve[1].trainFlopsPerPeer > method.curve[0].trainFlopsPerPeer && method.curve[0].trainFlopsPerPeer > 0)
       assert.ok(method.curve[1].bytesSentPerPeer >= method.curve[0].bytesSentPerPeer)
       assert.equal(method.curve[1].accuracy.mean, method.accuracy.mean, `${method.name}: the last point is the final accuracy`)
+      if (method.name === 'local') assert.ok(method.curve[1].spread.mean > 0.01, `local peers stay apart: ${JSON.stringify(method.curve[1].spread)}`)
+      else assert.deepEqual(method.curve[1].spread, { mean: 0, max: 0 }, `${method.name}: peers on one model are 0 apart`)
     }
     const [fedgrow, fedavg, local, authors] = one.methods
     assert.ok(authors.sharedParamsPerRound > fedgrow.sharedParamsPerRound, 'authors-code shares the intermediate model besides Global-LiGO')

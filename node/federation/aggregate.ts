@@ -122,3 +122,26 @@ export function centeredClip (contributions: Contribution[], reference: TensorMa
   }
   return Object.fromEntries(names.map(n => [n, { shape: [...reference[n].shape], data: Float32Array.from(v[n]) }]))
 }
+
+/**
+ * How far apart peers' Global-LiGOs are: each one's L2 distance from their unweighted mean, relative to
+ * the mean's norm (0 when all agree). Decentralized averaging that does not reach every peer each round
+ * shows here as a spread that should shrink from round to round.
+ */
+export function consensusDistances (models: TensorMap[]): number[] {
+  if (models.length === 0) return []
+  const names = Object.keys(models[0])
+  let meanNormSq = 0
+  const distanceSq = new Array<number>(models.length).fill(0)
+  for (const name of names) {
+    const size = models[0][name].data.length
+    for (let j = 0; j < size; j++) {
+      let mean = 0
+      for (const m of models) mean += m[name].data[j]
+      mean /= models.length
+      meanNormSq += mean * mean
+      for (const [i, m] of models.entries()) distanceSq[i] += (m[name].data[j] - mean) ** 2
+    }
+  }
+  return distanceSq.map(d => Math.sqrt(d) / Math.max(Math.sqrt(meanNormSq), Number.MIN_VALUE))
+}

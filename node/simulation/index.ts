@@ -19,6 +19,8 @@ import type { DualLigoPlan } from '../ligo/index.js'
 import { planFor } from '../federation/participant.js'
 import { PeerCrashed, runPeer } from '../peer.js'
 import { defaultWorkerCount, startComputePool } from '../compute/pool.js'
+import { consensusDistances } from '../federation/aggregate.js'
+import type { TensorMap } from '../../protocol/safetensors.js'
 import type { ComputePool } from '../compute/pool.js'
 import type { ModelData, WorkerMemory } from '../compute/messages.js'
 import type { BackendChoice } from '../backend.js'
@@ -126,6 +128,12 @@ export interface CurvePoint {
    * brings its small model).
    */
   trainFlopsPerPeer: number
+  /**
+   * How far apart the honest peers' Global-LiGOs (fedavg: targets) are at the end of the round: each
+   * one's distance from their mean, relative to the mean (consensusDistances). 0 when all agree; peers
+   * that share nothing stay apart.
+   */
+  spread: { mean: number, max: number }
 }
 
 export type { SmallModelReport, SmallModelSource }
@@ -201,6 +209,11 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   const manifest = simulationManifest(options, method, taskShapeOf(shards[0]))
   const started = Date.now()
   const roundEvents = new Map<number, PeerRound[]>()
+  // Accuracy, curves and agreement are the honest peers' (all of them when peers share nothing, where nobody attacks).
+  const honestCount = ALONE.has(method) ? options.peers : options.peers - hostileCount(options)
+  /** Each honest peer's Global-LiGO at the end of rounds not summarised yet, by round, then peer index. */
+  const globals = new Map<number, Map<number, TensorMap>>()
+  const spreads = new Map<number, CurvePoint['spread']>()
   /** Each peer's latest round, and the rounds summarised so far. */
   const latest = new Array<number>(options.peers).fill(0)
   let summarised = 0
@@ -213,8 +226,11 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     while (summarised < Math.min(...latest)) {
       const round = ++summarised
       const events = roundEvents.get(round) ?? []
+      const distances = consensusDistances([...(globals.get(round) ?? new Map<number, TensorMap>())].sort(([a], [b]) => a - b).map(([, g]) => g))
+      globals.delete(round)
+      spreads.set(round, { mean: distances.length === 0 ? 0 : mean(distances), max: Math.max(0, ...distances) })
       memory.sample()
-      if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => r.accuracy)), meanBytesSent: Math.round(mean(events.map(r => r.bytesSent))), seconds: (Date.now() - started) / 1000 })
+      if (events.length > 0) options.log({ event: 'simulation-round', method, round, of: options.rounds, peers: events.length, meanAccuracy: mean(events.map(r => r.accuracy)), meanBytesSent: Math.round(mean(events.map(r => r.bytesSent))), seconds: (Date.now() - started) / 1000, spread: spreads.get(round)!.mean })
     }
   }
   const faults = new FaultInjector(ALONE.has(method) ? {} : options.faults ?? {}, options.peers, options.rounds, `${options.seed}:${method}`, options.log)
@@ -248,6 +264,11 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
           crash: faults.crashSignal(index),
           denyPeer: (remote) => faults.denies(index, indexOf.get(remote)),
           dropAnnouncement: () => faults.drops(),
+          onRoundGlobal: (round, global) => {
+            if (index >= honestCount) return
+            if (!globals.has(round)) globals.set(round, new Map())
+            globals.get(round)!.set(index, global)
+          },
           ...(options.onProgress !== undefined ? { onProgress: (e) => { options.onProgress?.({ ...e, phase: `peer ${index} ${e.phase}` }) } } : {}),
           log: (e) => {
             if (e.event === 'listening') {
@@ -278,8 +299,6 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
   }
   const done = await Promise.all(results)
   const wallSeconds = (Date.now() - started) / 1000
-  // Accuracy is the honest peers' (all of them when peers share nothing, where nobody attacks).
-  const honestCount = ALONE.has(method) ? options.peers : options.peers - hostileCount(options)
   const honest = done.slice(0, honestCount)
   const perPeer = honest.map(d => d.accuracy)
   const allRounds = [...roundEvents.values()].flat()
@@ -297,7 +316,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
     wallSeconds,
     finalDigests: done.map(d => d.globalDigest),
-    curve: curveOf(manifest, plan, method, roundEvents, honestCount),
+    curve: curveOf(manifest, plan, method, roundEvents, spreads, honestCount),
     ...(hasFaults(options.faults ?? {}) && method !== 'independent' ? { faults: { ...faults.report, distinctFinalDigests: new Set(done.map(d => d.globalDigest)).size } } : {})
   }
 }
@@ -311,7 +330,7 @@ function accuracyStats (accuracies: number[]): CurvePoint['accuracy'] {
 /** One peer's round event, with the peer's index. */
 type PeerRound = EventOf<'round'> & { peerIndex: number }
 
-function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, roundEvents: Map<number, PeerRound[]>, honestCount: number): CurvePoint[] {
+function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, roundEvents: Map<number, PeerRound[]>, spreads: Map<number, CurvePoint['spread']>, honestCount: number): CurvePoint[] {
   const { schedule } = manifest
   const prepareFlops = FROM_SCRATCH.has(method) ? 0 : schedule.localLigoSteps * flopsPerTrainStep(plan.intermediate, schedule.batchSize)
   const roundFlops = schedule.localSteps * flopsPerTrainStep(plan.target, schedule.batchSize)
@@ -322,7 +341,7 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
     const events = roundEvents.get(round)!.filter(e => e.peerIndex < honestCount).sort((a, b) => a.peerIndex - b.peerIndex)
     if (events.length === 0) continue
     for (const e of events) sentSoFar.set(e.peerIndex, (sentSoFar.get(e.peerIndex) ?? 0) + e.bytesSent)
-    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops })
+    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 } })
   }
   return points
 }

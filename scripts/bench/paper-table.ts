@@ -16,6 +16,8 @@ import { markdownTable, writeSection } from './report.js'
 import type { CurvePoint, MethodName, MethodResult, SimulationResult } from '../../node/simulation/index.js'
 
 const METHODS: MethodName[] = ['fedgrow', 'independent', 'fedavg', 'local', 'authors-code']
+/** One letter per method in the ASCII plots (fedgrow and fedavg share their first). */
+const PLOT_LETTERS: Record<MethodName, string> = { fedgrow: 'G', independent: 'I', fedavg: 'F', local: 'L', 'authors-code': 'A' }
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
 const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`
 
@@ -33,7 +35,7 @@ function asciiCurves (methods: MethodResult[], height = 12): string {
   const lo = Math.floor(Math.min(...all) * 20) / 20
   const hi = Math.ceil(Math.max(...all) * 20) / 20
   const grid = Array.from({ length: height }, () => new Array<string>(rounds).fill(' '))
-  const letters = methods.map(m => m.name === 'authors-code' ? 'A' : m.name[0])
+  const letters = methods.map(m => PLOT_LETTERS[m.name])
   methods.forEach((m, k) => m.curve.forEach((p: CurvePoint, i) => {
     const row = height - 1 - Math.round((p.accuracy.mean - lo) / Math.max(1e-9, hi - lo) * (height - 1))
     grid[row][i] = grid[row][i] === ' ' ? letters[k] : '*'

@@ -52,6 +52,11 @@ describe('round decisions', () => {
     assert.deepEqual(decide(justAsked, 4_500 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: ['b'] })
   })
 
+  it('still catches up once the peer first seen ahead is gone: others may have closed the round too', () => {
+    assert.deepEqual(decide(view({ ahead: [], aheadSince: 2_000 }), 2_000 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: [] })
+    assert.deepEqual(decide(view({ ahead: [] }), 2_000 + CATCH_UP_GRACE_MS), { action: 'wait', until: 31_000 }, 'nobody was ever ahead')
+  })
+
   it('closes rather than catches up when both are due: its own round is complete', () => {
     assert.deepEqual(decide(view({ contributed: new Set(['a', 'b', 'c']), ahead: ['b'], aheadSince: 0 }), 10_000), { action: 'close', because: 'all-reported' })
   })

@@ -28,9 +28,12 @@ export interface RoundView {
   waitMs: number
   /** When the round closes with whatever arrived, quorum or not, if anything did. */
   hardDeadlineAt: number
-  /** Peers, not banned, announcing a later round: they closed this one without us. */
+  /** Peers, not banned, announcing a later round now: they closed this one without us. */
   ahead: readonly string[]
-  /** Since when `ahead` has not been empty. */
+  /**
+   * When a peer was first seen ahead during this round. It stays set when `ahead` empties (that peer
+   * crashed or was banned): others may have closed the round too, and a catch-up asks everyone.
+   */
   aheadSince?: number
   /** When this round last asked peers for their state (0: never). */
   lastCatchUpAt: number
@@ -49,7 +52,7 @@ export function decide (view: RoundView, now: number): RoundDecision {
   if (allReported && quorate) return { action: 'close', because: 'all-reported' }
   if (quorate && now >= view.firstSeenAt + view.waitMs) return { action: 'close', because: 'deadline' }
   if (now >= view.hardDeadlineAt && view.contributed.size >= 1) return { action: 'close', because: 'hard-deadline' }
-  const catchUpAt = view.ahead.length > 0 && view.aheadSince !== undefined ? Math.max(view.aheadSince, view.lastCatchUpAt) + CATCH_UP_GRACE_MS : Infinity
+  const catchUpAt = view.aheadSince !== undefined ? Math.max(view.aheadSince, view.lastCatchUpAt) + CATCH_UP_GRACE_MS : Infinity
   if (now >= catchUpAt) return { action: 'catch-up', from: view.ahead }
   const deadlineAt = quorate ? view.firstSeenAt + view.waitMs : Infinity
   const hardDeadlineAt = view.contributed.size >= 1 ? view.hardDeadlineAt : Infinity

@@ -3,9 +3,8 @@
  * not Dual-LiGO. fedgrow's Participant shares Global-LiGO; the FedAvg baseline shares the target model.
  */
 import * as tf from '../tf.js'
-import { finetune } from '../train/pretrain.js'
+import { finetune, predictWith } from '../train/pretrain.js'
 import { evaluate } from '../train/trainer.js'
-import { predictWith } from '../train/pretrain.js'
 import type { TrainTest } from '../data/dataset.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/messages.js'

@@ -35,7 +35,6 @@ export const DEFAULT_VIT_CONFIG: Readonly<VitConfig> = {
   mlpRatio: 2
 }
 
-
 function positiveInt (field: string, value: unknown, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
     throw invalidField(field, value, `must be a whole number from 1 to ${max}`)

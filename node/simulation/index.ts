@@ -312,8 +312,8 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     targetParams,
     trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : sharedParams,
     sharedParamsPerRound: ALONE.has(method) ? 0 : FROM_SCRATCH.has(method) ? targetParams : sharedParams,
-    bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesSent))),
-    bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => Number(r.bytesReceived))),
+    bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesSent)),
+    bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesReceived)),
     wallSeconds,
     finalDigests: done.map(d => d.globalDigest),
     curve: curveOf(manifest, plan, method, roundEvents, spreads, honestCount),
@@ -326,10 +326,10 @@ function accuracyStats (accuracies: number[]): CurvePoint['accuracy'] {
   return { mean: avg, std: Math.sqrt(mean(accuracies.map(a => (a - avg) ** 2))), min: Math.min(...accuracies) }
 }
 
-/** The per-round curve of one method from its peers' round events (peers from `honestCount` on are hostile). */
 /** One peer's round event, with the peer's index. */
 type PeerRound = EventOf<'round'> & { peerIndex: number }
 
+/** The per-round curve of one method from its peers' round events (peers from `honestCount` on are hostile). */
 function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, roundEvents: Map<number, PeerRound[]>, spreads: Map<number, CurvePoint['spread']>, honestCount: number): CurvePoint[] {
   const { schedule } = manifest
   const prepareFlops = FROM_SCRATCH.has(method) ? 0 : schedule.localLigoSteps * flopsPerTrainStep(plan.intermediate, schedule.batchSize)

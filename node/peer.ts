@@ -241,6 +241,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
       scheduleRounds: manifest.schedule.rounds,
       roundTimeoutMs: manifest.schedule.roundTimeoutMs,
       quorum: manifest.schedule.quorum,
+      ...(manifest.aggregation.averaging === 'group' ? { groupSize: manifest.aggregation.groupSize } : {}),
       initial: startGlobal,
       completedRound: saved?.round ?? 0
     })

@@ -49,6 +49,8 @@ export const LIMITS = {
   maxPending: 1024,
   /** Peers whose updates one round holds; announcements from more senders are dropped (over-capacity). */
   maxPeersPerRound: 1024,
+  /** Largest smallest-group a manifest may ask for (aggregation.groupSize). */
+  maxGroupSize: 256,
   /** Peer ids in a manifest's allowlist. */
   maxAllowlist: 10_000,
   /**
@@ -142,5 +144,11 @@ export const DEFAULTS = {
    * few seconds apart all take part from round 1 instead of the first one training alone: a peer with
    * nobody to hear waits until roundTimeoutMs, then closes the round alone and warns (`alone`).
    */
-  quorum: 2
+  quorum: 2,
+  /**
+   * Group averaging's smallest group. Four: each peer fetches 3 to 6 payloads a round whatever the
+   * federation's size (the scale bench's `bytes sent/peer/round`), and the groups, redrawn every round,
+   * still mix the federation (its `spread` column).
+   */
+  groupSize: 4
 } as const

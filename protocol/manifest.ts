@@ -7,6 +7,7 @@ import { canonicalJson, sha256Hex } from './canonical.js'
 import { DEFAULTS, LIMITS, MANIFEST_VERSION, MODEL_LIMITS } from './constants.js'
 import { InvalidManifestError } from './errors.js'
 import { checks } from './validate.js'
+import { AVERAGING_SCHEMES } from './groups.js'
 import type { Fail } from './validate.js'
 
 export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
@@ -73,6 +74,13 @@ export interface Manifest {
     clipTau?: number
     /** centered-clip: clipping iterations per round. @default 1 */
     clipIterations?: number
+    /**
+     * With whom each peer averages each round: absent (all-to-all, the exact mean of everyone's updates),
+     * or `group`: small groups that change every round (protocol/groups.ts), for large federations.
+     */
+    averaging?: 'group'
+    /** group averaging: the smallest group (groups hold groupSize to 2 * groupSize - 1 peers). */
+    groupSize?: number
   }
   /** Who may take part; absent: anyone who has the manifest. */
   access?: {
@@ -135,7 +143,9 @@ export function validateManifest (value: unknown): Manifest {
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'])
   const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps'])
-  const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations'])
+  const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations', 'averaging', 'groupSize'])
+  const averaging = a.averaging === undefined ? 'all-to-all' : str(a.averaging, 'aggregation.averaging', MAX_TEXT, AVERAGING_SCHEMES)
+  if (averaging !== 'group' && a.groupSize !== undefined) fail('aggregation.groupSize', a.groupSize, 'applies to group averaging only; add "averaging": "group" or remove it')
   let access: Manifest['access']
   if (m.access !== undefined) {
     const acc = object(m.access, 'access', [], ['preSharedKey', 'allowlist'])
@@ -179,7 +189,9 @@ export function validateManifest (value: unknown): Manifest {
       rule: str(a.rule, 'aggregation.rule', MAX_TEXT, AGGREGATION_RULES) as Manifest['aggregation']['rule'],
       ...(a.trim !== undefined ? { trim: num(a.trim, 'aggregation.trim', 0, 0.49) } : {}),
       ...(a.clipTau !== undefined ? { clipTau: num(a.clipTau, 'aggregation.clipTau', 1e-9, 1e9) } : {}),
-      ...(a.clipIterations !== undefined ? { clipIterations: int(a.clipIterations, 'aggregation.clipIterations', 1, 100) } : {})
+      ...(a.clipIterations !== undefined ? { clipIterations: int(a.clipIterations, 'aggregation.clipIterations', 1, 100) } : {}),
+      // All-to-all is written as nothing, so that manifests from before group averaging keep their id.
+      ...(averaging === 'group' ? { averaging, groupSize: a.groupSize === undefined ? DEFAULTS.groupSize : int(a.groupSize, 'aggregation.groupSize', 2, LIMITS.maxGroupSize) } : {})
     },
     ...(access !== undefined ? { access } : {}),
     ...(bootstrap !== undefined ? { bootstrap } : {})

@@ -7,7 +7,9 @@
  * rounds are kept for their round. A peer that starts late, or falls behind, adopts the last completed
  * round that enough of its peers vouch for (catch-up). When to close or catch up is round-state.ts's
  * pure decide(); the engine decides again whenever an update arrives or fails, a sender is banned or a
- * peer is seen ahead, and at the time decide() names, instead of polling.
+ * peer is seen ahead, and at the time decide() names, instead of polling. With whom a round averages is
+ * everyone it knows of (all-to-all), or with group averaging only this round's group (protocol/groups.ts):
+ * it then fetches, waits for and averages its group's updates alone.
  *
  * Hostile peers (protocol/README.md, threat model): nothing a peer sends can make this engine throw;
  * invalid updates and state answers ban their sender, out-of-bounds values are rejected, a poisoned
@@ -25,6 +27,8 @@ import type { Strategy } from './strategy.js'
 import type { DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { decide } from './round-state.js'
+import { roundGroup } from '../../protocol/groups.js'
+import type { RoundGroup } from '../../protocol/groups.js'
 
 /**
  * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
@@ -118,6 +122,8 @@ export interface EngineInit {
   scheduleRounds?: number
   roundTimeoutMs: number
   quorum: number
+  /** Group averaging's smallest group (the manifest's aggregation.groupSize); absent: all-to-all. */
+  groupSize?: number
   /** Global-LiGO to start from, and the last completed round it belongs to (0 = initial). */
   initial: TensorMap
   completedRound: number
@@ -136,6 +142,8 @@ interface Pending {
   announce: Announce
   from: string
   contribution?: Contribution
+  /** Whether its payload is being fetched or was: only partners' are (group averaging). */
+  fetching?: boolean
   /** When the contribution arrived (ms since the epoch). */
   arrivedAt?: number
   /** Our own update's bytes, served to peers that fetch it. */
@@ -376,6 +384,18 @@ export class RoundEngine {
     return out
   }
 
+  /** Everyone `round` knows of: the participants it waits for, those that announced it, and self. */
+  private roundMembers (round: number): Set<string> {
+    return new Set([...this.awaited(round), ...this.roundPool(round).keys(), this.components.transport.selfId])
+  }
+
+  /** With whom `round` averages: everyone it knows of (all-to-all), or this round's group among them. */
+  private partners (round: number, members?: Set<string>): RoundGroup {
+    const everyone = members ?? this.roundMembers(round)
+    if (this.init.groupSize === undefined) return { members: everyone, groupCount: 1 }
+    return roundGroup(this.init.federationId, round, this.components.transport.selfId, everyone, this.init.groupSize)
+  }
+
   /** Reports, once per silence, each participant that `awaited(round)` has stopped waiting for. */
   private reportForgotten (round: number, awaited: Set<string>): void {
     for (const [peer, heard] of this.lastHeard) {
@@ -385,7 +405,7 @@ export class RoundEngine {
     }
   }
 
-  /** Handles an announcement: checks it, then fetches and validates its payload once. */
+  /** Handles an announcement: checks it, holds it for its round and, from a partner of that round, fetches its payload. */
   private receive (from: string, announce: Announce): void {
     if (from === this.components.transport.selfId) return
     try {
@@ -424,7 +444,16 @@ export class RoundEngine {
     this.forgotten.delete(from)
     const entry: Pending = { announce, from }
     round.set(from, entry)
+    if (this.partners(announce.round).members.has(from)) this.fetchUpdate(entry)
     this.nudge()
+  }
+
+  /** Fetches and validates an announced update once; a network failure lets its next re-announcement retry. */
+  private fetchUpdate (entry: Pending): void {
+    const { announce, from } = entry
+    const round = this.roundPool(announce.round)
+    const attemptsKey = `${announce.round}:${from}`
+    entry.fetching = true
     const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
     this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then((payload) => {
       if (updateHash(this.init.federationId, announce.round, from, payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', `payload, with its announcer and round ${announce.round}, does not hash to the announced value`)
@@ -519,7 +548,8 @@ export class RoundEngine {
     const until = Date.now() + maxMs
     let lastAnnounce = 0
     while (!this.stopped && Date.now() < until) {
-      if ([...this.awaited(this.completed)].every(p => own.fetchedBy?.has(p) === true)) return
+      const partners = this.partners(this.completed).members
+      if ([...partners].every(p => p === transport.selfId || own.fetchedBy?.has(p) === true)) return
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
         await transport.announce(own.announce)
@@ -566,7 +596,7 @@ export class RoundEngine {
     let lastAnnounce = Date.now()
     let aheadSince: number | undefined
     let lastCatchUp = 0
-    let expected = 1
+    let group: RoundGroup = { members: new Set([transport.selfId]), groupCount: 1 }
     while (!this.stopped) {
       if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
@@ -579,17 +609,21 @@ export class RoundEngine {
       // not at all; when it comes back (announces), it is waited for again.
       const awaited = this.awaited(round)
       this.reportForgotten(round, awaited)
-      const everyone = new Set([...awaited, ...pool.keys(), transport.selfId])
-      expected = everyone.size
+      group = this.partners(round, new Set([...awaited, ...pool.keys(), transport.selfId]))
+      // The group may grow as peers appear: fetch the updates of partners first heard as outsiders.
+      for (const entry of pool.values()) if (entry.fetching !== true && entry.contribution === undefined && group.members.has(entry.from)) this.fetchUpdate(entry)
+      const partners = group.members
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
       const ahead = [...new Set([...this.farAhead.keys(), ...(this.pool.get(round + 1)?.keys() ?? [])])].filter(peer => peer !== transport.selfId && !this.banned.has(peer))
       if (ahead.length > 0) aheadSince ??= Date.now()
       const decision = decide({
-        expected: everyone,
-        contributed: new Set([...pool.values()].filter(p => p.contribution !== undefined).map(p => p.from)),
-        excluded: new Set([...everyone].filter(peer => failed.has(peer) || this.banned.has(peer))),
-        quorum: this.init.quorum,
+        expected: partners,
+        contributed: new Set([...pool.values()].filter(p => p.contribution !== undefined && partners.has(p.from)).map(p => p.from)),
+        excluded: new Set([...partners].filter(peer => failed.has(peer) || this.banned.has(peer))),
+        // A group smaller than the quorum can still close: the quorum guards against training alone,
+        // and a peer with a group of its own is not alone.
+        quorum: group.groupCount > 1 ? Math.min(this.init.quorum, partners.size) : this.init.quorum,
         firstSeenAt: firstSeen(),
         waitMs,
         hardDeadlineAt: hardDeadline,
@@ -603,7 +637,7 @@ export class RoundEngine {
         if (await this.catchUp([...decision.from]) >= round) {
           const bytesAfter = await transport.bytes()
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: expected, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         continue
@@ -619,7 +653,7 @@ export class RoundEngine {
       for (const p of closed) if (p.arrivedAt !== undefined) this.lags.record(p.arrivedAt - first)
     }
     this.roundsRun++
-    const contributions = closed.flatMap(p => p.contribution === undefined ? [] : [p.contribution])
+    const contributions = closed.flatMap(p => p.contribution === undefined || !group.members.has(p.from) ? [] : [p.contribution])
     const next = this.components.strategy.aggregate(contributions, this.global)
     if (next !== null) this.adoptAggregate(round, next)
     this.completed = round
@@ -628,7 +662,7 @@ export class RoundEngine {
     await this.components.onRound({
       round,
       peersHeard: contributions.length,
-      peersExpected: expected,
+      peersExpected: group.members.size,
       caughtUp: false,
       lateUpdates: this.lateUpdates,
       globalDigest: globalDigest(this.global),

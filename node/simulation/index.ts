@@ -65,6 +65,8 @@ export interface SimulationOptions {
   outDir: string
   /** How peers combine updates. @default 'mean' */
   aggregation?: Manifest['aggregation']['rule']
+  /** Group averaging with groups of at least this many peers (protocol/groups.ts); absent: all-to-all. */
+  groupSize?: number
   /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
   byzantine?: number
   attack?: Attack
@@ -141,7 +143,7 @@ export type { SmallModelReport, SmallModelSource }
 export interface SimulationResult {
   /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
   smallModels: SmallModelReport[]
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
@@ -196,7 +198,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       // Every peer waits for all others, unless faults are injected: then half (a partition's side) will do.
       quorum: ALONE.has(method) ? 1 : hasFaults(options.faults ?? {}) ? Math.max(1, Math.floor(options.peers / 2)) : options.peers
     },
-    aggregation: { rule: options.aggregation ?? 'mean' }
+    aggregation: { rule: options.aggregation ?? 'mean', ...(options.groupSize !== undefined ? { averaging: 'group', groupSize: options.groupSize } : {}) }
   })
 }
 
@@ -405,6 +407,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
   if ((options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) !== DEFAULT_SMALL_MODEL_SOURCE) config.smallModels = options.smallModels
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
+  if (options.groupSize !== undefined) config.groupSize = options.groupSize
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults
   const peak = peakRssBytes()

@@ -14,6 +14,7 @@ import { InvalidArgumentError } from '../../node/errors.js'
 import { DATA_SPEC_HELP } from '../../node/data/index.js'
 import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
+import { LIMITS } from '../../protocol/constants.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import { FORMAT_FLAG, LOG_FLAGS, percent, printResult, readFormat, readLogging } from './shared.js'
 import type { MethodName, SimulationResult } from '../../node/simulation/index.js'
@@ -28,7 +29,7 @@ export function resultTable (result: SimulationResult): string[] {
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ')
   const c = result.config
   const f = c.faults
-  const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : '', f !== undefined ? `, faults: kill ${f.kill ?? 0}, drop ${f.drop ?? 0}, partition ${f.partition ?? 0} rounds` : ''].join('')
+  const extras = [c.aggregation !== undefined ? `, aggregation ${c.aggregation}` : '', c.groupSize !== undefined ? `, group averaging (groups of ${c.groupSize}+)` : '', c.byzantine !== undefined ? `, ${c.byzantine} hostile (${String(c.attack)})` : '', f !== undefined ? `, faults: kill ${f.kill ?? 0}, drop ${f.drop ?? 0}, partition ${f.partition ?? 0} rounds` : ''].join('')
   const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`
   const k = result.compute
   const compute = `compute: ${k.workers} ${k.backend} worker(s); peak RSS ${mib(k.peakRssBytes)}, ${mib(k.rssPerPeerBytes)} per peer; per worker ${k.perWorker.map(w => mib(w.heapBytes + w.backendBytes)).join(', ')} (JS heap + backend memory); main thread blocked at most ${k.mainThreadDelayMs.max.toFixed(0)} ms (p99 ${k.mainThreadDelayMs.p99.toFixed(0)} ms)`
@@ -89,6 +90,7 @@ export const simulateCommand: Command = {
     'finetune-steps': { type: 'string', value: 'N', help: 'steps each peer fine-tunes its final model\'s own weights on its own rows after the last round (phase 4, private; 0: none) (default: the preset\'s, 200)' },
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
+    'group-size': { type: 'string', value: 'G', help: 'average in groups of G to 2G-1 peers, redrawn every round, instead of with everyone (group averaging: a peer\'s traffic stops growing with the federation; peers then end on nearby, not equal, Global-LiGOs) (default: all-to-all)' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
     attack: { type: 'string', value: 'NAME', help: `what hostile peers send: ${ATTACKS.join(', ')}`, default: 'signflip' },
     kill: { type: 'string', value: 'F', help: 'share of peers crashed once each, mid-round, and restarted 1 s later on their saved state', default: '0' },
@@ -136,6 +138,7 @@ export const simulateCommand: Command = {
         smallModels: choiceFlag(flags, 'small-models', SMALL_MODEL_SOURCES),
         outDir,
         aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
+        ...(optionalString(flags, 'group-size') !== undefined ? { groupSize: numberFlag(flags, 'group-size', 2, LIMITS.maxGroupSize, true) } : {}),
         byzantine: numberFlag(flags, 'byzantine', 0, 0.99),
         attack: choiceFlag(flags, 'attack', ATTACKS),
         faults: { kill: numberFlag(flags, 'kill', 0, 0.99), drop: numberFlag(flags, 'drop', 0, 0.99), partition: numberFlag(flags, 'partition', 0, 1000, true) },

@@ -1,0 +1,36 @@
+/**
+ * Group averaging (after Moshpit All-Reduce, Ryabinin et al., NeurIPS 2021): each round a peer averages
+ * with a small group instead of the whole federation, so its traffic per round does not grow with the
+ * federation. Groups are a pure function of the federation, the round and the participants a peer knows
+ * of, so peers that know of the same participants form the same groups with no extra messages, and the
+ * groups change every round, which mixes the average across the federation.
+ */
+import { sha256Hex } from './canonical.js'
+
+/** Averaging schemes a manifest may choose (`aggregation.averaging`). */
+export const AVERAGING_SCHEMES = ['all-to-all', 'group'] as const
+export type AveragingScheme = typeof AVERAGING_SCHEMES[number]
+
+/** A round's group as one peer sees it. */
+export interface RoundGroup {
+  /** The peers it averages with this round, itself included. */
+  members: ReadonlySet<string>
+  /** How many groups the participants it knows of form this round (1: everyone averages together). */
+  groupCount: number
+}
+
+/** The key that orders participants in `round`: a hash, so no peer can choose its place in the order. */
+const groupingKey = (federationId: string, round: number, peer: string): string => sha256Hex(`fedgrow/group/1 ${federationId} ${round} ${peer}`)
+
+/**
+ * The group of `self` in `round` among `participants` (self included or not): the participants are sorted
+ * by groupingKey, there are G = max(1, floor(n / groupSize)) groups of n participants, and the i-th in
+ * that order (from 0) is in group i mod G, so groups hold groupSize to 2 * groupSize - 1 peers.
+ */
+export function roundGroup (federationId: string, round: number, self: string, participants: Iterable<string>, groupSize: number): RoundGroup {
+  const everyone = [...new Set([...participants, self])]
+  const keyed = everyone.map(peer => ({ peer, key: groupingKey(federationId, round, peer) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const groupCount = Math.max(1, Math.floor(everyone.length / groupSize))
+  const ownGroup = keyed.findIndex(k => k.peer === self) % groupCount
+  return { members: new Set(keyed.filter((_, i) => i % groupCount === ownGroup).map(k => k.peer)), groupCount }
+}

@@ -62,6 +62,8 @@ export type RoundResult = {
   /** Bytes on the wire during this round (all protocols). */
   bytesSent: number
   bytesReceived: number
+  /** Updates of ours served to peers during this round, each a whole payload (all-to-all: one per peer). */
+  payloadsServed: number
   trainLoss: number
   /** How long after the round's first update the round would stop waiting for more (adaptive: deadline.ts). */
   waitMs: number
@@ -187,6 +189,8 @@ export class RoundEngine {
   private readonly farAhead = new Map<string, number>()
   /** Ends the current wait of the round being collected (or of finish()) early; see nudge(). */
   private wakeWaiter: (() => void) | undefined
+  /** Payload answers sent so far; each round reports its share. */
+  private payloadsServed = 0
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -214,6 +218,7 @@ export class RoundEngine {
         const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
         if (own?.announce.payloadHash !== req.payloadHash || own.payload === undefined) return null
         own.fetchedBy?.add(from)
+        this.payloadsServed++
         this.nudge()
         return own.payload
       },
@@ -562,6 +567,7 @@ export class RoundEngine {
     const { transport } = this.components
     const started = Date.now()
     const bytesBefore = await transport.bytes()
+    const servedBefore = this.payloadsServed
     this.collecting = round
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
@@ -615,7 +621,10 @@ export class RoundEngine {
       const partners = group.members
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
-      const ahead = [...new Set([...this.farAhead.keys(), ...(this.pool.get(round + 1)?.keys() ?? [])])].filter(peer => peer !== transport.selfId && !this.banned.has(peer))
+      // With groups, only a partner announcing the next round closed ours: other groups close on their own time.
+      // A peer two rounds ahead or more means we fell behind, whatever its group.
+      const nextRound = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => partners.has(peer))
+      const ahead = [...new Set([...this.farAhead.keys(), ...nextRound])].filter(peer => peer !== transport.selfId && !this.banned.has(peer))
       if (ahead.length > 0) aheadSince ??= Date.now()
       const decision = decide({
         expected: partners,
@@ -637,7 +646,7 @@ export class RoundEngine {
         if (await this.catchUp([...decision.from]) >= round) {
           const bytesAfter = await transport.bytes()
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, payloadsServed: this.payloadsServed - servedBefore, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         continue
@@ -668,6 +677,7 @@ export class RoundEngine {
       globalDigest: globalDigest(this.global),
       bytesSent: bytesAfter.sent - bytesBefore.sent,
       bytesReceived: bytesAfter.received - bytesBefore.received,
+      payloadsServed: this.payloadsServed - servedBefore,
       trainLoss: update.loss,
       waitMs,
       seconds: (Date.now() - started) / 1000

@@ -108,6 +108,8 @@ export interface MethodResult {
   trainableParamsPerPeer: number
   sharedParamsPerRound: number
   bytesSentPerPeerPerRound: number
+  /** Whole Global-LiGO payloads a peer served a round, on average (all-to-all: peers - 1). */
+  payloadsSentPerPeerPerRound: number
   bytesReceivedPerPeerPerRound: number
   wallSeconds: number
   /** Each peer's final Global-LiGO digest (the target's, for fedavg), in peer order: equal within a federation that agrees. */
@@ -315,6 +317,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : sharedParams,
     sharedParamsPerRound: ALONE.has(method) ? 0 : FROM_SCRATCH.has(method) ? targetParams : sharedParams,
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesSent)),
+    payloadsSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.payloadsServed)),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesReceived)),
     wallSeconds,
     finalDigests: done.map(d => d.globalDigest),

@@ -12,7 +12,7 @@ import { simulate, SHARES_MODEL } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
-import { markdownTable, writeSection } from './report.js'
+import { flagValue, markdownTable, writeSection } from './report.js'
 import type { CurvePoint, MethodName, MethodResult, SimulationResult } from '../../node/simulation/index.js'
 
 const METHODS: MethodName[] = ['fedgrow', 'independent', 'fedavg', 'local', 'authors-code']
@@ -79,10 +79,7 @@ function section (result: SimulationResult): string {
   ].join('\n')
 }
 
-const listFlag = (args: string[], flag: string, fallback: number[]): number[] => {
-  const i = args.indexOf(flag)
-  return i >= 0 ? args[i + 1].split(',').map(Number) : fallback
-}
+const listFlag = (args: string[], flag: string, fallback: number[]): number[] => flagValue(args, flag)?.split(',').map(Number) ?? fallback
 
 export async function paperTableBench (command: string, args: string[]): Promise<void> {
   await initBackend('wasm')

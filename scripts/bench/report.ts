@@ -29,3 +29,12 @@ export function writeSection (name: string, title: string, command: string, body
   writeFileAtomic(BENCHMARKS_FILE, new TextEncoder().encode(next))
   process.stdout.write(`${section}\n\nwritten to ${BENCHMARKS_FILE}\n`)
 }
+
+/** The value after `flag` in a bench's arguments (`--peers 16,64`), or undefined when the flag is absent. */
+export function flagValue (args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag)
+  if (i < 0) return undefined
+  const value = args[i + 1]
+  if (value === undefined || value.startsWith('--')) throw new Error(`${flag} needs a value, e.g. ${flag} 16`)
+  return value
+}

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { federationId, validateManifest, AGGREGATION_RULES, LIGO_INIT_NAMES } from '../../protocol/manifest.js'
-import { DEFAULTS, MANIFEST_VERSION } from '../../protocol/constants.js'
+import { DEFAULTS, LIMITS, MANIFEST_VERSION } from '../../protocol/constants.js'
 import { DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { createSwarmKey, readSwarmKey, swarmKeyFingerprint } from '../../node/p2p/private-network.js'
@@ -53,6 +53,7 @@ export const federationCommand: Command = {
     trim: { type: 'string', value: 'F', help: 'trimmed-mean: share dropped at each end per coordinate (default 0.2)' },
     'clip-tau': { type: 'string', value: 'TAU', help: 'centered-clip: clipping radius, the L2 norm of a whole update (default 1)' },
     'clip-iterations': { type: 'string', value: 'N', help: 'centered-clip: iterations per round (default 1)' },
+    'group-size': { type: 'string', value: 'G', help: `group averaging: each round a peer averages with a group of G to 2G-1 peers, redrawn every round, instead of with everyone, so its traffic stays a few payloads a round however large the federation grows; peers then end on nearby, not equal, Global-LiGOs. For hundreds of peers and more (default: all-to-all; ${DEFAULTS.groupSize} is a good G)` },
     'psk-out': { type: 'string', value: 'FILE', help: 'make the federation private: write a new pre-shared key here (give it to members only)' },
     psk: { type: 'string', value: 'FILE', help: 'make the federation private with an existing pre-shared key (swarm.key format)' },
     allow: { type: 'string', value: 'PEER-ID', help: 'only this peer may join (repeat for each member; `fedgrow identity` prints an id)', multiple: true },
@@ -79,7 +80,8 @@ export const federationCommand: Command = {
         rule: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
         ...(optionalString(flags, 'trim') !== undefined ? { trim: numberFlag(flags, 'trim', 0, 0.49) } : {}),
         ...(optionalString(flags, 'clip-tau') !== undefined ? { clipTau: numberFlag(flags, 'clip-tau', 1e-9, 1e9) } : {}),
-        ...(optionalString(flags, 'clip-iterations') !== undefined ? { clipIterations: int('clip-iterations', 1, 100) } : {})
+        ...(optionalString(flags, 'clip-iterations') !== undefined ? { clipIterations: int('clip-iterations', 1, 100) } : {}),
+        ...(optionalString(flags, 'group-size') !== undefined ? { averaging: 'group', groupSize: int('group-size', 2, LIMITS.maxGroupSize) } : {})
       },
       ...(pskOut !== undefined || pskIn !== undefined || allowlist.length > 0
         ? {

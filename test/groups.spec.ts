@@ -111,8 +111,8 @@ describe('group averaging among 8 real libp2p peers', function () {
     }
   }
 
-  /** One round on every peer; `dropOut` (a peer index) announces, never serves its update, and stops. */
-  async function oneRound (transports: UpdateTransport[], dropOut?: number): Promise<Map<string, number>> {
+  /** `rounds` rounds on every peer; `dropOut` (a peer index) announces, never serves its update, and stops. */
+  async function runRounds (transports: UpdateTransport[], rounds: number, dropOut?: number): Promise<Map<string, number>> {
     const ends = new Map<string, number>()
     const engines = transports.map((transport, i) => {
       const wrapped: UpdateTransport = i !== dropOut
@@ -130,7 +130,7 @@ describe('group averaging among 8 real libp2p peers', function () {
         strategy: fedAvg,
         trainRound: async () => ({ tensors: filled(updateOf(i)), sampleCount: 10, loss: 0 }),
         onRound: (_result, global) => { ends.set(transport.selfId, global.w.data[0]) }
-      }, { federationId: FED, expected: spec, rounds: 1, roundTimeoutMs: 5_000, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
+      }, { federationId: FED, expected: spec, rounds, roundTimeoutMs: 5_000, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
     })
     await Promise.all(engines.map(async e => { await e.join() }))
     await untilAllSubscribed(transports)
@@ -148,7 +148,7 @@ describe('group averaging among 8 real libp2p peers', function () {
   it('ends every peer on the mean of its own group', async () => {
     const transports = await meshOfPeers()
     const ids = transports.map(t => t.selfId)
-    const ends = await oneRound(transports)
+    const ends = await runRounds(transports, 1)
     assert.equal(ends.size, PEERS)
     for (const id of ids) assert.ok(Math.abs((ends.get(id) ?? NaN) - groupMean(ids, id)) < 1e-6, `${id} ended on ${ends.get(id)}, its group's mean is ${groupMean(ids, id)}`)
     assert.equal(new Set(ends.values()).size, 2, 'two groups, two means')
@@ -158,9 +158,25 @@ describe('group averaging among 8 real libp2p peers', function () {
     const transports = await meshOfPeers()
     const ids = transports.map(t => t.selfId)
     const dropped = ids[3]
-    const ends = await oneRound(transports, 3)
+    const ends = await runRounds(transports, 1, 3)
     for (const id of ids.filter(p => p !== dropped)) {
       assert.ok(Math.abs((ends.get(id) ?? NaN) - groupMean(ids, id, dropped)) < 1e-6, `${id} ended on ${ends.get(id)}, its group's mean without the dropped peer is ${groupMean(ids, id, dropped)}`)
     }
+  })
+
+  it('catches a late peer up to the mean of the states it asks for, though groups disagree', async () => {
+    const transports = await meshOfPeers()
+    const ends = await runRounds(transports, 2)
+    assert.equal(new Set(ends.values()).size, 2, 'two groups, two states')
+    const late = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, scoredTopics: [updatesTopic(FED)] })
+    hosts.push(late)
+    await Promise.all(hosts.slice(0, PEERS).map(async h => await late.libp2p.dial(h.libp2p.getMultiaddrs()[0])))
+    const transport = federationTransport({ host: late, federationId: FED, maxPayloadBytes: encodePayload(filled(0)).length })
+    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => { throw new Error('a caught-up peer trains nothing') }, onRound: () => {} },
+      { federationId: FED, expected: spec, rounds: 2, roundTimeoutMs: 5_000, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
+    await engine.join()
+    assert.equal(await engine.catchUp(transports.map(t => t.selfId)), 2)
+    const everyone = [...ends.values()].reduce((a, b) => a + b, 0) / ends.size
+    assert.ok(Math.abs(engine.currentGlobal.w.data[0] - everyone) < 1e-6, `caught up to ${engine.currentGlobal.w.data[0]}, the peers' mean is ${everyone}`)
   })
 })

@@ -18,7 +18,7 @@
 import { checkAnnouncement, checkAnnouncementContent } from '../../protocol/messages.js'
 import { LIMITS } from '../../protocol/constants.js'
 import { ProtocolError } from '../../protocol/errors.js'
-import { checkValueBounds, decodePayload, encodePayload, globalDigest, updateHash } from '../../protocol/payload.js'
+import { checkValueBounds, decodePayload, encodePayload, globalDigest, l2Distance, updateHash } from '../../protocol/payload.js'
 import { TrainingDivergedError } from '../errors.js'
 import type { Announce, AnnounceContentContext, State, TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
@@ -62,6 +62,11 @@ export type RoundResult = {
   /** Bytes on the wire during this round (all protocols). */
   bytesSent: number
   bytesReceived: number
+  /**
+   * How far our own update lies from the Global-LiGO the round ended on (the mean of the peers we averaged
+   * with: everyone, or our group), relative to that Global-LiGO's norm: how much this round moved us.
+   */
+  consensusDistance: number
   /** Updates of ours served to peers during this round, each a whole payload (all-to-all: one per peer). */
   payloadsServed: number
   trainLoss: number
@@ -130,6 +135,9 @@ export interface EngineInit {
   initial: TensorMap
   completedRound: number
 }
+
+/** What a catch-up adopts: a round and its Global-LiGO. */
+type AdoptableState = Pick<CheckedState, 'round' | 'tensors' | 'payload'>
 
 /** A state answer that passed every check: a candidate for catch-up. */
 interface CheckedState {
@@ -346,7 +354,8 @@ export class RoundEngine {
    * The state to adopt among checked answers: the (round, digest) ahead of ours, within our rounds, that
    * the most peers answered with, if they are at least `required` and no other state ahead has as many.
    */
-  private vouchedState (answers: CheckedState[], required: number): CheckedState | null {
+  private vouchedState (answers: CheckedState[], required: number): AdoptableState | null {
+    if (this.init.groupSize !== undefined) return this.meanOfStates(answers, required)
     const groups = new Map<string, CheckedState[]>()
     for (const a of answers) {
       if (a.round <= this.completed || a.round > this.init.rounds) continue
@@ -361,6 +370,25 @@ export class RoundEngine {
     const detail = tied ? `as many peers answered with another state ahead (${runnerUp[0].round})` : `${best.length} of the ${required} distinct peers needed`
     this.components.onDefence?.({ event: 'state-unvouched', round: best[0].round, globalDigest: best[0].digest, vouchers: best.map(a => a.from), required, detail })
     return null
+  }
+
+  /**
+   * Group averaging's catch-up: peers of different groups hold different Global-LiGOs of one round, so no
+   * digest need have two vouchers. It adopts instead the manifest rule's aggregate of the states of the
+   * round most peers answered with (the latest, on a tie), if at least `required` did: one more group
+   * average, over the peers asked. Each state counts once, whatever its peer's data.
+   */
+  private meanOfStates (answers: CheckedState[], required: number): AdoptableState | null {
+    const byRound = new Map<number, CheckedState[]>()
+    for (const a of answers) if (a.round > this.completed && a.round <= this.init.rounds) byRound.set(a.round, [...(byRound.get(a.round) ?? []), a])
+    const best = [...byRound.values()].sort((x, y) => y.length - x.length || y[0].round - x[0].round)[0]
+    if (best === undefined) return null
+    if (best.length < required) {
+      this.components.onDefence?.({ event: 'state-unvouched', round: best[0].round, globalDigest: best[0].digest, vouchers: best.map(a => a.from), required, detail: `${best.length} of the ${required} distinct peers needed` })
+      return null
+    }
+    const tensors = this.components.strategy.aggregate(best.map(a => ({ from: a.from, sampleCount: 1, tensors: a.tensors })), this.global)
+    return tensors === null ? null : { round: best[0].round, tensors, payload: encodePayload(tensors) }
   }
 
   private reject (from: string, reason: DropReason, detail: string): void {
@@ -646,7 +674,7 @@ export class RoundEngine {
         if (await this.catchUp([...decision.from]) >= round) {
           const bytesAfter = await transport.bytes()
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, payloadsServed: this.payloadsServed - servedBefore, trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, payloadsServed: this.payloadsServed - servedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         continue
@@ -678,6 +706,7 @@ export class RoundEngine {
       bytesSent: bytesAfter.sent - bytesBefore.sent,
       bytesReceived: bytesAfter.received - bytesBefore.received,
       payloadsServed: this.payloadsServed - servedBefore,
+      consensusDistance: this.distanceFromGlobal(update.tensors),
       trainLoss: update.loss,
       waitMs,
       seconds: (Date.now() - started) / 1000
@@ -704,6 +733,11 @@ export class RoundEngine {
       this.components.onDefence?.({ event: 'rollback', round, reason: 'training-diverged', globalDigest: globalDigest(this.global), detail: `training from Global-LiGO ${globalDigest(from.global).slice(0, 12)}… diverged (${err.message}); back to the last one this peer trained from` })
       return await this.components.trainRound(this.global, round)
     }
+  }
+
+  /** The L2 distance of `tensors` from the current Global-LiGO over that Global-LiGO's norm. */
+  private distanceFromGlobal (tensors: TensorMap): number {
+    return l2Distance(tensors, this.global) / Math.max(l2Distance(this.global), Number.MIN_VALUE)
   }
 
   /** Adopts a round's aggregate, unless its values are out of bounds: then the current Global-LiGO stays. */

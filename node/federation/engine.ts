@@ -632,10 +632,6 @@ export class RoundEngine {
     let lastCatchUp = 0
     let group: RoundGroup = { members: new Set([transport.selfId]), groupCount: 1 }
     while (!this.stopped) {
-      if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
-        lastAnnounce = Date.now()
-        await transport.announce(announce)
-      }
       const pool = this.roundPool(round)
       const failed = this.failed.get(round) ?? new Set()
       // Waited for: everyone we know of who has spoken lately. One that died or sits across a partition
@@ -647,6 +643,13 @@ export class RoundEngine {
       // The group may grow as peers appear: fetch the updates of partners first heard as outsiders.
       for (const entry of pool.values()) if (entry.fetching !== true && entry.contribution === undefined && group.members.has(entry.from)) this.fetchUpdate(entry)
       const partners = group.members
+      // Re-announce only while a partner has not fetched our update: every announcement floods the whole
+      // topic, so re-announcing through a long wait cost each peer more bytes than the payloads did.
+      const unfetched = [...partners].some(peer => peer !== transport.selfId && ownEntry.fetchedBy?.has(peer) !== true)
+      if (unfetched && Date.now() - lastAnnounce >= REANNOUNCE_MS) {
+        lastAnnounce = Date.now()
+        await transport.announce(announce)
+      }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
       // With groups, only a partner announcing the next round closed ours: other groups close on their own time.

@@ -73,7 +73,16 @@ export async function scaleBench (command: string, args: string[]): Promise<void
   const groupSize = Number(flagValue(args, '--group-size') ?? DEFAULTS.groupSize)
   const schemes: Scheme[] = [{ name: 'all-to-all' }, { name: `group (${groupSize}+)`, groupSize }]
   const runs: Array<Awaited<ReturnType<typeof runOne>>> = []
-  for (const peers of sizes) for (const scheme of schemes) runs.push(await runOne(peers, rounds, scheme))
+  // The section is rewritten after every run, so that a long run that fails late keeps what it measured.
+  for (const peers of sizes) {
+    for (const scheme of schemes) {
+      runs.push(await runOne(peers, rounds, scheme))
+      writeScaleSection(command, rounds, groupSize, runs)
+    }
+  }
+}
+
+function writeScaleSection (command: string, rounds: number, groupSize: number, runs: Array<Awaited<ReturnType<typeof runOne>>>): void {
   const payload = `${(runs[0].payloadBytes / 1024).toFixed(1)} KiB`
   writeSection('scale', 'Scale: all-to-all against group averaging (preset tiny, fedgrow)', command, [
     `One process holds every peer (real libp2p nodes on 127.0.0.1 on the main thread; training on the compute workers, one per core). ${rounds} rounds each, alpha 100, seed 0; every peer bootstraps from peer 0. Group averaging: groups of ${groupSize} to ${2 * groupSize - 1} peers, redrawn every round (protocol/groups.ts).`,

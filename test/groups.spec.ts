@@ -111,8 +111,11 @@ describe('group averaging among 8 real libp2p peers', function () {
     }
   }
 
-  /** `rounds` rounds on every peer; `dropOut` (a peer index) announces, never serves its update, and stops. */
-  async function runRounds (transports: UpdateTransport[], rounds: number, dropOut?: number): Promise<Map<string, number>> {
+  /**
+   * `rounds` rounds on every peer; `dropOut` (a peer index) announces, never serves its update, and stops.
+   * The round timeout is long enough for a loaded machine's fetches, except where a test waits it out.
+   */
+  async function runRounds (transports: UpdateTransport[], rounds: number, { dropOut, roundTimeoutMs = 20_000 }: { dropOut?: number, roundTimeoutMs?: number } = {}): Promise<Map<string, number>> {
     const ends = new Map<string, number>()
     const engines = transports.map((transport, i) => {
       const wrapped: UpdateTransport = i !== dropOut
@@ -130,7 +133,7 @@ describe('group averaging among 8 real libp2p peers', function () {
         strategy: fedAvg,
         trainRound: async () => ({ tensors: filled(updateOf(i)), sampleCount: 10, loss: 0 }),
         onRound: (_result, global) => { ends.set(transport.selfId, global.w.data[0]) }
-      }, { federationId: FED, expected: spec, rounds, roundTimeoutMs: 5_000, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
+      }, { federationId: FED, expected: spec, rounds, roundTimeoutMs, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
     })
     await Promise.all(engines.map(async e => { await e.join() }))
     await untilAllSubscribed(transports)
@@ -158,7 +161,7 @@ describe('group averaging among 8 real libp2p peers', function () {
     const transports = await meshOfPeers()
     const ids = transports.map(t => t.selfId)
     const dropped = ids[3]
-    const ends = await runRounds(transports, 1, 3)
+    const ends = await runRounds(transports, 1, { dropOut: 3, roundTimeoutMs: 8_000 })
     for (const id of ids.filter(p => p !== dropped)) {
       assert.ok(Math.abs((ends.get(id) ?? NaN) - groupMean(ids, id, dropped)) < 1e-6, `${id} ended on ${ends.get(id)}, its group's mean without the dropped peer is ${groupMean(ids, id, dropped)}`)
     }

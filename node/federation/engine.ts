@@ -661,9 +661,8 @@ export class RoundEngine {
         expected: partners,
         contributed: new Set([...pool.values()].filter(p => p.contribution !== undefined && partners.has(p.from)).map(p => p.from)),
         excluded: new Set([...partners].filter(peer => failed.has(peer) || this.banned.has(peer))),
-        // A group smaller than the quorum can still close: the quorum guards against training alone,
-        // and a peer with a group of its own is not alone.
-        quorum: group.groupCount > 1 ? Math.min(this.init.quorum, partners.size) : this.init.quorum,
+        reportedElsewhere: new Set([...pool.keys()].filter(peer => !partners.has(peer) && !this.banned.has(peer))),
+        quorum: this.init.quorum,
         firstSeenAt: firstSeen(),
         waitMs,
         hardDeadlineAt: hardDeadline,

@@ -21,6 +21,12 @@ export interface RoundView {
    * fetched: they count toward the quorum, not the mean, and are not waited for.
    */
   excluded: ReadonlySet<string>
+  /**
+   * Peers outside `expected` that announced this round: with group averaging, the other groups. They
+   * count toward the quorum, which says how many peers the round must have heard from (so that a peer
+   * that knows few peers yet does not close on a group it computed from them), not how many it averages with.
+   */
+  reportedElsewhere: ReadonlySet<string>
   quorum: number
   /** When the round's first update arrived, ours or a peer's. */
   firstSeenAt: number
@@ -48,7 +54,7 @@ export type RoundDecision =
 export function decide (view: RoundView, now: number): RoundDecision {
   const allReported = [...view.expected].every(peer => view.excluded.has(peer) || view.contributed.has(peer))
   // A peer whose update was rejected did report, invalidly: it counts towards the quorum.
-  const quorate = view.contributed.size + view.excluded.size >= view.quorum
+  const quorate = view.contributed.size + view.excluded.size + view.reportedElsewhere.size >= view.quorum
   if (allReported && quorate) return { action: 'close', because: 'all-reported' }
   if (quorate && now >= view.firstSeenAt + view.waitMs) return { action: 'close', because: 'deadline' }
   if (now >= view.hardDeadlineAt && view.contributed.size >= 1) return { action: 'close', because: 'hard-deadline' }

@@ -68,6 +68,8 @@ describe('text transformer', () => {
     assert.deepEqual(text.pos, [6, 8], 'seqLen tokens and the cls token')
     assert.deepEqual(Object.keys(text).filter(n => n !== 'embed.w'), Object.keys(image).filter(n => !n.startsWith('patch.')))
     assert.throws(() => validateTextConfig({ ...config, classNames: ['ham'] }), { name: 'InvalidConfigError', message: /classNames/ })
+    // Image configs are written exactly as before text existed, so image .fgm files stay byte-for-byte the same.
+    assert.equal(JSON.stringify(validateVitConfig({})), '{"imageSize":28,"channels":1,"patchSize":7,"numClasses":10,"dim":32,"layers":2,"heads":4,"mlpRatio":2}')
   })
 
   it('embedding lookup: the scatter gradient on wasm equals cpu autodiff of plain gather, repeated ids summed', async () => {

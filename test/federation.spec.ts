@@ -21,7 +21,7 @@ import { tinyManifest } from './fixtures.js'
 import type { PeerResult } from '../node/peer.js'
 import type { LogEvent } from '../node/log.js'
 import type { Contribution } from '../node/federation/aggregate.js'
-import type { TrainTest } from '../node/data/dataset.js'
+import type { ImageDataset, TrainTest } from '../node/data/dataset.js'
 import type { NamedTensors } from '../node/model/vit.js'
 import type { Manifest } from '../protocol/manifest.js'
 
@@ -30,7 +30,7 @@ interface TestPeer {
   sent: Map<string, Buffer[]>
   contributions: Map<number, Contribution[]>
   small: NamedTensors
-  data: TrainTest
+  data: TrainTest<ImageDataset>
   stateDir: string
   done: Promise<PeerResult>
 }

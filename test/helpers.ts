@@ -7,7 +7,7 @@ import * as tf from '../node/tf.js'
 import { initBackend } from '../node/backend.js'
 import { checkDataset } from '../node/data/dataset.js'
 import { Rng } from '../node/random.js'
-import type { Dataset } from '../node/data/dataset.js'
+import type { ImageDataset } from '../node/data/dataset.js'
 import { initParams } from '../node/model/vit.js'
 import { toTensorMap } from '../node/storage/files.js'
 import type { VitConfig } from '../node/model/config.js'
@@ -32,7 +32,7 @@ export function expectNoLeakedTensors (fn: () => void, label: string): void {
  * A learnable toy image set: class k has a bright square whose position depends on k, plus noise.
  * Seeded; `imageSize` must be a multiple of the patch size used with it.
  */
-export function toyDataset (count: number, seed: number, imageSize = 8, numClasses = 4): Dataset {
+export function toyDataset (count: number, seed: number, imageSize = 8, numClasses = 4): ImageDataset {
   const rng = new Rng(`toy:${seed}`)
   const px = imageSize * imageSize
   const images = new Float32Array(count * px)

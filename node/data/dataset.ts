@@ -1,46 +1,72 @@
 /**
- * In-memory labelled image sets and the seeded ways of cutting them: a train/test split, a subset by
- * index, and one participant's shard. Images are float32 in [0, 1], row-major, channels last.
+ * In-memory labelled data sets and the seeded ways of cutting them: a train/test split, a subset by
+ * index, and one participant's shard. A row is an image (float32 in [0, 1], row-major, channels last)
+ * or a text already tokenized (int32 ids, node/model/tokenizer.ts); everything here but the row's
+ * width and type is the same for both, so splits, shards and batches work one way.
  */
 import * as tf from '../tf.js'
 import { DataError } from '../errors.js'
 import { Rng } from '../random.js'
+import type { TokenizerConfig } from '../model/tokenizer.js'
 
-export interface Dataset {
-  /** Where it came from, for logs: "mnist", "idx:/path". */
+interface LabelledRows {
+  /** Where it came from, for logs: "mnist", "idx:/path", "spam", "text:/path". */
   readonly source: string
-  readonly imageSize: number
-  readonly channels: number
   readonly numClasses: number
-  /** [count, imageSize*imageSize*channels] flattened. */
-  readonly images: Float32Array
   /** [count], values in [0, numClasses). */
   readonly labels: Uint8Array
   readonly count: number
 }
 
-export interface TrainTest {
-  train: Dataset
-  test: Dataset
+export interface ImageDataset extends LabelledRows {
+  readonly imageSize: number
+  readonly channels: number
+  /** [count, imageSize*imageSize*channels] flattened. */
+  readonly images: Float32Array
 }
 
-export const pixelsOf = (ds: Pick<Dataset, 'imageSize' | 'channels'>): number => ds.imageSize * ds.imageSize * ds.channels
+export interface TextDataset extends LabelledRows {
+  /** How the texts became `tokens`; a model must use the same to read them. */
+  readonly tokenizer: TokenizerConfig
+  /** What each label means, in index order ("ham", "spam"); numClasses of them. */
+  readonly classNames: string[]
+  /** [count, tokenizer.seqLen] flattened token ids. */
+  readonly tokens: Int32Array
+}
+
+export type Dataset = ImageDataset | TextDataset
+
+export interface TrainTest<D extends Dataset = Dataset> {
+  train: D
+  test: D
+}
+
+export const isTextData = (ds: Dataset): ds is TextDataset => 'tokens' in ds
+
+export const pixelsOf = (ds: Pick<ImageDataset, 'imageSize' | 'channels'>): number => ds.imageSize * ds.imageSize * ds.channels
+
+/** Values in one row: pixels of an image, token ids of a text. */
+export const rowWidth = (ds: Dataset): number => isTextData(ds) ? ds.tokenizer.seqLen : pixelsOf(ds)
+
+/** Rows `indices` of a flattened [rows, width] array, in that order. */
+function pickRows<A extends Float32Array | Int32Array> (values: A, width: number, indices: ArrayLike<number>, make: (length: number) => A): A {
+  const out = make(indices.length * width)
+  for (let i = 0; i < indices.length; i++) out.set(values.subarray(indices[i] * width, (indices[i] + 1) * width), i * width)
+  return out
+}
 
 /** A new dataset holding the given rows of `ds`, in that order. */
-export function subset (ds: Dataset, indices: ArrayLike<number>): Dataset {
-  const px = pixelsOf(ds)
-  const images = new Float32Array(indices.length * px)
-  const labels = new Uint8Array(indices.length)
-  for (let i = 0; i < indices.length; i++) {
-    const j = indices[i]
-    images.set(ds.images.subarray(j * px, (j + 1) * px), i * px)
-    labels[i] = ds.labels[j]
-  }
-  return { ...ds, images, labels, count: indices.length }
+export function subset<D extends Dataset> (ds: D, indices: ArrayLike<number>): D {
+  const labels = Uint8Array.from({ length: indices.length }, (_, i) => ds.labels[indices[i]])
+  const width = rowWidth(ds)
+  const rows = isTextData(ds)
+    ? { tokens: pickRows(ds.tokens, width, indices, n => new Int32Array(n)) }
+    : { images: pickRows(ds.images, width, indices, n => new Float32Array(n)) }
+  return { ...ds, ...rows, labels, count: indices.length }
 }
 
 /** Seeded split of one labelled set into train and test; `testFraction` of the rows go to test. */
-export function splitTrainTest (ds: Dataset, testFraction: number, seed: number | string): TrainTest {
+export function splitTrainTest<D extends Dataset> (ds: D, testFraction: number, seed: number | string): TrainTest<D> {
   const order = new Rng(`split:${seed}`).shuffle(Int32Array.from({ length: ds.count }, (_, i) => i)) as Int32Array
   const testCount = Math.round(ds.count * testFraction)
   return { train: subset(ds, order.subarray(testCount)), test: subset(ds, order.subarray(0, testCount)) }
@@ -54,8 +80,13 @@ export function classCounts (ds: Dataset): number[] {
 }
 
 /** Makes sure a dataset's arrays agree with its declared sizes; loaders call this before returning. */
-export function checkDataset (ds: Dataset): Dataset {
-  if (ds.images.length !== ds.count * pixelsOf(ds)) {
+export function checkDataset<D extends Dataset> (ds: D): D {
+  if (isTextData(ds)) {
+    if (ds.tokens.length !== ds.count * ds.tokenizer.seqLen) throw new DataError(`${ds.source}: ${ds.tokens.length} token ids for ${ds.count} texts of ${ds.tokenizer.seqLen} tokens`)
+    const outOfRange = ds.tokens.findIndex(id => id < 0 || id >= ds.tokenizer.vocabSize)
+    if (outOfRange >= 0) throw new DataError(`${ds.source}: token id ${ds.tokens[outOfRange]} in text ${Math.floor(outOfRange / ds.tokenizer.seqLen)} is outside [0, ${ds.tokenizer.vocabSize})`)
+    if (ds.classNames.length !== ds.numClasses) throw new DataError(`${ds.source}: ${ds.classNames.length} class names for ${ds.numClasses} classes`)
+  } else if (ds.images.length !== ds.count * pixelsOf(ds)) {
     throw new DataError(`${ds.source}: ${ds.images.length} pixel values for ${ds.count} images of ${ds.imageSize}x${ds.imageSize}x${ds.channels}`)
   }
   if (ds.labels.length !== ds.count) throw new DataError(`${ds.source}: ${ds.labels.length} labels for ${ds.count} images`)
@@ -65,8 +96,22 @@ export function checkDataset (ds: Dataset): Dataset {
   return ds
 }
 
-/** One batch as tensors the caller owns: images [rows, pixels] and int32 labels [rows]. */
-export function batchTensors (ds: Dataset, indices: ArrayLike<number>): { images: tf.Tensor2D, labels: tf.Tensor1D } {
+/**
+ * One batch as tensors the caller owns: inputs [rows, width] (float32 pixels, or int32 token ids) and
+ * int32 labels [rows].
+ */
+export function batchTensors (ds: Dataset, indices: ArrayLike<number>): { inputs: tf.Tensor2D, labels: tf.Tensor1D } {
   const rows = subset(ds, indices)
-  return { images: tf.tensor2d(rows.images, [rows.count, pixelsOf(ds)]), labels: tf.tensor1d(Int32Array.from(rows.labels), 'int32') }
+  const shape: [number, number] = [rows.count, rowWidth(ds)]
+  const inputs = isTextData(rows) ? tf.tensor2d(rows.tokens, shape, 'int32') : tf.tensor2d(rows.images, shape)
+  return { inputs, labels: tf.tensor1d(Int32Array.from(rows.labels), 'int32') }
+}
+
+/**
+ * `data` as image data, or an error saying that `what` takes images only so far: how an image-only
+ * path (growth, federation, export) refuses text data plainly instead of failing deep inside.
+ */
+export function requireImageData (data: TrainTest, what: string): TrainTest<ImageDataset> {
+  if (isTextData(data.train) || isTextData(data.test)) throw new DataError(`${data.train.source} is text; ${what} takes image data only so far`)
+  return data as TrainTest<ImageDataset>
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { DataError } from '../errors.js'
 import { checkDataset } from './dataset.js'
-import type { Dataset } from './dataset.js'
+import type { ImageDataset } from './dataset.js'
 
 const IDX_UBYTE = 0x08
 const GZIP_MAGIC = 0x1f8b
@@ -55,8 +55,8 @@ function findFile (dir: string, stems: string[]): string | undefined {
   return undefined
 }
 
-/** Loads one images/labels pair into a Dataset with `numClasses` fixed by the caller or the labels. */
-export function loadIdxPair (imagesPath: string, labelsPath: string, numClasses?: number): Dataset {
+/** Loads one images/labels pair into an ImageDataset with `numClasses` fixed by the caller or the labels. */
+export function loadIdxPair (imagesPath: string, labelsPath: string, numClasses?: number): ImageDataset {
   const images = parseIdx(readFileSync(imagesPath), imagesPath)
   const labels = parseIdx(readFileSync(labelsPath), labelsPath)
   if (images.dims.length !== 3 && images.dims.length !== 4) {
@@ -89,7 +89,7 @@ const TEST_LABELS = ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte', 'test-l
  * Reads an MNIST-layout folder: train-images-idx3-ubyte and train-labels-idx1-ubyte (each optionally .gz),
  * plus t10k-* (or test-*) files when present. Returns null for the test part when the folder has none.
  */
-export function loadIdxDir (dir: string): { train: Dataset, test: Dataset | null } {
+export function loadIdxDir (dir: string): { train: ImageDataset, test: ImageDataset | null } {
   if (!existsSync(dir)) throw new DataError(`idx:${dir}: no such folder`)
   const trainImages = findFile(dir, TRAIN_IMAGES)
   const trainLabels = findFile(dir, TRAIN_LABELS)

@@ -7,15 +7,15 @@ import { dirname, join } from 'node:path'
 import { readFileSync } from 'node:fs'
 import { DataError } from '../errors.js'
 import { checkDataset } from './dataset.js'
-import type { Dataset } from './dataset.js'
+import type { ImageDataset } from './dataset.js'
 
 const SIDE = 28
 const CLASSES = 10
 
-let cached: Dataset | undefined
+let cached: ImageDataset | undefined
 
 /** All 10,000 bundled digits, class by class (shuffle before use). Loaded once per process. */
-export function loadBundledMnist (): Dataset {
+export function loadBundledMnist (): ImageDataset {
   if (cached !== undefined) return cached
   const require = createRequire(import.meta.url)
   let dir: string

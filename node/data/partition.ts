@@ -54,7 +54,7 @@ function classShares (partition: Partition, numClasses: number, participants: nu
  * Splits train and test across `participants`, returning one TrainTest per participant. Same seed, same
  * split, on every machine; each participant can compute its own shard without seeing anyone else's.
  */
-export function partition (data: TrainTest, participants: number, how: Partition, seed: number | string): TrainTest[] {
+export function partition<D extends Dataset> (data: TrainTest<D>, participants: number, how: Partition, seed: number | string): Array<TrainTest<D>> {
   if (!Number.isInteger(participants) || participants < 1) throw new InvalidArgumentError(`participants ${participants} must be a whole number >= 1`)
   const rng = new Rng(`partition:${seed}:${participants}`)
   const shares = classShares(how, data.train.numClasses, participants, rng)

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from '../tf.js'
-import { loadModel, saveModel } from '../model/model-file.js'
+import { loadModel, requireImageModel, saveModel } from '../model/model-file.js'
 import { VariableSet } from '../train/variables.js'
 import { predictWith } from '../train/pretrain.js'
 import { globalShape, growIntermediate, initialGlobalLigo, localLigoInitSeed, materialise, trainOperator } from '../ligo/index.js'
@@ -123,7 +123,7 @@ export class Participant implements Learner {
     const path = join(stateDir, INTERMEDIATE_FILE)
     if (existsSync(path)) {
       try {
-        const saved = loadModel(path)
+        const saved = requireImageModel(loadModel(path), path, 'a federation')
         this.adoptIntermediate(saved.config, saved.params)
         log({ event: 'local-ligo', resumed: path })
         return

@@ -1,9 +1,15 @@
 /**
- * The shape of a Vision Transformer, and the checks that keep it buildable.
+ * The shape of a transformer, and the checks that keep it buildable. Two kinds share everything but the
+ * stem that turns an input into tokens: a Vision Transformer (VitConfig: image patches) and a text
+ * transformer (TextConfig: hashed-word token ids, its tokenizer part of the config). A config with a
+ * `tokenizer` is a text model; one without is an image model, so configs and model files written before
+ * text existed read unchanged.
  * Defaults are the bundled digits (28x28 grey, 10 classes) with the small-model shape of the tiny preset.
  */
 import { invalidField } from '../errors.js'
 import { MODEL_LIMITS } from '../../protocol/constants.js'
+import { validateTokenizer } from './tokenizer.js'
+import type { TokenizerConfig } from './tokenizer.js'
 
 export interface VitConfig {
   /** Square input side in pixels. */
@@ -24,6 +30,21 @@ export interface VitConfig {
   mlpRatio: number
 }
 
+/** The fields every transformer has, whatever its input: the body and the head. */
+export type BodyConfig = Pick<VitConfig, 'numClasses' | 'dim' | 'layers' | 'heads' | 'mlpRatio'>
+
+/** A text transformer: token embedding table [vocabSize, dim] in place of the patch stem. */
+export interface TextConfig extends BodyConfig {
+  /** How text becomes ids; its vocabSize and seqLen are the table's rows and the positions less cls. */
+  tokenizer: TokenizerConfig
+  /** What each class index means ("ham", "spam"), in index order; numClasses of them. */
+  classNames: string[]
+}
+
+export type ModelConfig = VitConfig | TextConfig
+
+export const isTextConfig = (c: ModelConfig): c is TextConfig => 'tokenizer' in c
+
 export const DEFAULT_VIT_CONFIG: Readonly<VitConfig> = {
   imageSize: 28,
   channels: 1,
@@ -42,37 +63,55 @@ function positiveInt (field: string, value: unknown, max: number): number {
   return value
 }
 
-/** Checks every field and returns a complete config; throws InvalidConfigError naming the first bad field. */
-export function validateVitConfig (input: Partial<VitConfig>): VitConfig {
+/** Checks the fields every transformer has (defaults filled in) and returns them. */
+function validateBody (input: Partial<BodyConfig>): BodyConfig {
   const c = { ...DEFAULT_VIT_CONFIG, ...input }
-  positiveInt('imageSize', c.imageSize, MODEL_LIMITS.maxImageSize)
-  positiveInt('channels', c.channels, MODEL_LIMITS.maxChannels)
-  positiveInt('patchSize', c.patchSize, c.imageSize)
   positiveInt('numClasses', c.numClasses, MODEL_LIMITS.maxClasses)
   positiveInt('dim', c.dim, MODEL_LIMITS.maxDim)
   positiveInt('layers', c.layers, MODEL_LIMITS.maxLayers)
   positiveInt('heads', c.heads, MODEL_LIMITS.maxHeads)
-  if (c.imageSize % c.patchSize !== 0) throw invalidField('patchSize', c.patchSize, `must divide imageSize ${c.imageSize}`)
   if (c.dim % c.heads !== 0) throw invalidField('heads', c.heads, `must divide dim ${c.dim}`)
   if (typeof c.mlpRatio !== 'number' || !(c.mlpRatio > 0) || c.mlpRatio > MODEL_LIMITS.maxMlpRatio) {
     throw invalidField('mlpRatio', c.mlpRatio, `must be a number in (0, ${MODEL_LIMITS.maxMlpRatio}]`)
   }
   if (!Number.isInteger(c.mlpRatio * c.dim)) throw invalidField('mlpRatio', c.mlpRatio, `mlpRatio * dim (${c.dim}) must be a whole number`)
-  return {
-    imageSize: c.imageSize,
-    channels: c.channels,
-    patchSize: c.patchSize,
-    numClasses: c.numClasses,
-    dim: c.dim,
-    layers: c.layers,
-    heads: c.heads,
-    mlpRatio: c.mlpRatio
+  return { numClasses: c.numClasses, dim: c.dim, layers: c.layers, heads: c.heads, mlpRatio: c.mlpRatio }
+}
+
+/** Checks every field and returns a complete image config; throws InvalidConfigError naming the first bad field. */
+export function validateVitConfig (input: Partial<VitConfig>): VitConfig {
+  const c = { ...DEFAULT_VIT_CONFIG, ...input }
+  positiveInt('imageSize', c.imageSize, MODEL_LIMITS.maxImageSize)
+  positiveInt('channels', c.channels, MODEL_LIMITS.maxChannels)
+  positiveInt('patchSize', c.patchSize, c.imageSize)
+  if (c.imageSize % c.patchSize !== 0) throw invalidField('patchSize', c.patchSize, `must divide imageSize ${c.imageSize}`)
+  const body = validateBody(c)
+  // Field order as before text existed: model files hold this object's JSON.
+  return { imageSize: c.imageSize, channels: c.channels, patchSize: c.patchSize, ...body }
+}
+
+/** Checks every field of a text config; `classNames` defaults to "0", "1", ... */
+export function validateTextConfig (input: Partial<TextConfig>): TextConfig {
+  const body = validateBody(input)
+  const tokenizer = validateTokenizer(input.tokenizer ?? {})
+  const classNames = input.classNames ?? Array.from({ length: body.numClasses }, (_, i) => String(i))
+  if (!Array.isArray(classNames) || classNames.length !== body.numClasses || !classNames.every(n => typeof n === 'string' && n !== '')) {
+    throw invalidField('classNames', classNames, `must be ${body.numClasses} non-empty strings, one per class`)
   }
+  if (new Set(classNames).size !== classNames.length) throw invalidField('classNames', classNames, 'must not repeat a name')
+  return { tokenizer, classNames: [...classNames], ...body }
+}
+
+/** validateTextConfig when `input` has a tokenizer, else validateVitConfig. */
+export function validateModelConfig (input: Partial<VitConfig> | Partial<TextConfig>): ModelConfig {
+  return 'tokenizer' in input ? validateTextConfig(input) : validateVitConfig(input as Partial<VitConfig>)
 }
 
 export const numPatches = (c: VitConfig): number => (c.imageSize / c.patchSize) ** 2
-/** Tokens per image: one per patch plus the cls token. */
-export const numTokens = (c: VitConfig): number => numPatches(c) + 1
+/** Tokens per input: the stem's (one per patch, or the tokenizer's seqLen) plus the cls token. */
+export const numTokens = (c: ModelConfig): number => (isTextConfig(c) ? c.tokenizer.seqLen : numPatches(c)) + 1
+/** Values in one input row: pixels of an image, token ids of a text. */
+export const inputWidth = (c: ModelConfig): number => isTextConfig(c) ? c.tokenizer.seqLen : pixelsPerImage(c)
 export const patchDim = (c: VitConfig): number => c.patchSize * c.patchSize * c.channels
-export const hiddenDim = (c: VitConfig): number => c.mlpRatio * c.dim
+export const hiddenDim = (c: BodyConfig): number => c.mlpRatio * c.dim
 export const pixelsPerImage = (c: VitConfig): number => c.imageSize * c.imageSize * c.channels

@@ -2,10 +2,15 @@
  * A Vision Transformer (Dosovitskiy et al., arXiv 2010.11929) written as a pure function of a config
  * and a map of named parameter tensors, so that a growth operator can produce the parameters as
  * differentiable tensors. Read it top to bottom: dense, layerNorm, attention, mlp, block, forward.
+ * The same function is the text transformer: a text config (config.ts) swaps the patch stem for a token
+ * embedding table and keeps every other parameter, name and shape rule, so whatever grows, averages or
+ * saves a ViT's parameters handles a text model's the same way.
  *
- * Parameter names and shapes (D = dim, F = mlpRatio * D, T = patches + 1, P = patch pixels, C = classes).
+ * Parameter names and shapes (D = dim, F = mlpRatio * D, T = patches + 1 or seqLen + 1, P = patch
+ * pixels, V = vocabSize, C = classes).
  * Dense weights are stored [in, out] so every projection is x @ W, the fast 2-D path on wasm.
- *   patch.w [P, D]   patch.b [D]         patch embedding
+ *   patch.w [P, D]   patch.b [D]         patch embedding (image models)
+ *   embed.w [V, D]                       token embedding table (text models), row i = token id i
  *   cls [D]          pos [T, D]          cls token, learned position embedding
  *   blocks.{l}.ln1.g [D]  .ln1.b [D]     pre-attention LayerNorm
  *   blocks.{l}.q.w [D, D] .q.b [D]       likewise k, v: attention projections
@@ -19,8 +24,9 @@
 import * as tf from '../tf.js'
 import { Rng } from '../random.js'
 import { InvalidConfigError } from '../errors.js'
-import { hiddenDim, numPatches, numTokens, patchDim, pixelsPerImage } from './config.js'
-import type { VitConfig } from './config.js'
+import { hiddenDim, inputWidth, isTextConfig, numPatches, numTokens, patchDim } from './config.js'
+import { embeddingLookup } from './embedding.js'
+import type { BodyConfig, ModelConfig, TextConfig, VitConfig } from './config.js'
 
 export type NamedTensors = Record<string, tf.Tensor>
 
@@ -33,12 +39,12 @@ const LAYER_NORM_EPSILON = 1e-6
 export const blockParam = (layer: number, name: string): string => `blocks.${layer}.${name}`
 
 /** Every parameter's name and shape, in a fixed order (the order files and payloads use). */
-export function paramShapes (c: VitConfig): Record<string, number[]> {
+export function paramShapes (c: ModelConfig): Record<string, number[]> {
   const D = c.dim
   const F = hiddenDim(c)
+  const stem: Record<string, number[]> = isTextConfig(c) ? { 'embed.w': [c.tokenizer.vocabSize, D] } : { 'patch.w': [patchDim(c), D], 'patch.b': [D] }
   const shapes: Record<string, number[]> = {
-    'patch.w': [patchDim(c), D],
-    'patch.b': [D],
+    ...stem,
     cls: [D],
     pos: [numTokens(c), D]
   }
@@ -55,19 +61,23 @@ export function paramShapes (c: VitConfig): Record<string, number[]> {
   return shapes
 }
 
-export function countParams (c: VitConfig): number {
+export function countParams (c: ModelConfig): number {
   return Object.values(paramShapes(c)).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0)
 }
 
-/** Multiply-adds x2 of one forward pass over one image; a training step costs about 3x this per image. */
-export function forwardFlopsPerImage (c: VitConfig): number {
+/**
+ * Multiply-adds x2 of one forward pass over one input (image or text); a training step costs about 3x
+ * this per input. A text stem is a lookup, no multiply-adds.
+ */
+export function forwardFlopsPerImage (c: ModelConfig): number {
   const T = numTokens(c)
   const D = c.dim
   const perBlock = 2 * T * (4 * D * D + 2 * D * hiddenDim(c)) + 2 * 2 * T * T * D
-  return 2 * numPatches(c) * patchDim(c) * D + c.layers * perBlock + 2 * D * c.numClasses
+  const stem = isTextConfig(c) ? 0 : 2 * numPatches(c) * patchDim(c) * D
+  return stem + c.layers * perBlock + 2 * D * c.numClasses
 }
 
-export function flopsPerTrainStep (c: VitConfig, batchSize: number): number {
+export function flopsPerTrainStep (c: ModelConfig, batchSize: number): number {
   return 3 * forwardFlopsPerImage(c) * batchSize
 }
 
@@ -76,7 +86,7 @@ export function flopsPerTrainStep (c: VitConfig, batchSize: number): number {
  * zero biases, unit LayerNorm gains. Drawn from a seeded generator, so equal on every backend.
  * The caller owns the returned tensors.
  */
-export function initParams (c: VitConfig, seed: number | string): NamedTensors {
+export function initParams (c: ModelConfig, seed: number | string): NamedTensors {
   const rng = new Rng(`vit-init:${seed}`)
   const params: NamedTensors = {}
   for (const [name, shape] of Object.entries(paramShapes(c))) {
@@ -88,8 +98,13 @@ export function initParams (c: VitConfig, seed: number | string): NamedTensors {
   return params
 }
 
+/** "a ViT with dim 32 and 2 layers", "a text transformer with ...": for messages about a config's parameters. */
+export function describeModel (c: ModelConfig): string {
+  return `a ${isTextConfig(c) ? 'text transformer' : 'ViT'} with dim ${c.dim} and ${c.layers} layers`
+}
+
 /** Throws InvalidConfigError unless `params` holds exactly the config's names with the config's shapes. */
-export function checkParams (c: VitConfig, params: NamedTensors): void {
+export function checkParams (c: ModelConfig, params: NamedTensors): void {
   const shapes = paramShapes(c)
   for (const [name, shape] of Object.entries(shapes)) {
     const t = params[name]
@@ -97,7 +112,7 @@ export function checkParams (c: VitConfig, params: NamedTensors): void {
     if (t.shape.join() !== shape.join()) throw new InvalidConfigError(`parameter ${name} has shape [${t.shape}], the config needs [${shape}]`)
   }
   for (const name of Object.keys(params)) {
-    if (!(name in shapes)) throw new InvalidConfigError(`parameter ${name} is not part of a ViT with dim ${c.dim} and ${c.layers} layers`)
+    if (!(name in shapes)) throw new InvalidConfigError(`parameter ${name} is not part of ${describeModel(c)}`)
   }
 }
 
@@ -220,7 +235,7 @@ export function selfAttention (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, b
 }
 
 /** Multi-head self-attention over [tokens*batch, dim] (token-major rows); returns [tokens*batch, dim]. */
-function attention (c: VitConfig, p: NamedTensors, l: number, x: tf.Tensor2D, batch: number): tf.Tensor2D {
+function attention (c: BodyConfig, p: NamedTensors, l: number, x: tf.Tensor2D, batch: number): tf.Tensor2D {
   const q = dense(x, p[blockParam(l, 'q.w')], p[blockParam(l, 'q.b')]) // [tokens*batch, dim]
   const k = dense(x, p[blockParam(l, 'k.w')], p[blockParam(l, 'k.b')])
   const v = dense(x, p[blockParam(l, 'v.w')], p[blockParam(l, 'v.b')])
@@ -232,7 +247,7 @@ function mlp (p: NamedTensors, l: number, x: tf.Tensor2D): tf.Tensor2D {
   return dense(h, p[blockParam(l, 'fc2.w')], p[blockParam(l, 'fc2.b')]) // [tokens*batch, dim]
 }
 
-function block (c: VitConfig, p: NamedTensors, l: number, x: tf.Tensor2D, batch: number): tf.Tensor2D {
+function block (c: BodyConfig, p: NamedTensors, l: number, x: tf.Tensor2D, batch: number): tf.Tensor2D {
   x = tf.add(x, attention(c, p, l, layerNorm(x, p[blockParam(l, 'ln1.g')], p[blockParam(l, 'ln1.b')]), batch))
   return tf.add(x, mlp(p, l, layerNorm(x, p[blockParam(l, 'ln2.g')], p[blockParam(l, 'ln2.b')])))
 }
@@ -245,23 +260,40 @@ export function toPatches (c: VitConfig, images: tf.Tensor2D): tf.Tensor2D {
   return tf.reshape(tf.transpose(rows, [0, 2, 1, 3]), [batch * grid * grid, patchDim(c)]) // [batch*patches, patchPixels]
 }
 
+/** The patch stem: images [batch, pixels] -> patch embeddings [patches*batch, dim], token-major. */
+function embedPatches (c: VitConfig, params: NamedTensors, images: tf.Tensor2D): tf.Tensor2D {
+  const batch = images.shape[0]
+  const patches = numPatches(c)
+  const pixels = tf.transpose(tf.reshape(toPatches(c, images), [batch, patches, patchDim(c)]), [1, 0, 2]) // [patches, batch, patchPixels]
+  return dense(tf.reshape(pixels, [patches * batch, patchDim(c)]), params['patch.w'], params['patch.b']) // [patches*batch, dim]
+}
+
+/** The token stem: int32 ids [batch, seqLen] -> rows of embed.w [seqLen*batch, dim], token-major. */
+function embedTokens (c: TextConfig, params: NamedTensors, ids: tf.Tensor2D): tf.Tensor2D {
+  if (ids.dtype !== 'int32') throw new InvalidConfigError(`a text model takes int32 token ids; got ${ids.dtype} values (tokenize the text first, node/model/tokenizer.ts)`)
+  const tokenMajor = tf.reshape<tf.Rank.R1>(tf.transpose(ids), [c.tokenizer.seqLen * ids.shape[0]]) // [seqLen*batch]
+  return embeddingLookup(params['embed.w'], tokenMajor) // [seqLen*batch, dim]
+}
+
 /**
- * Logits [batch, classes] for images [batch, imageSize*imageSize*channels] with values in [0, 1].
+ * Logits [batch, classes] for a batch of inputs [batch, inputWidth]: images (float32 pixels in [0, 1],
+ * imageSize*imageSize*channels, row-major, channels last) for an image config, int32 token ids
+ * [batch, seqLen] (tokenizer.ts) for a text config.
  * Pure: reads `params`, creates tensors the caller owns (wrap in tf.tidy), disposes nothing given.
  */
-export function forward (c: VitConfig, params: NamedTensors, images: tf.Tensor2D): tf.Tensor2D {
-  const batch = images.shape[0]
-  if (images.shape[1] !== pixelsPerImage(c)) {
-    throw new InvalidConfigError(`images have ${images.shape[1]} values each; this model takes ${c.imageSize}x${c.imageSize}x${c.channels} = ${pixelsPerImage(c)}`)
+export function forward (c: ModelConfig, params: NamedTensors, inputs: tf.Tensor2D): tf.Tensor2D {
+  const batch = inputs.shape[0]
+  if (inputs.shape[1] !== inputWidth(c)) {
+    const takes = isTextConfig(c) ? `${c.tokenizer.seqLen} token ids` : `${c.imageSize}x${c.imageSize}x${c.channels} = ${inputWidth(c)} pixels`
+    throw new InvalidConfigError(`inputs have ${inputs.shape[1]} values each; this model takes ${takes}`)
   }
   const T = numTokens(c)
   const D = c.dim
-  // The residual stream is token-major, rows (token, image), so that attention's q, k, v need no
+  // The residual stream is token-major, rows (token, input), so that attention's q, k, v need no
   // per-head transpose (see selfAttention); dense layers, LayerNorm and GELU act on rows in any order.
-  const pixels = tf.transpose(tf.reshape(toPatches(c, images), [batch, T - 1, patchDim(c)]), [1, 0, 2]) // [patches, batch, patchPixels]
-  const patches = dense(tf.reshape(pixels, [(T - 1) * batch, patchDim(c)]), params['patch.w'], params['patch.b']) // [patches*batch, dim]
+  const stem = isTextConfig(c) ? embedTokens(c, params, inputs) : embedPatches(c, params, inputs) // [(tokens-1)*batch, dim]
   const cls = tf.broadcastTo(tf.reshape(params.cls, [1, 1, D]), [1, batch, D]) // [1, batch, dim]
-  const tokens = tf.concat([cls, tf.reshape(patches, [T - 1, batch, D])], 0) // [tokens, batch, dim]
+  const tokens = tf.concat([cls, tf.reshape(stem, [T - 1, batch, D])], 0) // [tokens, batch, dim]
   let x: tf.Tensor2D = tf.reshape(tf.add(tokens, tf.reshape(params.pos, [T, 1, D])), [T * batch, D]) // [tokens*batch, dim]
   for (let l = 0; l < c.layers; l++) x = block(c, params, l, x, batch)
   x = layerNorm(x, params['lnf.g'], params['lnf.b'])

@@ -11,7 +11,7 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { loadData, partition } from '../data/index.js'
+import { loadData, partition, requireImageData } from '../data/index.js'
 import { validateVitConfig } from '../model/config.js'
 import { countParams, flopsPerTrainStep } from '../model/vit.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
@@ -35,7 +35,7 @@ import { sha256Hex } from '../../protocol/canonical.js'
 import { validateManifest } from '../../protocol/manifest.js'
 import { MANIFEST_VERSION } from '../../protocol/constants.js'
 import type { Manifest } from '../../protocol/manifest.js'
-import type { TrainTest } from '../data/dataset.js'
+import type { ImageDataset, TrainTest } from '../data/dataset.js'
 import type { VitConfig } from '../model/config.js'
 import type { Logger } from '../log.js'
 import type { EventOf, PeerEvent, TaggedPeerEvent } from '../events.js'
@@ -156,7 +156,7 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 export type TaskShape = Pick<VitConfig, 'imageSize' | 'channels' | 'numClasses' | 'patchSize'>
 
 /** The task shape of a data set: patches of a quarter of the image side (7 on 28x28 digits), or the nearest divisor below. */
-export function taskShapeOf (data: TrainTest): TaskShape {
+export function taskShapeOf (data: TrainTest<ImageDataset>): TaskShape {
   const { imageSize, channels, numClasses } = data.train
   let patchSize = Math.max(1, Math.floor(imageSize / 4))
   while (imageSize % patchSize !== 0) patchSize--
@@ -209,7 +209,7 @@ const HOSTILE_LINGER_MS = 3_000
 /** How many of the peers are hostile (the last ones). */
 export const hostileCount = (options: SimulationOptions): number => Math.round((options.byzantine ?? 0) * options.peers)
 
-async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: TrainTest[], smallModels: ModelData[]): Promise<MethodResult> {
+async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: Array<TrainTest<ImageDataset>>, smallModels: ModelData[]): Promise<MethodResult> {
   const manifest = simulationManifest(options, method, taskShapeOf(shards[0]))
   const started = Date.now()
   const roundEvents = new Map<number, PeerRound[]>()
@@ -383,7 +383,7 @@ const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
   checkFaults(options.faults ?? {}, options.rounds)
-  const { publicRows, shared } = splitPublic(loadData(options.data ?? 'mnist', options.seed), options.seed)
+  const { publicRows, shared } = splitPublic(requireImageData(loadData(options.data ?? 'mnist', options.seed), 'fedgrow simulate'), options.seed)
   const shards = partition(shared, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
   const smalls = smallConfigs(options.preset, options.peers, options.seed, taskShapeOf(shared))
   const rssBefore = process.memoryUsage().rss

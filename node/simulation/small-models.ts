@@ -68,7 +68,7 @@ export interface SmallModelContext {
 }
 
 /** The data's public slice, and the rest (what the peers' shards are dealt from). */
-export function splitPublic (data: TrainTest, seed: number): { publicRows: Dataset, shared: TrainTest } {
+export function splitPublic<D extends Dataset> (data: TrainTest<D>, seed: number): { publicRows: D, shared: TrainTest<D> } {
   const split = splitTrainTest(data.train, PUBLIC_FRACTION, `public:${seed}`)
   return { publicRows: split.test, shared: { train: split.train, test: data.test } }
 }

@@ -1,25 +1,51 @@
-/** Training a ViT from scratch: how a participant gets its small model, and the from-scratch baseline. */
+/** Training a model (ViT or text) from scratch: how a participant gets its small model, and the from-scratch baseline. */
 import * as tf from '../tf.js'
+import { DataError } from '../errors.js'
+import { isTextConfig } from '../model/config.js'
+import { isTextData } from '../data/dataset.js'
 import { crossEntropy, forward, initParams } from '../model/vit.js'
 import { VariableSet } from './variables.js'
 import { evaluate, train } from './trainer.js'
 import type { Dataset } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
 import type { Predict, TrainOptions, TrainReport } from './trainer.js'
 
-export function predictWith (config: VitConfig, params: NamedTensors): Predict {
-  return (images) => forward(config, params, images)
+/**
+ * Throws DataError unless a model of `config` reads `data`'s rows and its classes mean the same: an image
+ * model needs the image's side and channels, a text model the very tokenizer the texts were tokenized
+ * with. The data's classes must be the model's first ones, same names in the same order
+ * (`exactClasses`: all of them, as training needs).
+ */
+export function checkModelReads (config: ModelConfig, data: Dataset, modelName: string, exactClasses: boolean): void {
+  const mismatch = (what: string): DataError => new DataError(`${modelName} ${what}; choose data and model that match, or train a new model on this data`)
+  if (isTextConfig(config) !== isTextData(data)) throw mismatch(`is ${isTextConfig(config) ? 'a text' : 'an image'} model but ${data.source} holds ${isTextData(data) ? 'texts' : 'images'}`)
+  if (isTextConfig(config) && isTextData(data)) {
+    const [m, d] = [config.tokenizer, data.tokenizer]
+    if (m.kind !== d.kind || m.vocabSize !== d.vocabSize || m.seqLen !== d.seqLen || m.seed !== d.seed) throw mismatch(`tokenizes with ${JSON.stringify(m)} but ${data.source} was tokenized with ${JSON.stringify(d)}`)
+    const names = data.classNames
+    if (names.length > config.classNames.length || (exactClasses && names.length !== config.classNames.length) || names.some((n, i) => config.classNames[i] !== n)) {
+      throw mismatch(`has classes [${config.classNames.join(', ')}] but ${data.source} has [${names.join(', ')}]`)
+    }
+  } else if (!isTextConfig(config) && !isTextData(data)) {
+    if (config.imageSize !== data.imageSize || config.channels !== data.channels || data.numClasses > config.numClasses || (exactClasses && data.numClasses !== config.numClasses)) {
+      throw mismatch(`takes ${config.imageSize}x${config.imageSize}x${config.channels} images in ${config.numClasses} classes; ${data.source} has ${data.imageSize}x${data.imageSize}x${data.channels} in ${data.numClasses}`)
+    }
+  }
+}
+
+export function predictWith (config: ModelConfig, params: NamedTensors): Predict {
+  return (inputs) => forward(config, params, inputs)
 }
 
 /**
  * Trains a model's own weights from `params` (copied) for `options.steps`: a grown target fine-tuned
  * (the method's optional last phase), fedavg's rounds, a small model. Returns new tensors the caller owns.
  */
-export function finetune (config: VitConfig, params: NamedTensors, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
+export function finetune (config: ModelConfig, params: NamedTensors, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
   const vars = new VariableSet(params)
   try {
-    const report = train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, options)
+    const report = train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), data, options)
     return { params: vars.snapshot(), report }
   } finally {
     vars.dispose()
@@ -27,7 +53,7 @@ export function finetune (config: VitConfig, params: NamedTensors, data: Dataset
 }
 
 /** Trains fresh parameters (seeded by options.seed) on `data`; the returned params belong to the caller. */
-export function pretrain (config: VitConfig, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
+export function pretrain (config: ModelConfig, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
   const init = initParams(config, options.seed)
   try {
     return finetune(config, init, data, options)
@@ -56,12 +82,12 @@ export interface FlatReport {
  * `options.steps` at most, and keeps the best parameters seen: how a participant's small model is
  * trained "until its curve flattens" rather than for a fixed number of epochs.
  */
-export function trainUntilFlat (config: VitConfig, start: NamedTensors, data: Dataset, options: TrainOptions, stopping: EarlyStopping): FlatReport {
+export function trainUntilFlat (config: ModelConfig, start: NamedTensors, data: Dataset, options: TrainOptions, stopping: EarlyStopping): FlatReport {
   const vars = new VariableSet(start)
   const history: FlatReport['history'] = []
   let best: { step: number, accuracy: number, params: NamedTensors } | undefined
   try {
-    train(vars, (images, labels) => crossEntropy(forward(config, vars.tensors, images), labels), data, {
+    train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), data, {
       ...options,
       checkpoint: {
         every: stopping.everySteps,
@@ -91,7 +117,7 @@ export function trainUntilFlat (config: VitConfig, start: NamedTensors, data: Da
  * for `options.steps`, or until flat with `stopping` (then `options.steps` is the most it takes): how a
  * small model is pre-trained or a checkpoint fine-tuned. The caller owns the params.
  */
-export function trainSmallModel (config: VitConfig, start: NamedTensors | undefined, data: Dataset, options: TrainOptions, stopping?: EarlyStopping): { params: NamedTensors, steps: number, finalLoss?: number, validationAccuracy?: number } {
+export function trainSmallModel (config: ModelConfig, start: NamedTensors | undefined, data: Dataset, options: TrainOptions, stopping?: EarlyStopping): { params: NamedTensors, steps: number, finalLoss?: number, validationAccuracy?: number } {
   const init = start ?? initParams(config, options.seed)
   try {
     if (stopping !== undefined) {

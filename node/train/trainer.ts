@@ -16,10 +16,13 @@ import type { AdamWOptions } from './adamw.js'
 import type { ProgressSink } from './progress.js'
 import type { VariableSet } from './variables.js'
 
-/** Loss of one batch: images [batch, pixels], labels [batch] -> scalar. Runs inside the step's tidy. */
-export type BatchLoss = (images: tf.Tensor2D, labels: tf.Tensor1D) => tf.Scalar
-/** Logits [batch, classes] for images [batch, pixels]. */
-export type Predict = (images: tf.Tensor2D) => tf.Tensor2D
+/**
+ * Loss of one batch: inputs [batch, width] (pixels, or token ids; batchTensors), labels [batch] -> scalar.
+ * Runs inside the step's tidy.
+ */
+export type BatchLoss = (inputs: tf.Tensor2D, labels: tf.Tensor1D) => tf.Scalar
+/** Logits [batch, classes] for inputs [batch, width]. */
+export type Predict = (inputs: tf.Tensor2D) => tf.Tensor2D
 
 export interface TrainOptions extends AdamWOptions {
   /** Optimiser steps to take; the data is cycled (reshuffled each pass) as often as needed. */
@@ -90,13 +93,13 @@ export function train (params: VariableSet, lossOf: BatchLoss, data: Dataset, op
   const losses: number[] = []
   try {
     for (let step = 1; step <= options.steps; step++) {
-      const { images, labels } = batchTensors(data, batches.next().value as Int32Array)
+      const { inputs, labels } = batchTensors(data, batches.next().value as Int32Array)
       const loss = tf.tidy('train-step', () => {
-        const { loss, grads } = params.lossAndGrads(() => lossOf(images, labels))
+        const { loss, grads } = params.lossAndGrads(() => lossOf(inputs, labels))
         optimizer.apply(grads, learningRateAt(options.schedule ?? 'cosine', optimizer.learningRate, step, options.steps))
         return loss.dataSync()[0]
       })
-      images.dispose()
+      inputs.dispose()
       labels.dispose()
       if (!Number.isFinite(loss)) throw new TrainingDivergedError(`${phase}: loss became ${loss} at step ${step}; lower the learning rate (now ${optimizer.learningRate})`)
       losses.push(loss)
@@ -129,13 +132,13 @@ export function evaluate (predict: Predict, data: Dataset, batchSize = EVAL_BATC
   let lossSum = 0
   for (let start = 0; start < data.count; start += batchSize) {
     const rows = Int32Array.from({ length: Math.min(batchSize, data.count - start) }, (_, i) => start + i)
-    const { images, labels } = batchTensors(data, rows)
+    const { inputs, labels } = batchTensors(data, rows)
     const [hits, loss] = tf.tidy('evaluate', () => {
-      const logits = predict(images)
+      const logits = predict(inputs)
       const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'int32')).dataSync()[0]
       return [hits, crossEntropy(logits, labels).dataSync()[0] * rows.length]
     })
-    images.dispose()
+    inputs.dispose()
     labels.dispose()
     correct += hits
     lossSum += loss

@@ -1,4 +1,4 @@
-import { loadModel } from '../../node/model/model-file.js'
+import { loadModel, requireImageModel } from '../../node/model/model-file.js'
 import { toTensorMap } from '../../node/storage/files.js'
 import { exportModel, EXPORT_FORMATS } from '../../node/export/index.js'
 import * as tf from '../../node/tf.js'
@@ -21,7 +21,7 @@ export const exportCommand: Command = {
   },
   async run (flags) {
     const path = stringFlag(flags, 'model')
-    const { config, params, info } = loadModel(path)
+    const { config, params, info } = requireImageModel(loadModel(path), path, 'fedgrow export')
     const tensors = toTensorMap(params)
     tf.dispose(Object.values(params))
     const files = exportModel(config, tensors, stringFlag(flags, 'to'), choiceFlag(flags, 'format', EXPORT_FORMATS), { source: path, ...info })

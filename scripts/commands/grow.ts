@@ -1,8 +1,9 @@
-import { loadModel, saveModel } from '../../node/model/model-file.js'
+import { loadModel, requireImageModel, saveModel } from '../../node/model/model-file.js'
 import { countParams } from '../../node/model/vit.js'
 import { countLigoParams, growAndTrain, grownConfig, LIGO_INITS } from '../../node/ligo/index.js'
 import { finetune, predictWith } from '../../node/train/pretrain.js'
 import { evaluate } from '../../node/train/trainer.js'
+import { requireImageData } from '../../node/data/index.js'
 import { DataError } from '../../node/errors.js'
 import * as tf from '../../node/tf.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
@@ -52,10 +53,10 @@ export const growCommand: Command = {
     const out = stringFlag(flags, 'out')
     const init = choiceFlag(flags, 'init', LIGO_INITS)
     const fromPath = stringFlag(flags, 'from')
-    const small = loadModel(fromPath)
+    const small = requireImageModel(loadModel(fromPath), fromPath, 'fedgrow grow')
     const owned: NamedTensors[] = [small.params]
     try {
-      const data = readData(flags)
+      const data = requireImageData(readData(flags), 'fedgrow grow')
       if (data.train.imageSize !== small.config.imageSize || data.train.channels !== small.config.channels) {
         throw new DataError(`${fromPath} takes ${small.config.imageSize}x${small.config.imageSize}x${small.config.channels} images; ${data.train.source} has ${data.train.imageSize}x${data.train.imageSize}x${data.train.channels}`)
       }

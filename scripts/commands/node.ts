@@ -8,8 +8,8 @@ import type { Manifest } from '../../protocol/manifest.js'
 import type { NetworkPreset } from '../../protocol/network.js'
 import type { Logger } from '../../node/log.js'
 import type { Flags } from '../args.js'
-import { readModelFile } from '../../node/model/model-file.js'
-import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
+import { readModelFile, requireImageModel } from '../../node/model/model-file.js'
+import { loadShard, parsePartition, parseShard, requireImageData, DATA_SPEC_HELP } from '../../node/data/index.js'
 import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
 import { runPeer } from '../../node/peer.js'
 import { startComputePool } from '../../node/compute/pool.js'
@@ -84,9 +84,9 @@ export const nodeCommand: Command = {
     const manifest = await readOrFetchManifest(flags, network, log)
     const stateDir = stringFlag(flags, 'state-dir')
     mkdirSync(stateDir, { recursive: true })
-    const small = readModelFile(stringFlag(flags, 'model'))
+    const small = requireImageModel(readModelFile(stringFlag(flags, 'model')), stringFlag(flags, 'model'), 'fedgrow node')
     const partition = parsePartition(optionalString(flags, 'partition') ?? manifest.task.partition)
-    const data = loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), partition, numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true))
+    const data = requireImageData(loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), partition, numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true)), 'fedgrow node')
     const privateKey = await loadOrCreateIdentity(optionalString(flags, 'identity') ?? join(stateDir, 'identity.key'))
     const controller = new AbortController()
     const stop = (): void => {

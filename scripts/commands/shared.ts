@@ -8,6 +8,7 @@ import type { Logger } from '../../node/log.js'
 import type { ProgressSink } from '../../node/train/progress.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import type { TrainTest } from '../../node/data/index.js'
+import type { TokenizerConfig } from '../../node/model/tokenizer.js'
 import type { TrainOptions } from '../../node/train/trainer.js'
 import type { Flags, FlagSpec } from '../args.js'
 
@@ -45,8 +46,9 @@ export function readSeed (flags: Flags): number {
   return numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true)
 }
 
-export function readData (flags: Flags): TrainTest {
-  return loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), parsePartition(stringFlag(flags, 'partition')), readSeed(flags))
+/** The rows --data, --shard, --partition and --seed select; texts tokenized with `tokenizer` (the model's). */
+export function readData (flags: Flags, tokenizer?: TokenizerConfig): TrainTest {
+  return loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), parsePartition(stringFlag(flags, 'partition')), readSeed(flags), tokenizer)
 }
 
 /** Steps from --steps, or else --epochs over `trainCount` rows. */

@@ -40,6 +40,24 @@ export const FIRST_WORD_ID = 2
 
 export const DEFAULT_TOKENIZER: Readonly<TokenizerConfig> = { kind: 'hashed-words', vocabSize: 8192, seqLen: 256, seed: 0 }
 
+/**
+ * The rule above as data, for files that other tools read (export's config.json): everything needed to
+ * reproduce a model's input ids.
+ */
+export function describeTokenizer (t: TokenizerConfig): Record<string, unknown> {
+  return {
+    ...t,
+    padId: PAD_ID,
+    reservedId: RESERVED_ID,
+    rule: [
+      'normalise the text to Unicode NFC, then lowercase it (Unicode default, locale-independent case mapping: JavaScript toLowerCase, Python str.lower)',
+      'words: the maximal runs of letters, combining marks and digits, /[\\p{L}\\p{M}\\p{N}]+/u, in order; everything else only separates words',
+      `each word's id: ${FIRST_WORD_ID} + (h mod (vocabSize - ${FIRST_WORD_ID})), h = 32-bit FNV-1a (offset basis ${FNV_OFFSET_BASIS}, prime ${FNV_PRIME}, mod 2^32) over the 4 bytes of seed (unsigned 32-bit, little-endian), then the word's UTF-8 bytes`,
+      `keep the first seqLen ids; pad with ${PAD_ID} up to seqLen`
+    ]
+  }
+}
+
 /** Checks every field and returns a complete tokenizer config; throws InvalidConfigError naming the first bad field. */
 export function validateTokenizer (input: Partial<TokenizerConfig>): TokenizerConfig {
   const t = { ...DEFAULT_TOKENIZER, ...input }

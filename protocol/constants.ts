@@ -26,7 +26,23 @@ export const DEFAULT_DHT_PROTOCOL = '/fedgrow/kad/1.0.0'
  * The largest model shapes a manifest or a model file may name, checked before anything is allocated
  * (an 8192-wide, 128-layer target is ~100 GB of float32: beyond any participant, but no absurd request).
  */
-export const MODEL_LIMITS = { maxImageSize: 1024, maxChannels: 16, maxClasses: 100_000, maxDim: 8192, maxLayers: 128, maxHeads: 256, maxMlpRatio: 16 } as const
+export const MODEL_LIMITS = {
+  maxImageSize: 1024,
+  maxChannels: 16,
+  maxClasses: 100_000,
+  maxDim: 8192,
+  maxLayers: 128,
+  maxHeads: 256,
+  maxMlpRatio: 16,
+  /** Text models' token table rows: id 0 pads, id 1 is reserved, so 3 leaves one bucket for words. */
+  minVocabSize: 3,
+  maxVocabSize: 1 << 22,
+  /** Tokens per text (attention costs seqLen^2 per layer). */
+  maxSeqLen: 4096
+} as const
+
+/** How a text federation's peers turn text into token ids (node/model/tokenizer.ts states each rule). */
+export const TOKENIZER_KINDS = ['hashed-words'] as const
 
 export const LIMITS = {
   /**

@@ -4,7 +4,7 @@
  * does not). Validation is strict: unknown fields are errors, every field is checked with its path.
  */
 import { canonicalJson, sha256Hex } from './canonical.js'
-import { DEFAULTS, LIMITS, MANIFEST_VERSION, MODEL_LIMITS } from './constants.js'
+import { DEFAULTS, LIMITS, MANIFEST_VERSION, MODEL_LIMITS, TOKENIZER_KINDS } from './constants.js'
 import { InvalidManifestError } from './errors.js'
 import { checks } from './validate.js'
 import { AVERAGING_SCHEMES } from './groups.js'
@@ -27,24 +27,42 @@ export interface ModelSize {
   mlpRatio: number
 }
 
+/** What every task names: the data, how simulations cut it, the classes and the attention heads. */
+interface TaskCommon {
+  /** What the data is, e.g. "mnist" or "spam": a label for people; each peer brings its own rows. */
+  data: string
+  /** How the shared data was cut in a simulation: "iid" or "dirichlet:ALPHA". */
+  partition: string
+  numClasses: number
+  heads: number
+}
+
+/** Images, cut into patches: every peer's model takes images of this size. */
+export interface ImageTask extends TaskCommon {
+  kind: 'image-classification'
+  imageSize: number
+  channels: number
+  patchSize: number
+}
+
+/**
+ * Texts, tokenized alike on every peer: the tokenizer is fixed by these four numbers (no vocabulary is
+ * shared), and its vocabSize and seqLen are the shapes of every model's token table and positions.
+ */
+export interface TextTask extends TaskCommon {
+  kind: 'text-classification'
+  tokenizer: { kind: typeof TOKENIZER_KINDS[number], vocabSize: number, seqLen: number, seed: number }
+}
+
+export const TASK_KINDS = ['image-classification', 'text-classification'] as const
+
 export interface Manifest {
   version: typeof MANIFEST_VERSION
   /** What peers share each round; optional in files, `fedgrow` when absent. */
   method: typeof METHODS[number]
   /** A human-readable name; part of the id, so two otherwise equal federations can differ by name. */
   name: string
-  task: {
-    kind: 'image-classification'
-    /** What the data is, e.g. "mnist": a label for people; each peer brings its own rows. */
-    data: string
-    /** How the shared data was cut in a simulation: "iid" or "dirichlet:ALPHA". */
-    partition: string
-    imageSize: number
-    channels: number
-    numClasses: number
-    patchSize: number
-    heads: number
-  }
+  task: ImageTask | TextTask
   intermediate: ModelSize
   target: ModelSize
   ligo: { init: typeof LIGO_INIT_NAMES[number], seed: number }
@@ -108,6 +126,9 @@ const fail: Fail = (path, value, rule) => {
   throw new InvalidManifestError(`manifest ${path} = ${JSON.stringify(value)}: ${rule}`)
 }
 const { object, int, num, str, hash, strings } = checks(fail)
+
+const IMAGE_TASK_FIELDS = ['data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'] as const
+const TEXT_TASK_FIELDS = ['data', 'partition', 'numClasses', 'heads', 'tokenizer'] as const
 /** Names, data sets and other free text in a manifest. */
 const MAX_TEXT = 200
 
@@ -120,22 +141,45 @@ function size (value: unknown, path: string, heads: number): ModelSize {
   return { dim, layers: int(o.layers, `${path}.layers`, 1, MODEL_LIMITS.maxLayers), mlpRatio }
 }
 
+/** Checks `task`: an image task or a text task, each with exactly its own fields. */
+function validateTask (value: unknown): Manifest['task'] {
+  const kind = str((object(value, 'task', ['kind'], [...IMAGE_TASK_FIELDS, ...TEXT_TASK_FIELDS])).kind, 'task.kind', MAX_TEXT, TASK_KINDS)
+  const t = object(value, 'task', ['kind', ...(kind === 'text-classification' ? TEXT_TASK_FIELDS : IMAGE_TASK_FIELDS)])
+  const data = str(t.data, 'task.data', MAX_TEXT)
+  const partition = str(t.partition, 'task.partition', MAX_TEXT)
+  const numClasses = (): number => int(t.numClasses, 'task.numClasses', 2, MODEL_LIMITS.maxClasses)
+  const heads = (): number => int(t.heads, 'task.heads', 1, MODEL_LIMITS.maxHeads)
+  if (kind === 'text-classification') {
+    const common = { data, partition, numClasses: numClasses(), heads: heads() }
+    const k = object(t.tokenizer, 'task.tokenizer', ['kind', 'vocabSize', 'seqLen', 'seed'])
+    const tokenizer = {
+      kind: str(k.kind, 'task.tokenizer.kind', MAX_TEXT, TOKENIZER_KINDS) as TextTask['tokenizer']['kind'],
+      vocabSize: int(k.vocabSize, 'task.tokenizer.vocabSize', MODEL_LIMITS.minVocabSize, MODEL_LIMITS.maxVocabSize),
+      seqLen: int(k.seqLen, 'task.tokenizer.seqLen', 1, MODEL_LIMITS.maxSeqLen),
+      seed: int(k.seed, 'task.tokenizer.seed', 0, 2 ** 32 - 1)
+    }
+    return { kind, ...common, tokenizer }
+  }
+  // Fields checked and written in their order from before text tasks existed.
+  const image: ImageTask = {
+    kind: 'image-classification',
+    data,
+    partition,
+    imageSize: int(t.imageSize, 'task.imageSize', 1, MODEL_LIMITS.maxImageSize),
+    channels: int(t.channels, 'task.channels', 1, MODEL_LIMITS.maxChannels),
+    numClasses: numClasses(),
+    patchSize: int(t.patchSize, 'task.patchSize', 1, MODEL_LIMITS.maxImageSize),
+    heads: heads()
+  }
+  if (image.imageSize % image.patchSize !== 0) fail('task.patchSize', image.patchSize, `must divide task.imageSize (${image.imageSize})`)
+  return image
+}
+
 /** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
 export function validateManifest (value: unknown): Manifest {
   const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap', 'method', 'access'])
   if (m.version !== MANIFEST_VERSION) fail('version', m.version, `this fedgrow reads manifest version ${MANIFEST_VERSION}`)
-  const t = object(m.task, 'task', ['kind', 'data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'])
-  const task: Manifest['task'] = {
-    kind: str(t.kind, 'task.kind', MAX_TEXT, ['image-classification']) as 'image-classification',
-    data: str(t.data, 'task.data', MAX_TEXT),
-    partition: str(t.partition, 'task.partition', MAX_TEXT),
-    imageSize: int(t.imageSize, 'task.imageSize', 1, MODEL_LIMITS.maxImageSize),
-    channels: int(t.channels, 'task.channels', 1, MODEL_LIMITS.maxChannels),
-    numClasses: int(t.numClasses, 'task.numClasses', 2, MODEL_LIMITS.maxClasses),
-    patchSize: int(t.patchSize, 'task.patchSize', 1, MODEL_LIMITS.maxImageSize),
-    heads: int(t.heads, 'task.heads', 1, MODEL_LIMITS.maxHeads)
-  }
-  if (task.imageSize % task.patchSize !== 0) fail('task.patchSize', task.patchSize, `must divide task.imageSize (${task.imageSize})`)
+  const task = validateTask(m.task)
   const intermediate = size(m.intermediate, 'intermediate', task.heads)
   const target = size(m.target, 'target', task.heads)
   if (target.dim < intermediate.dim || target.layers < intermediate.layers || target.dim * target.mlpRatio < intermediate.dim * intermediate.mlpRatio) {

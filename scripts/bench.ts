@@ -8,6 +8,7 @@ import { byzantineBench } from './bench/byzantine.js'
 import { fuzzBench } from './bench/fuzz.js'
 import { workersBench } from './bench/workers.js'
 import { designBench } from './bench/design.js'
+import { textBench } from './bench/text.js'
 
 const BENCHES: Record<string, { help: string, run: (command: string, args: string[]) => Promise<void> }> = {
   'train-step': { help: 'train-step time of target-size models on wasm and cpu, as a fraction of each backend\'s matMul ceiling', run: trainStepBench },
@@ -17,6 +18,7 @@ const BENCHES: Record<string, { help: string, run: (command: string, args: strin
   design: { help: 'the design study: which way of growing and sharing makes collaboration pay, on an ideal network [--alpha A --rounds R --steps S --only NAMES]', run: designBench },
   workers: { help: 'the same simulation with 1 and 2 compute workers: wall time, peak RSS, identical results, and the machine\'s two-worker ceiling [--pairs N]', run: workersBench },
   fuzz: { help: 'the CI fuzz test with many more cases (default 1,000,000) [--cases N]', run: fuzzBench },
+  text: { help: 'every method on the bundled spam e-mails, preset text (4 peers; minutes on 2 cores) [--peers N --alpha A]', run: textBench },
   ligo: { help: 'grow a pre-trained small model with LiGO (both inits) vs train the target from scratch: steps and FLOPs to the same accuracy [--lr RATE]', run: ligoBench }
 }
 

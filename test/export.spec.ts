@@ -12,7 +12,11 @@ import * as tf from '../node/tf.js'
 import { loadData } from '../node/data/index.js'
 import { encodeIdx } from '../node/data/idx.js'
 import { loadModel } from '../node/model/model-file.js'
-import { forward } from '../node/model/vit.js'
+import { forward, initParams } from '../node/model/vit.js'
+import { validateTextConfig } from '../node/model/config.js'
+import { tokenize } from '../node/model/tokenizer.js'
+import { exportModel } from '../node/export/index.js'
+import { toTensorMap } from '../node/storage/files.js'
 import { decodeSafetensors } from '../protocol/safetensors.js'
 import { runCli, useBackend } from './helpers.js'
 import type { LoadedModel } from '../node/model/model-file.js'
@@ -101,5 +105,31 @@ describe('export and predict', function () {
     const run = await runCli(['predict', '--model', grown, join(dir, 'bad.png')])
     assert.equal(run.code, 4)
     assert.match(run.stderr, /bad.png: not an IDX file/)
+  })
+
+  it('exports a text model whose ONNX graph, fed the tokenizer config.json describes, gives fedgrow\'s logits from raw text', async () => {
+    const config = validateTextConfig({ tokenizer: { kind: 'hashed-words', vocabSize: 64, seqLen: 8, seed: 7 }, classNames: ['ham', 'spam'], numClasses: 2, dim: 16, layers: 2, heads: 2, mlpRatio: 1 })
+    // Weights far from init's 0.02, so that the logits are large enough for the comparison to mean something.
+    const params = tf.tidy(() => Object.fromEntries(Object.entries(initParams(config, 3)).map(([n, t]) => [n, /\.(g|b)$/.test(n) ? t : tf.mul(t, 20)])))
+    const out = join(dir, 'text')
+    exportModel(config, toTensorMap(params), out, 'onnx')
+    exportModel(config, toTensorMap(params), out, 'safetensors')
+    const described = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))
+    assert.deepEqual({ ...described.tokenizer, rule: undefined }, { kind: 'hashed-words', vocabSize: 64, seqLen: 8, seed: 7, padId: 0, reservedId: 1, rule: undefined })
+    assert.equal(described.tokenizer.rule.length, 4)
+    assert.deepEqual(described.classNames, ['ham', 'spam'])
+    const texts = ['Win a FREE prize now!!!', 'Meeting moved to 3pm, see you there', 'ok', 'Ça va? 日本語 cafe\u0301 x2 and then a much longer text than eight words']
+    const ids = new Int32Array(texts.length * 8)
+    texts.forEach((t, i) => tokenize(config.tokenizer, t, ids, i * 8))
+    const ours = Array.from(tf.tidy(() => forward(config, params, tf.tensor2d(ids, [texts.length, 8], 'int32')).dataSync()))
+    const session = await ort.InferenceSession.create(join(out, 'model.onnx'))
+    const result = await session.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [texts.length, 8]) })
+    assert.deepEqual(result.logits.dims, [texts.length, 2])
+    const theirs = result.logits.data as Float32Array
+    const scale = Math.max(...ours.map(Math.abs))
+    const maxDiff = ours.reduce((m, v, i) => Math.max(m, Math.abs(v - theirs[i])), 0)
+    assert.ok(scale > 0.5, `logits too small (${scale}) for the comparison to mean something`)
+    assert.ok(maxDiff < 1e-4 * Math.max(1, scale), `ONNX Runtime logits differ by up to ${maxDiff} (logits up to ${scale})`)
+    tf.dispose(Object.values(params))
   })
 })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import * as tf from '../node/tf.js'
-import { validateVitConfig } from '../node/model/config.js'
+import { validateTextConfig, validateVitConfig } from '../node/model/config.js'
 import { checkParams, crossEntropy, forward, initParams } from '../node/model/vit.js'
 import { countLigoParams, dualLigoParamCounts, globalShape, grow, growIntermediate, grownConfig, initLigo, initialGlobalLigo, ligoParamShapes, trainOperator } from '../node/ligo/index.js'
 import { VariableSet } from '../node/train/variables.js'
@@ -128,5 +128,41 @@ describe('LiGO', () => {
     assert.ok(maxAbsDiff(op.byName.get('E')!, start.E) > 0, 'the operator must have trained')
     op.dispose()
     tf.dispose([...srcBefore, ...Object.values(src), ...Object.values(start)])
+  })
+
+  describe('on a text model', () => {
+    const text = validateTextConfig({ tokenizer: { kind: 'hashed-words', vocabSize: 40, seqLen: 6, seed: 0 }, numClasses: 2, dim: 8, layers: 1, heads: 2, mlpRatio: 1 })
+    /** Token ids [4, seqLen], padding included. */
+    const ids = (): tf.Tensor2D => tf.tensor2d(Int32Array.from({ length: 4 * 6 }, (_, i) => (i * 7) % 9 === 0 ? 0 : (i * 13) % 40), [4, 6], 'int32')
+    const textSource = (): NamedTensors => {
+      const params = initParams(text, 8)
+      return tf.tidy(() => Object.fromEntries(Object.entries(params).map(([n, t]) => [n, /\.(g|b)$/.test(n) ? t.clone() : tf.mul(t, 25)])))
+    }
+
+    it('grows the token table through E: the ligo init preserves the logits, and E gets a gradient through embed.w', () => {
+      const src = textSource()
+      const x = ids()
+      const to = grownConfig(text, { dim: 16, layers: 2 })
+      const op = initLigo({ from: text, to }, 'ligo', 0, 0)
+      const [diff, scale, embedShape] = tf.tidy(() => {
+        const grown = grow({ from: text, to }, op, src)
+        const ref = forward(text, src, x)
+        return [maxAbsDiff(forward(to, grown, x), ref), tf.max(tf.abs(ref)).dataSync()[0], grown['embed.w'].shape]
+      })
+      assert.deepEqual(embedShape, [40, 16])
+      assert.ok(scale > 0.5, 'the check needs logits of a meaningful size')
+      assert.ok(diff < 5e-5, `max abs diff ${diff} on logits up to ${scale}`)
+      // Through the wasm lookup's scatter gradient and embed.w' = W E^T, as well as every other use of E.
+      const y = tf.tensor1d([0, 1, 1, 0], 'int32')
+      const gradE = tf.tidy(() => tf.grad((E: tf.Tensor) => crossEntropy(forward(to, grow({ from: text, to }, { ...op, E }, src), x), y))(op.E))
+      assert.ok(tf.tidy(() => tf.max(tf.abs(gradE)).dataSync()[0]) > 0, 'E must get a gradient')
+      tf.dispose([x, y, gradE, ...Object.values(src), ...Object.values(op)])
+    })
+
+    it('refuses to grow into another tokenizer or an image model, saying which', () => {
+      const other = validateTextConfig({ ...text, tokenizer: { ...text.tokenizer, seed: 1 }, dim: 16 })
+      assert.throws(() => initLigo({ from: text, to: other }, 'ligo', 0), { name: 'InvalidConfigError', message: /the source tokenizes with .*"seed":0.*, the target with .*"seed":1/ })
+      assert.throws(() => initLigo({ from: text, to: validateVitConfig({ numClasses: 2, dim: 16, layers: 1, heads: 2, mlpRatio: 1 }) }, 'ligo', 0), { name: 'InvalidConfigError', message: /the source is a text model, the target an image model/ })
+    })
   })
 })

@@ -8,7 +8,7 @@ import type { TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { ActiveBackend, BackendChoice } from '../backend.js'
 import type { TrainTest } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { ModelInfo } from '../model/model-file.js'
 import type { Attack } from '../federation/attacks.js'
 import type { PeerEvent } from '../events.js'
@@ -19,7 +19,7 @@ import type { LocalUpdate } from '../federation/engine.js'
 
 /** A model as plain data: its config and named parameters. */
 export interface ModelData {
-  config: VitConfig
+  config: ModelConfig
   params: TensorMap
 }
 
@@ -37,7 +37,7 @@ export interface LearnerSpec {
 
 /** Pre-train a model on `data.train`, score it on `data.test`, save it to `path` (simulations' small models). */
 export interface PretrainJob {
-  config: VitConfig
+  config: ModelConfig
   /** Parameters to start from (fine-tuning a checkpoint); absent: fresh ones seeded by `options.seed`. */
   start?: TensorMap
   data: TrainTest

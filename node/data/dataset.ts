@@ -106,12 +106,3 @@ export function batchTensors (ds: Dataset, indices: ArrayLike<number>): { inputs
   const inputs = isTextData(rows) ? tf.tensor2d(rows.tokens, shape, 'int32') : tf.tensor2d(rows.images, shape)
   return { inputs, labels: tf.tensor1d(Int32Array.from(rows.labels), 'int32') }
 }
-
-/**
- * `data` as image data, or an error saying that `what` takes images only so far: how an image-only
- * path (growth, federation, export) refuses text data plainly instead of failing deep inside.
- */
-export function requireImageData (data: TrainTest, what: string): TrainTest<ImageDataset> {
-  if (isTextData(data.train) || isTextData(data.test)) throw new DataError(`${data.train.source} is text; ${what} takes image data only so far`)
-  return data as TrainTest<ImageDataset>
-}

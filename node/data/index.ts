@@ -27,6 +27,9 @@ export const DATA_SPEC_HELP = '`mnist` (10,000 bundled digits), `idx:DIR` (a fol
 /** The specs that name images; loadData types their data as such. */
 export type ImageDataSpec = 'mnist' | `idx:${string}`
 
+/** Whether a data spec names texts (`spam`, `text:FILE`), whose models need a tokenizer. */
+export const isTextDataSpec = (spec: string): boolean => spec === 'spam' || spec.startsWith('text:')
+
 /**
  * Loads a spec into train and test sets; sources without a test set are split with `seed`. Texts are
  * tokenized with `tokenizer` (the default's when not given).

@@ -1,14 +1,16 @@
 /**
- * The ViT of node/model/vit.ts as an ONNX graph (IR 8, opset 17: standard operators only, so ONNX
- * Runtime and other tools run it). Input `images` [batch, imageSize*imageSize*channels] float32 in [0, 1],
- * row-major, channels last; output `logits` [batch, classes]. Weights are initializers with the same
- * names as in .fgm files. The graph follows forward() op for op: same patch order, LayerNorm epsilon,
- * GELU in its sigmoid form x * sigmoid(1.702 x), attention scale 1/sqrt(head dim).
+ * The transformer of node/model/vit.ts as an ONNX graph (IR 8, opset 17: standard operators only, so ONNX
+ * Runtime and other tools run it). Input: an image model's `images` [batch, imageSize*imageSize*channels]
+ * float32 in [0, 1], row-major, channels last; a text model's `input_ids` [batch, seqLen] int64, the
+ * tokenizer's ids (node/model/tokenizer.ts; export's config.json states its rule). Output `logits`
+ * [batch, classes]. Weights are initializers with the same names as in .fgm files. The graph follows
+ * forward() op for op: same patch order (or a Gather of token rows), LayerNorm epsilon, GELU in its
+ * sigmoid form x * sigmoid(1.702 x), attention scale 1/sqrt(head dim).
  */
 import { ProtoWriter } from './protobuf.js'
-import { numTokens, patchDim, pixelsPerImage } from '../model/config.js'
+import { inputWidth, isTextConfig, numTokens, patchDim } from '../model/config.js'
 import { blockParam, paramShapes } from '../model/vit.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig, VitConfig } from '../model/config.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 
 const IR_VERSION = 8
@@ -54,11 +56,11 @@ function attributeProto (a: Attribute): ProtoWriter {
   return w.int(20, ATTR_INTS)
 }
 
-/** A float tensor input or output with a symbolic batch dimension. */
-function valueInfo (name: string, dims: Array<number | string>): ProtoWriter {
+/** A tensor input or output (`elemType` FLOAT or INT64) with a symbolic batch dimension. */
+function valueInfo (name: string, elemType: number, dims: Array<number | string>): ProtoWriter {
   const shape = new ProtoWriter()
   for (const d of dims) shape.message(1, typeof d === 'number' ? new ProtoWriter().int(1, d) : new ProtoWriter().string(2, d))
-  const tensorType = new ProtoWriter().int(1, FLOAT).message(2, shape)
+  const tensorType = new ProtoWriter().int(1, elemType).message(2, shape)
   return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType))
 }
 
@@ -94,8 +96,21 @@ class GraphBuilder {
   }
 }
 
+/** The graph's input name for a config, and the ONNX type of its values. */
+function onnxInput (c: ModelConfig): { name: string, elemType: number } {
+  return isTextConfig(c) ? { name: 'input_ids', elemType: INT64 } : { name: 'images', elemType: FLOAT }
+}
+
+/** Patches, exactly as toPatches(): [batch*grid, patchRow, gridCols, patchCol*channels] -> swap the middle axes; then the patch embedding. */
+function patchStem (g: GraphBuilder, c: VitConfig, dense: (x: string, prefix: string) => string): string {
+  const grid = c.imageSize / c.patchSize
+  const rows = g.op('Reshape', ['images', g.ints([-1, c.patchSize, grid, c.patchSize * c.channels])])
+  const patches = g.op('Reshape', [g.op('Transpose', [rows], [{ name: 'perm', ints: [0, 2, 1, 3] }]), g.ints([-1, patchDim(c)])]) // [batch*patches, P]
+  return g.op('Reshape', [dense(patches, 'patch'), g.ints([-1, numTokens(c) - 1, c.dim])]) // [batch, patches, D]
+}
+
 /** Encodes the model as ONNX bytes. `params` must hold exactly the config's parameters. */
-export function vitToOnnx (c: VitConfig, params: TensorMap, metadata: Record<string, string> = {}): Uint8Array {
+export function modelToOnnx (c: ModelConfig, params: TensorMap, metadata: Record<string, string> = {}): Uint8Array {
   const g = new GraphBuilder()
   for (const [name, shape] of Object.entries(paramShapes(c))) {
     const p = params[name]
@@ -105,14 +120,13 @@ export function vitToOnnx (c: VitConfig, params: TensorMap, metadata: Record<str
   const D = c.dim
   const H = c.heads
   const hd = D / H
-  const grid = c.imageSize / c.patchSize
   const dense = (x: string, prefix: string): string => g.op('Add', [g.op('MatMul', [x, `${prefix}.w`]), `${prefix}.b`])
   const layerNorm = (x: string, prefix: string): string => g.op('LayerNormalization', [x, `${prefix}.g`, `${prefix}.b`], [{ name: 'axis', int: 2 }, { name: 'epsilon', float: LAYER_NORM_EPSILON }])
 
-  // Patches, exactly as toPatches(): [batch*grid, patchRow, gridCols, patchCol*channels] -> swap the middle axes.
-  const rows = g.op('Reshape', ['images', g.ints([-1, c.patchSize, grid, c.patchSize * c.channels])])
-  const patches = g.op('Reshape', [g.op('Transpose', [rows], [{ name: 'perm', ints: [0, 2, 1, 3] }]), g.ints([-1, patchDim(c)])]) // [batch*patches, P]
-  const embedded = g.op('Reshape', [dense(patches, 'patch'), g.ints([-1, numTokens(c) - 1, D])]) // [batch, patches, D]
+  // Text: one row of the token table per id, as embeddingLookup() does.
+  const embedded = isTextConfig(c)
+    ? g.op('Gather', ['embed.w', 'input_ids'], [{ name: 'axis', int: 0 }]) // [batch, seqLen, D]
+    : patchStem(g, c, dense) // [batch, patches, D]
   // The cls token, broadcast to [batch, 1, D] with the batch size read from the input.
   const batch = g.op('Gather', [g.op('Shape', [embedded]), g.ints([0])], [{ name: 'axis', int: 0 }]) // [1]
   const clsShape = g.op('Concat', [batch, g.ints([1, D])], [{ name: 'axis', int: 0 }])
@@ -142,10 +156,11 @@ export function vitToOnnx (c: VitConfig, params: TensorMap, metadata: Record<str
 
   const graph = new ProtoWriter()
   for (const n of g.nodes) graph.message(1, n)
-  graph.string(2, `fedgrow-vit-${D}x${c.layers}`)
+  graph.string(2, `fedgrow-${isTextConfig(c) ? 'text' : 'vit'}-${D}x${c.layers}`)
   for (const t of g.initializers) graph.message(5, t)
-  graph.message(11, valueInfo('images', ['batch', pixelsPerImage(c)]))
-  graph.message(12, valueInfo('logits', ['batch', c.numClasses]))
+  const input = onnxInput(c)
+  graph.message(11, valueInfo(input.name, input.elemType, ['batch', inputWidth(c)]))
+  graph.message(12, valueInfo('logits', FLOAT, ['batch', c.numClasses]))
 
   const model = new ProtoWriter().int(1, IR_VERSION).string(2, 'fedgrow').string(3, '1')
   model.message(7, graph)

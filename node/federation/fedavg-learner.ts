@@ -12,7 +12,7 @@ import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { TrainTest } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from './engine.js'
@@ -21,7 +21,7 @@ import type { FinalModel, Learner } from './learner.js'
 
 export interface FedAvgInit {
   manifest: Manifest
-  target: VitConfig
+  target: ModelConfig
   data: TrainTest
   seed: string
   onProgress?: ProgressSink

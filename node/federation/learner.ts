@@ -11,7 +11,7 @@ import type { TensorSpec } from '../../protocol/messages.js'
 import type { TrainOptions } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { Logger } from '../log.js'
@@ -43,7 +43,7 @@ export interface Learner {
 export const FINETUNE_RATE = 0.5
 
 export interface FinalModel {
-  config: VitConfig
+  config: ModelConfig
   params: NamedTensors
   /** Only when fine-tuning changed the model: its score on the participant's test split (else evaluate(global) is). */
   finetunedScore?: Evaluation
@@ -55,7 +55,7 @@ export interface FinalModel {
  * learning rate).
  * Takes ownership of `params`.
  */
-export function finetuneLocally (manifest: Manifest, config: VitConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
+export function finetuneLocally (manifest: Manifest, config: ModelConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
   const steps = manifest.schedule.finetuneSteps ?? 0
   if (steps === 0) return { config, params }
   try {

@@ -6,12 +6,12 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from '../tf.js'
-import { loadModel, requireImageModel, saveModel } from '../model/model-file.js'
+import { loadModel, saveModel } from '../model/model-file.js'
 import { VariableSet } from '../train/variables.js'
 import { predictWith } from '../train/pretrain.js'
 import { globalShape, growIntermediate, initialGlobalLigo, localLigoInitSeed, materialise, trainOperator } from '../ligo/index.js'
 import { ligoParamShapes } from '../ligo/operator.js'
-import { validateVitConfig } from '../model/config.js'
+import { configFor, isTextConfig, taskDifference } from '../model/config.js'
 import { fromTensorMap, toTensorMap } from '../storage/files.js'
 import { crossEntropy, forward, initParams, paramShapes } from '../model/vit.js'
 import { grow } from '../ligo/grow.js'
@@ -21,7 +21,7 @@ import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { TrainTest } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig, TaskShape } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
 import type { DualLigoPlan } from '../ligo/index.js'
 import type { Evaluation } from '../train/trainer.js'
@@ -32,17 +32,35 @@ import type { FinalModel, Learner } from './learner.js'
 import type { Logger } from '../log.js'
 import type { PeerEvent } from '../events.js'
 
+/**
+ * The task shape a manifest's task fixes. A text manifest names the classes by count only (labels are
+ * class numbers on the wire of training); their names, which only people read, come from the small model.
+ */
+function manifestTaskShape (task: Manifest['task'], small: ModelConfig): TaskShape {
+  if (task.kind === 'image-classification') return { imageSize: task.imageSize, channels: task.channels, patchSize: task.patchSize, numClasses: task.numClasses }
+  const classNames = isTextConfig(small) && small.classNames.length === task.numClasses
+    ? small.classNames
+    : Array.from({ length: task.numClasses }, (_, i) => String(i))
+  return { tokenizer: { ...task.tokenizer }, classNames, numClasses: task.numClasses }
+}
+
+/** A manifest's task for models of `task`'s shape with `heads` heads: what planFor reads back. */
+export function manifestTask (task: TaskShape, data: string, partition: string, heads: number): Manifest['task'] {
+  if ('tokenizer' in task) return { kind: 'text-classification', data, partition, numClasses: task.numClasses, heads, tokenizer: { ...task.tokenizer } }
+  return { kind: 'image-classification', data, partition, imageSize: task.imageSize, channels: task.channels, numClasses: task.numClasses, patchSize: task.patchSize, heads }
+}
+
 /** The Dual-LiGO plan a manifest implies for a participant whose small model has `small`'s shape. */
-export function planFor (manifest: Manifest, small: VitConfig): DualLigoPlan {
-  const t = manifest.task
-  for (const [field, value] of [['imageSize', t.imageSize], ['channels', t.channels], ['numClasses', t.numClasses], ['patchSize', t.patchSize], ['heads', t.heads]] as const) {
-    if (small[field] !== value) throw new InvalidConfigError(`the small model has ${field} ${small[field]}, the federation's task needs ${value}`)
-  }
-  const shape = { imageSize: t.imageSize, channels: t.channels, numClasses: t.numClasses, patchSize: t.patchSize, heads: t.heads }
+export function planFor (manifest: Manifest, small: ModelConfig): DualLigoPlan {
+  const task = manifestTaskShape(manifest.task, small)
+  const heads = manifest.task.heads
+  const difference = taskDifference(small, configFor(task, { dim: small.dim, layers: small.layers, mlpRatio: small.mlpRatio, heads }), 'the small model', 'the federation\'s task')
+  if (difference !== undefined) throw new InvalidConfigError(`${difference}; bring a small model trained for the federation's task (its manifest's task)`)
+  if (small.heads !== heads) throw new InvalidConfigError(`the small model has heads ${small.heads}, the federation's task needs ${heads}`)
   return {
     small,
-    intermediate: validateVitConfig({ ...shape, ...manifest.intermediate }),
-    target: validateVitConfig({ ...shape, ...manifest.target })
+    intermediate: configFor(task, { heads, ...manifest.intermediate }),
+    target: configFor(task, { heads, ...manifest.target })
   }
 }
 
@@ -123,7 +141,7 @@ export class Participant implements Learner {
     const path = join(stateDir, INTERMEDIATE_FILE)
     if (existsSync(path)) {
       try {
-        const saved = requireImageModel(loadModel(path), path, 'a federation')
+        const saved = loadModel(path)
         this.adoptIntermediate(saved.config, saved.params)
         log({ event: 'local-ligo', resumed: path })
         return
@@ -148,7 +166,7 @@ export class Participant implements Learner {
   }
 
   /** Uses a previously materialised intermediate model (a restart) instead of prepare(); takes ownership. */
-  adoptIntermediate (config: VitConfig, params: NamedTensors): void {
+  adoptIntermediate (config: ModelConfig, params: NamedTensors): void {
     if (JSON.stringify(config) !== JSON.stringify(this.init.plan.intermediate)) {
       tf.dispose(Object.values(params))
       throw new InvalidConfigError(`saved intermediate model is ${config.dim}x${config.layers}, the federation needs ${this.init.plan.intermediate.dim}x${this.init.plan.intermediate.layers}; delete it from the state dir`)

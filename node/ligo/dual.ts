@@ -5,14 +5,14 @@
  * thing a participant shares. The phases here run on one participant's machine, with no network.
  */
 import * as tf from '../tf.js'
-import { validateVitConfig } from '../model/config.js'
+import { validateModelConfig } from '../model/config.js'
 import { countParams, crossEntropy, forward } from '../model/vit.js'
 import { VariableSet } from '../train/variables.js'
 import { train } from '../train/trainer.js'
 import { countLigoParams, initLigo } from './operator.js'
 import { grow } from './grow.js'
 import type { Dataset } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
 import type { TrainOptions, TrainReport } from '../train/trainer.js'
 import type { GrowthShape, LigoInit } from './operator.js'
@@ -24,9 +24,9 @@ export interface GrowthSize {
   mlpRatio?: number
 }
 
-/** The config of a model grown from `from` to `size`: same images, patches, classes and heads. */
-export function grownConfig (from: VitConfig, size: GrowthSize): VitConfig {
-  return validateVitConfig({ ...from, dim: size.dim, layers: size.layers, mlpRatio: size.mlpRatio ?? from.mlpRatio })
+/** The config of a model grown from `from` to `size`: same task shape (images or tokenizer, classes) and heads. */
+export function grownConfig<C extends ModelConfig> (from: C, size: GrowthSize): C {
+  return validateModelConfig({ ...from, dim: size.dim, layers: size.layers, mlpRatio: size.mlpRatio ?? from.mlpRatio }) as C
 }
 
 /**
@@ -43,9 +43,9 @@ export function materialise (shape: GrowthShape, op: NamedTensors, source: Named
 }
 
 export interface DualLigoPlan {
-  small: VitConfig
-  intermediate: VitConfig
-  target: VitConfig
+  small: ModelConfig
+  intermediate: ModelConfig
+  target: ModelConfig
 }
 
 export const localShape = (plan: DualLigoPlan): GrowthShape => ({ from: plan.small, to: plan.intermediate })
@@ -83,7 +83,7 @@ export function initialGlobalLigo (plan: DualLigoPlan, init: LigoInit, federatio
  * participants whose small models share a shape (and a public checkpoint) start growing them alike,
  * and their intermediate models stay near one basis. Training (batch order) is still the participant's own.
  */
-export const localLigoInitSeed = (federationSeed: number | string, small: VitConfig): string => `local:${federationSeed}:${small.dim}x${small.layers}x${small.mlpRatio}`
+export const localLigoInitSeed = (federationSeed: number | string, small: ModelConfig): string => `local:${federationSeed}:${small.dim}x${small.layers}x${small.mlpRatio}`
 
 /** Phase 1 and 2 of a participant: train Local-LiGO on its data, then materialise its frozen intermediate model. */
 export function growIntermediate (plan: DualLigoPlan, small: NamedTensors, init: LigoInit, initSeed: number | string, data: Dataset, options: TrainOptions): { intermediate: NamedTensors, localLigo: NamedTensors, report: TrainReport } {

@@ -8,12 +8,14 @@
  *   fc2:       W' = B_fc W E^T         b' = E b
  *   LayerNorm: g' = E g, b' = E b
  *   depth:     W_l = sum_j w[m][l, j] W'_j  (biases alike)
- *   outside:   patch.w' = W E^T, patch.b' = E b, cls' = E cls, pos' = pos E^T, lnf via E,
+ *   outside:   patch.w' = W E^T, patch.b' = E b (images) or embed.w' = W E^T (text: each token's row,
+ *              as a patch's embedding), cls' = E cls, pos' = pos E^T, lnf via E,
  *              head.w' = E W, head.b' = b
  * Every product is a 2-D matMul without transpose flags (the fast path on wasm).
  */
 import * as tf from '../tf.js'
 import { blockParam } from '../model/vit.js'
+import { isTextConfig } from '../model/config.js'
 import { depthParam, sourceParam } from './operator.js'
 import type { NamedTensors } from '../model/vit.js'
 import type { GrowthShape } from './operator.js'
@@ -48,6 +50,15 @@ function widenLayer (op: NamedTensors, src: NamedTensors, j: number, E: tf.Tenso
   return out
 }
 
+/** The stem at the target width: every input token's embedding x becomes E x, like the residual stream. */
+function growStem (shape: GrowthShape, source: NamedTensors, Et: tf.Tensor): NamedTensors {
+  if (isTextConfig(shape.from)) return { 'embed.w': tf.matMul(source['embed.w'] as tf.Tensor2D, Et as tf.Tensor2D) } // [V, D1] x [D1, D2] -> [V, D2]
+  return {
+    'patch.w': tf.matMul(source['patch.w'] as tf.Tensor2D, Et as tf.Tensor2D), // [P, D2]
+    'patch.b': apply(Et, source['patch.b'])
+  }
+}
+
 /** The module type whose depth row mixes a block parameter: "q.w" -> "q", "ln1.g" -> "ln1". */
 const moduleOf = (short: string): string => short.split('.')[0]
 
@@ -61,8 +72,7 @@ export function grow (shape: GrowthShape, op: NamedTensors, source: NamedTensors
   const Et = tf.transpose(E) // [D1, D2]
   const widened = Array.from({ length: from.layers }, (_, j) => widenLayer(op, source, j, E, Et))
   const out: NamedTensors = {
-    'patch.w': tf.matMul(source['patch.w'] as tf.Tensor2D, Et as tf.Tensor2D), // [P, D2]
-    'patch.b': apply(Et, source['patch.b']),
+    ...growStem(shape, source, Et),
     cls: apply(Et, source.cls),
     pos: tf.matMul(source.pos as tf.Tensor2D, Et as tf.Tensor2D), // [T, D2]
     'lnf.g': apply(Et, source['lnf.g']),

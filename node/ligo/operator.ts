@@ -7,19 +7,22 @@
  *   B.{j}.q|k|v  [D2, D1]   per source layer j: attention projections (o's input is tied to v)
  *   B.{j}.fc     [F2, F1]   per source layer j: FFN hidden units (fc2's input is tied to fc1)
  *   w.{m}        [L2, L1]   depth mixing per module type m in BLOCK_MODULES
- * Source and target share image, patch, class and head counts; only width, depth and mlp ratio change.
+ * Source and target share their task shape (images and patches, or the tokenizer; the classes) and heads;
+ * only width, depth and mlp ratio change. The operator does not depend on the input: a text model's token
+ * table grows through E as an image model's patch embedding does.
  */
 import * as tf from '../tf.js'
 import { InvalidConfigError } from '../errors.js'
 import { Rng } from '../random.js'
 import { BLOCK_MODULES } from '../model/vit.js'
-import { hiddenDim } from '../model/config.js'
-import type { VitConfig } from '../model/config.js'
+import { hiddenDim, taskDifference } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
 
+/** From and to share a task shape (config.ts: images or tokenizer, classes) and heads. */
 export interface GrowthShape {
-  from: VitConfig
-  to: VitConfig
+  from: ModelConfig
+  to: ModelConfig
 }
 
 export const LIGO_INITS = ['fedgrow', 'ligo'] as const
@@ -44,9 +47,10 @@ export const depthParam = (m: string): string => `w.${m}`
 /** Checks that `to` can be grown from `from`; throws InvalidConfigError naming the mismatch. */
 export function checkGrowthShape (shape: GrowthShape): void {
   const { from, to } = shape
-  for (const field of ['imageSize', 'channels', 'patchSize', 'numClasses', 'heads'] as const) {
-    if (from[field] !== to[field]) throw new InvalidConfigError(`growth keeps ${field}: source has ${from[field]}, target ${to[field]}`)
-  }
+  // A text model's token table grows like its other weights, so source and target must read ids alike.
+  const difference = taskDifference(from, to, 'the source', 'the target')
+  if (difference !== undefined) throw new InvalidConfigError(`growth keeps the input and the classes, but ${difference}; grow into a model of the source's task`)
+  if (from.heads !== to.heads) throw new InvalidConfigError(`growth keeps heads: source has ${from.heads}, target ${to.heads}`)
   if (to.dim < from.dim) throw new InvalidConfigError(`target dim ${to.dim} is smaller than source dim ${from.dim}; LiGO grows, it does not shrink`)
   if (to.layers < from.layers) throw new InvalidConfigError(`target layers ${to.layers} is fewer than source layers ${from.layers}`)
   if (hiddenDim(to) < hiddenDim(from)) throw new InvalidConfigError(`target FFN width ${hiddenDim(to)} is smaller than source FFN width ${hiddenDim(from)}`)

@@ -8,7 +8,7 @@
  */
 import { invalidField } from '../errors.js'
 import { MODEL_LIMITS } from '../../protocol/constants.js'
-import { validateTokenizer } from './tokenizer.js'
+import { sameTokenizer, validateTokenizer } from './tokenizer.js'
 import type { TokenizerConfig } from './tokenizer.js'
 
 export interface VitConfig {
@@ -105,6 +105,36 @@ export function validateTextConfig (input: Partial<TextConfig>): TextConfig {
 /** validateTextConfig when `input` has a tokenizer, else validateVitConfig. */
 export function validateModelConfig (input: Partial<VitConfig> | Partial<TextConfig>): ModelConfig {
   return 'tokenizer' in input ? validateTextConfig(input) : validateVitConfig(input as Partial<VitConfig>)
+}
+
+/**
+ * What the data fixes about every model of a task, whatever its size: the input (image side, channels
+ * and patch side; or the tokenizer) and the classes. A model's config is its task shape plus a body.
+ */
+export type TaskShape = Pick<VitConfig, 'imageSize' | 'channels' | 'patchSize' | 'numClasses'> | Pick<TextConfig, 'tokenizer' | 'classNames' | 'numClasses'>
+
+/** The checked config of a model of `task` with the given body. */
+export function configFor (task: TaskShape, body: Omit<BodyConfig, 'numClasses'>): ModelConfig {
+  return validateModelConfig({ ...task, ...body })
+}
+
+/**
+ * How `b` reads other inputs or predicts other classes than `a` (one sentence naming the first
+ * difference, `a` called `nameA`, `b` `nameB`), or undefined when they share a task shape.
+ */
+export function taskDifference (a: ModelConfig, b: ModelConfig, nameA: string, nameB: string): string | undefined {
+  const kind = (c: ModelConfig): string => isTextConfig(c) ? 'a text model' : 'an image model'
+  if (isTextConfig(a) !== isTextConfig(b)) return `${nameA} is ${kind(a)}, ${nameB} ${kind(b)}`
+  if (a.numClasses !== b.numClasses) return `${nameA} has ${a.numClasses} classes, ${nameB} ${b.numClasses}`
+  if (isTextConfig(a) && isTextConfig(b)) {
+    if (!sameTokenizer(a.tokenizer, b.tokenizer)) return `${nameA} tokenizes with ${JSON.stringify(a.tokenizer)}, ${nameB} with ${JSON.stringify(b.tokenizer)}`
+    if (a.classNames.join('\n') !== b.classNames.join('\n')) return `${nameA} has classes [${a.classNames.join(', ')}], ${nameB} [${b.classNames.join(', ')}]`
+    return undefined
+  }
+  for (const field of ['imageSize', 'channels', 'patchSize'] as const) {
+    if ((a as VitConfig)[field] !== (b as VitConfig)[field]) return `${nameA} has ${field} ${(a as VitConfig)[field]}, ${nameB} ${(b as VitConfig)[field]}`
+  }
+  return undefined
 }
 
 export const numPatches = (c: VitConfig): number => (c.imageSize / c.patchSize) ** 2

@@ -9,7 +9,7 @@
  */
 import { ModelFileError, InvalidConfigError } from '../errors.js'
 import { readTensorFile, fromTensorMap, writeTensorFile } from '../storage/files.js'
-import { isTextConfig, validateModelConfig } from './config.js'
+import { validateModelConfig } from './config.js'
 import { describeModel, paramShapes } from './vit.js'
 import type { ModelConfig, TextConfig, VitConfig } from './config.js'
 import type { NamedTensors } from './vit.js'
@@ -77,15 +77,6 @@ export function readModelFile (path: string): ModelFileData {
   const extra = Object.keys(tensors).find(name => !(name in shapes))
   if (extra !== undefined) throw new ModelFileError(`${path}: tensor ${extra} does not belong to ${describeModel(config)}`)
   return { config, params: tensors, info: parseJson(path, 'info', metadata.info) as ModelInfo }
-}
-
-/**
- * `model` as an image model, or a ModelFileError saying that `what` takes image models only so far: how
- * the paths not yet written for text (growth, federation, export, image prediction) refuse a text model.
- */
-export function requireImageModel<M extends { config: ModelConfig }> (model: M, path: string, what: string): M & { config: VitConfig } {
-  if (isTextConfig(model.config)) throw new ModelFileError(`${path} is a text model; ${what} takes image models only so far`)
-  return model as M & { config: VitConfig }
 }
 
 /** readModelFile, as tensors the caller owns. */

@@ -19,10 +19,11 @@
  * rarely share one, and the model learns around the ones that do.
  */
 import { invalidField } from '../errors.js'
+import { MODEL_LIMITS, TOKENIZER_KINDS } from '../../protocol/constants.js'
 
 export interface TokenizerConfig {
   /** The rule above; any change of rule gets a new kind, so old model files keep meaning what they meant. */
-  kind: 'hashed-words'
+  kind: typeof TOKENIZER_KINDS[number]
   /** Token ids are in [0, vocabSize): the embedding table's rows. */
   vocabSize: number
   /** Tokens per text, after cutting or padding: the model's positions, less the cls token. */
@@ -39,20 +40,40 @@ export const FIRST_WORD_ID = 2
 
 export const DEFAULT_TOKENIZER: Readonly<TokenizerConfig> = { kind: 'hashed-words', vocabSize: 8192, seqLen: 256, seed: 0 }
 
-export const TOKENIZER_LIMITS = { maxVocabSize: 1 << 22, maxSeqLen: 4096 } as const
+/**
+ * The rule above as data, for files that other tools read (export's config.json): everything needed to
+ * reproduce a model's input ids.
+ */
+export function describeTokenizer (t: TokenizerConfig): Record<string, unknown> {
+  return {
+    ...t,
+    padId: PAD_ID,
+    reservedId: RESERVED_ID,
+    rule: [
+      'normalise the text to Unicode NFC, then lowercase it (Unicode default, locale-independent case mapping: JavaScript toLowerCase, Python str.lower)',
+      'words: the maximal runs of letters, combining marks and digits, /[\\p{L}\\p{M}\\p{N}]+/u, in order; everything else only separates words',
+      `each word's id: ${FIRST_WORD_ID} + (h mod (vocabSize - ${FIRST_WORD_ID})), h = 32-bit FNV-1a (offset basis ${FNV_OFFSET_BASIS}, prime ${FNV_PRIME}, mod 2^32) over the 4 bytes of seed (unsigned 32-bit, little-endian), then the word's UTF-8 bytes`,
+      `keep the first seqLen ids; pad with ${PAD_ID} up to seqLen`
+    ]
+  }
+}
 
 /** Checks every field and returns a complete tokenizer config; throws InvalidConfigError naming the first bad field. */
 export function validateTokenizer (input: Partial<TokenizerConfig>): TokenizerConfig {
   const t = { ...DEFAULT_TOKENIZER, ...input }
-  if (t.kind !== 'hashed-words') throw invalidField('tokenizer.kind', t.kind, 'must be "hashed-words" (the only tokenizer this fedgrow knows)')
+  if (!TOKENIZER_KINDS.includes(t.kind)) throw invalidField('tokenizer.kind', t.kind, `must be ${TOKENIZER_KINDS.map(k => `"${k}"`).join(' or ')} (the tokenizers this fedgrow knows)`)
   const whole = (field: string, value: unknown, min: number, max: number): void => {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalidField(`tokenizer.${field}`, value, `must be a whole number from ${min} to ${max}`)
   }
-  whole('vocabSize', t.vocabSize, FIRST_WORD_ID + 1, TOKENIZER_LIMITS.maxVocabSize)
-  whole('seqLen', t.seqLen, 1, TOKENIZER_LIMITS.maxSeqLen)
+  whole('vocabSize', t.vocabSize, MODEL_LIMITS.minVocabSize, MODEL_LIMITS.maxVocabSize)
+  whole('seqLen', t.seqLen, 1, MODEL_LIMITS.maxSeqLen)
   whole('seed', t.seed, 0, 2 ** 32 - 1)
   return { kind: t.kind, vocabSize: t.vocabSize, seqLen: t.seqLen, seed: t.seed }
 }
+
+/** Whether two tokenizers give every text the same ids. */
+export const sameTokenizer = (a: TokenizerConfig, b: TokenizerConfig): boolean =>
+  a.kind === b.kind && a.vocabSize === b.vocabSize && a.seqLen === b.seqLen && a.seed === b.seed
 
 const FNV_OFFSET_BASIS = 2166136261
 const FNV_PRIME = 16777619

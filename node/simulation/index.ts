@@ -11,12 +11,13 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { loadData, partition, requireImageData } from '../data/index.js'
-import { validateVitConfig } from '../model/config.js'
+import { isTextData, loadData, partition } from '../data/index.js'
+import { configFor } from '../model/config.js'
+import { validateTokenizer } from '../model/tokenizer.js'
 import { countParams, flopsPerTrainStep } from '../model/vit.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
 import type { DualLigoPlan } from '../ligo/index.js'
-import { planFor } from '../federation/participant.js'
+import { manifestTask, planFor } from '../federation/participant.js'
 import { PeerCrashed, runPeer } from '../peer.js'
 import { defaultWorkerCount, startComputePool } from '../compute/pool.js'
 import { consensusDistances } from '../federation/aggregate.js'
@@ -35,8 +36,9 @@ import { sha256Hex } from '../../protocol/canonical.js'
 import { validateManifest } from '../../protocol/manifest.js'
 import { MANIFEST_VERSION } from '../../protocol/constants.js'
 import type { Manifest } from '../../protocol/manifest.js'
-import type { ImageDataset, TrainTest } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { TrainTest } from '../data/dataset.js'
+import type { ModelConfig, TaskShape } from '../model/config.js'
+import type { TokenizerConfig } from '../model/tokenizer.js'
 import type { Logger } from '../log.js'
 import type { EventOf, PeerEvent, TaggedPeerEvent } from '../events.js'
 import type { Preset } from './presets.js'
@@ -152,22 +154,28 @@ export interface SimulationResult {
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
-/** What the data fixes about every model: image side, channels, classes, and the patch side. */
-export type TaskShape = Pick<VitConfig, 'imageSize' | 'channels' | 'numClasses' | 'patchSize'>
+export type { TaskShape }
 
-/** The task shape of a data set: patches of a quarter of the image side (7 on 28x28 digits), or the nearest divisor below. */
-export function taskShapeOf (data: TrainTest<ImageDataset>): TaskShape {
-  const { imageSize, channels, numClasses } = data.train
+/**
+ * The task shape of a data set. Images: patches of a quarter of the image side (7 on 28x28 digits), or
+ * the nearest divisor below. Texts: the tokenizer they were read with, and their class names.
+ */
+export function taskShapeOf (data: TrainTest): TaskShape {
+  const { numClasses } = data.train
+  if (isTextData(data.train)) return { tokenizer: data.train.tokenizer, classNames: data.train.classNames, numClasses }
+  const { imageSize, channels } = data.train
   let patchSize = Math.max(1, Math.floor(imageSize / 4))
   while (imageSize % patchSize !== 0) patchSize--
   return { imageSize, channels, numClasses, patchSize }
 }
 
+/** How a simulation tokenizes text data: the preset's vocabulary and length, seed 0. */
+export const simulationTokenizer = (preset: Preset): TokenizerConfig => validateTokenizer({ ...preset.tokenizer, seed: 0 })
+
 /** Each peer's small-model shape, drawn from the preset with the seed. */
-export function smallConfigs (preset: Preset, peers: number, seed: number, task: TaskShape): VitConfig[] {
+export function smallConfigs (preset: Preset, peers: number, seed: number, task: TaskShape): ModelConfig[] {
   const rng = new Rng(`small-shapes:${seed}`)
-  return Array.from({ length: peers }, () => validateVitConfig({
-    ...task,
+  return Array.from({ length: peers }, () => configFor(task, {
     dim: preset.smallDims[rng.int(preset.smallDims.length)],
     layers: preset.smallLayers[rng.int(preset.smallLayers.length)],
     heads: preset.heads,
@@ -182,7 +190,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
     method: FROM_SCRATCH.has(method) ? 'fedavg' : method === 'authors-code' ? 'authors-code' : 'fedgrow',
     // Peers that share nothing never learn each other's addresses: each is a federation of one.
     name: `simulate-${preset.name}-${method}-${options.seed}`,
-    task: { kind: 'image-classification', data: options.data ?? 'mnist', partition: `dirichlet:${options.alpha}`, ...task, heads: preset.heads },
+    task: manifestTask(task, options.data ?? 'mnist', `dirichlet:${options.alpha}`, preset.heads),
     intermediate: { ...preset.intermediate, mlpRatio: preset.mlpRatio },
     target: { ...preset.target, mlpRatio: preset.mlpRatio },
     ligo: { init: 'ligo', seed: options.seed },
@@ -209,7 +217,7 @@ const HOSTILE_LINGER_MS = 3_000
 /** How many of the peers are hostile (the last ones). */
 export const hostileCount = (options: SimulationOptions): number => Math.round((options.byzantine ?? 0) * options.peers)
 
-async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: Array<TrainTest<ImageDataset>>, smallModels: ModelData[]): Promise<MethodResult> {
+async function runMethod (options: SimulationOptions, pool: ComputePool, memory: MemorySampler, method: MethodName, shards: TrainTest[], smallModels: ModelData[]): Promise<MethodResult> {
   const manifest = simulationManifest(options, method, taskShapeOf(shards[0]))
   const started = Date.now()
   const roundEvents = new Map<number, PeerRound[]>()
@@ -383,7 +391,7 @@ const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
   checkFaults(options.faults ?? {}, options.rounds)
-  const { publicRows, shared } = splitPublic(requireImageData(loadData(options.data ?? 'mnist', options.seed), 'fedgrow simulate'), options.seed)
+  const { publicRows, shared } = splitPublic(loadData(options.data ?? 'mnist', options.seed, simulationTokenizer(options.preset)), options.seed)
   const shards = partition(shared, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
   const smalls = smallConfigs(options.preset, options.peers, options.seed, taskShapeOf(shared))
   const rssBefore = process.memoryUsage().rss

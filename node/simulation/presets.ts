@@ -1,7 +1,10 @@
 /**
- * Simulation presets: the shapes and schedule of a local federation on the bundled digits.
- * Small models are heterogeneous: each peer's width and depth are drawn (seeded) from the lists.
+ * Simulation presets: the shapes and schedule of a local federation on the bundled digits, or (`text`)
+ * on the bundled e-mails. Small models are heterogeneous: each peer's width and depth are drawn (seeded)
+ * from the lists.
  */
+import type { TokenizerConfig } from '../model/tokenizer.js'
+
 export interface Preset {
   name: string
   smallDims: number[]
@@ -20,6 +23,8 @@ export interface Preset {
   learningRate: number
   batchSize: number
   rounds: number
+  /** How text data is tokenized (seed 0); absent: the default tokenizer's 8,192 words and 256 tokens. */
+  tokenizer?: Pick<TokenizerConfig, 'vocabSize' | 'seqLen'>
 }
 
 /**
@@ -33,6 +38,11 @@ export const PRESETS: Record<string, Preset> = {
   tiny: { name: 'tiny', finetuneSteps: FINETUNE_STEPS, smallDims: [16, 24], smallLayers: [1, 2], heads: 4, mlpRatio: 1, intermediate: { dim: 32, layers: 2 }, target: { dim: 48, layers: 3 }, pretrainMaxEpochs: 100, localLigoSteps: 30, localSteps: 20, learningRate: 2e-3, batchSize: 64, rounds: 3 },
   /** Benchmark-sized: a few minutes for 8 peers. */
   small: { name: 'small', finetuneSteps: FINETUNE_STEPS, smallDims: [32, 48], smallLayers: [2, 3], heads: 4, mlpRatio: 1, intermediate: { dim: 64, layers: 3 }, target: { dim: 96, layers: 4 }, pretrainMaxEpochs: 60, localLigoSteps: 100, localSteps: 50, learningRate: 1e-3, batchSize: 64, rounds: 5 },
+  /**
+   * Text-sized (`--data spam`): minutes for 4 peers on 2 cores. 64 tokens of 4,096 hashed words keep a step
+   * cheap (attention is seqLen^2); one-layer small models, as the 97% spam model has (docs/text.md).
+   */
+  text: { name: 'text', finetuneSteps: 100, smallDims: [16, 24], smallLayers: [1], heads: 2, mlpRatio: 1, intermediate: { dim: 32, layers: 2 }, target: { dim: 48, layers: 2 }, pretrainMaxEpochs: 20, localLigoSteps: 30, localSteps: 20, learningRate: 2e-3, batchSize: 32, rounds: 3, tokenizer: { vocabSize: 4096, seqLen: 64 } },
   /** The authors' shapes (small D=256, L in {2,3,4} -> 320x4 -> 384x6, 8 heads, mlp ratio 1): for GPU machines. */
   paper: { name: 'paper', finetuneSteps: FINETUNE_STEPS, smallDims: [256], smallLayers: [2, 3, 4], heads: 8, mlpRatio: 1, intermediate: { dim: 320, layers: 4 }, target: { dim: 384, layers: 6 }, pretrainMaxEpochs: 60, localLigoSteps: 100, localSteps: 100, learningRate: 5e-4, batchSize: 64, rounds: 10 }
 }

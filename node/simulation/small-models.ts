@@ -21,7 +21,7 @@ import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
 import type { ComputePool } from '../compute/pool.js'
 import type { ModelData, PretrainJob } from '../compute/messages.js'
 import type { Dataset, TrainTest } from '../data/dataset.js'
-import type { VitConfig } from '../model/config.js'
+import type { ModelConfig } from '../model/config.js'
 import type { Logger } from '../log.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { Preset } from './presets.js'
@@ -73,10 +73,10 @@ export function splitPublic<D extends Dataset> (data: TrainTest<D>, seed: number
   return { publicRows: split.test, shared: { train: split.train, test: data.test } }
 }
 
-const shapeName = (config: VitConfig): string => `${config.dim}x${config.layers}`
+const shapeName = (config: ModelConfig): string => `${config.dim}x${config.layers}`
 
 /** Runs a pre-training job until flat on `rows` (15% of them deciding when), unless its file is cached. */
-async function trainCached (ctx: SmallModelContext, name: string, job: { config: VitConfig, rows: TrainTest, start?: ModelData, learningRate: number, seed: string, info: Record<string, unknown> }): Promise<ModelData & { info: Record<string, unknown> }> {
+async function trainCached (ctx: SmallModelContext, name: string, job: { config: ModelConfig, rows: TrainTest, start?: ModelData, learningRate: number, seed: string, info: Record<string, unknown> }): Promise<ModelData & { info: Record<string, unknown> }> {
   const key = sha256Hex(canonicalJson({ ...ctx.cacheKey, name, config: job.config, maxEpochs: ctx.preset.pretrainMaxEpochs, patience: PRETRAIN_PATIENCE_EPOCHS, lr: job.learningRate, start: job.start === undefined ? null : job.start.config })).slice(0, 16)
   const path = join(ctx.cacheDir, `${name}-${key}.fgm`)
   if (!existsSync(path)) {
@@ -99,9 +99,9 @@ async function trainCached (ctx: SmallModelContext, name: string, job: { config:
 }
 
 /** Every peer's small model, in peer order, with what pre-training reached. */
-export async function prepareSmallModels (ctx: SmallModelContext, configs: VitConfig[], shards: TrainTest[], publicRows: Dataset): Promise<{ models: ModelData[], reports: SmallModelReport[] }> {
+export async function prepareSmallModels (ctx: SmallModelContext, configs: ModelConfig[], shards: TrainTest[], publicRows: Dataset): Promise<{ models: ModelData[], reports: SmallModelReport[] }> {
   const checkpoints = new Map<string, Promise<ModelData>>()
-  const checkpointOf = async (config: VitConfig): Promise<ModelData> => {
+  const checkpointOf = async (config: ModelConfig): Promise<ModelData> => {
     const shape = shapeName(config)
     if (!checkpoints.has(shape)) {
       // A checkpoint has no peer's test split: it is scored on its own validation rows (the same split trainCached makes).

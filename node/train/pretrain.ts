@@ -2,6 +2,7 @@
 import * as tf from '../tf.js'
 import { DataError } from '../errors.js'
 import { isTextConfig } from '../model/config.js'
+import { sameTokenizer } from '../model/tokenizer.js'
 import { isTextData } from '../data/dataset.js'
 import { crossEntropy, forward, initParams } from '../model/vit.js'
 import { VariableSet } from './variables.js'
@@ -22,7 +23,7 @@ export function checkModelReads (config: ModelConfig, data: Dataset, modelName: 
   if (isTextConfig(config) !== isTextData(data)) throw mismatch(`is ${isTextConfig(config) ? 'a text' : 'an image'} model but ${data.source} holds ${isTextData(data) ? 'texts' : 'images'}`)
   if (isTextConfig(config) && isTextData(data)) {
     const [m, d] = [config.tokenizer, data.tokenizer]
-    if (m.kind !== d.kind || m.vocabSize !== d.vocabSize || m.seqLen !== d.seqLen || m.seed !== d.seed) throw mismatch(`tokenizes with ${JSON.stringify(m)} but ${data.source} was tokenized with ${JSON.stringify(d)}`)
+    if (!sameTokenizer(m, d)) throw mismatch(`tokenizes with ${JSON.stringify(m)} but ${data.source} was tokenized with ${JSON.stringify(d)}`)
     const names = data.classNames
     if (names.length > config.classNames.length || (exactClasses && names.length !== config.classNames.length) || names.some((n, i) => config.classNames[i] !== n)) {
       throw mismatch(`has classes [${config.classNames.join(', ')}] but ${data.source} has [${names.join(', ')}]`)

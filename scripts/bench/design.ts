@@ -29,7 +29,7 @@ import { validateVitConfig } from '../../node/model/config.js'
 import { markdownTable, writeSection } from './report.js'
 import type { TrainTest, Dataset } from '../../node/data/index.js'
 import type { NamedTensors } from '../../node/model/vit.js'
-import type { VitConfig } from '../../node/model/config.js'
+import type { ModelConfig } from '../../node/model/config.js'
 import type { DualLigoPlan } from '../../node/ligo/dual.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { TrainOptions } from '../../node/train/trainer.js'
@@ -99,7 +99,7 @@ interface StudyOptions {
 interface Peer {
   index: number
   seed: string
-  config: VitConfig
+  config: ModelConfig
   train: Dataset
   validation: Dataset
   test: Dataset
@@ -144,7 +144,7 @@ function peersOf (options: StudyOptions): { peers: Peer[], publicData: Dataset }
   return { peers, publicData: pool.test }
 }
 
-function untilFlat (config: VitConfig, start: NamedTensors, data: Dataset, validation: Dataset, lr: number, seed: string): ReturnType<typeof trainUntilFlat> {
+function untilFlat (config: ModelConfig, start: NamedTensors, data: Dataset, validation: Dataset, lr: number, seed: string): ReturnType<typeof trainUntilFlat> {
   const epoch = stepsForEpochs(data.count, 1, 64)
   return trainUntilFlat(config, start, data, { steps: epoch * MAX_SMALL_EPOCHS, learningRate: lr, weightDecay: 0.05, seed, schedule: 'constant' }, { validation, everySteps: epoch, patience: PATIENCE_EPOCHS })
 }

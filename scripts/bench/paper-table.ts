@@ -50,7 +50,8 @@ function asciiCurves (methods: MethodResult[], height = 12): string {
   ].join('\n')
 }
 
-function section (result: SimulationResult): string {
+/** One run's comparison: accuracy across peers per method, bytes, FLOPs, and the curves by round. */
+export function comparisonSection (result: SimulationResult): string {
   const by = (n: MethodName): MethodResult => result.methods.find(m => m.name === n)!
   const fedgrow = by('fedgrow')
   const independent = by('independent')
@@ -108,6 +109,6 @@ export async function paperTableBench (command: string, args: string[]): Promise
     `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',
     '',
-    ...results.map(section)
+    ...results.map(comparisonSection)
   ].join('\n'))
 }

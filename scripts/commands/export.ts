@@ -1,4 +1,4 @@
-import { loadModel, requireImageModel } from '../../node/model/model-file.js'
+import { loadModel } from '../../node/model/model-file.js'
 import { toTensorMap } from '../../node/storage/files.js'
 import { exportModel, EXPORT_FORMATS } from '../../node/export/index.js'
 import * as tf from '../../node/tf.js'
@@ -10,9 +10,11 @@ export const exportCommand: Command = {
   summary: 'Write a model (e.g. a grown target.fgm) as ONNX, or as safetensors with a JSON config.',
   details: [
     'onnx: DIR/model.onnx, ONNX IR 8, opset 17, standard operators only: input "images" [batch, pixels]',
-    'float32 in [0, 1] (row-major, channels last), output "logits" [batch, classes]. ONNX Runtime runs it.',
+    'float32 in [0, 1] (row-major, channels last), or for a text model "input_ids" [batch, seqLen] int64',
+    '(the tokenizer\'s ids), output "logits" [batch, classes]. ONNX Runtime runs it.',
     'safetensors: DIR/model.safetensors (F32, the .fgm parameter names) and DIR/config.json (shapes, layout',
-    'and the exact operations, so other code can run the weights).'
+    'and the exact operations, so other code can run the weights; for a text model, the tokenizer\'s exact',
+    'rule, seed, vocabulary size, length and pad id, so other code can make the inputs from raw text).'
   ].join('\n'),
   flags: {
     model: { type: 'string', value: 'FILE', help: 'a .fgm model file' },
@@ -21,7 +23,7 @@ export const exportCommand: Command = {
   },
   async run (flags) {
     const path = stringFlag(flags, 'model')
-    const { config, params, info } = requireImageModel(loadModel(path), path, 'fedgrow export')
+    const { config, params, info } = loadModel(path)
     const tensors = toTensorMap(params)
     tf.dispose(Object.values(params))
     const files = exportModel(config, tensors, stringFlag(flags, 'to'), choiceFlag(flags, 'format', EXPORT_FORMATS), { source: path, ...info })

@@ -1,8 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { federationId, validateManifest, AGGREGATION_RULES, LIGO_INIT_NAMES } from '../../protocol/manifest.js'
-import { DEFAULTS, LIMITS, MANIFEST_VERSION } from '../../protocol/constants.js'
+import { DEFAULTS, LIMITS, MANIFEST_VERSION, MODEL_LIMITS } from '../../protocol/constants.js'
 import { DEFAULT_VIT_CONFIG } from '../../node/model/config.js'
+import { DEFAULT_TOKENIZER } from '../../node/model/tokenizer.js'
+import { isTextDataSpec } from '../../node/data/index.js'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { createSwarmKey, readSwarmKey, swarmKeyFingerprint } from '../../node/p2p/private-network.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
@@ -18,19 +20,28 @@ export const federationCommand: Command = {
     'LiGO init and seed, the round schedule and the aggregation rule. Its id is the SHA-256 of its canonical',
     'JSON without the bootstrap list; topics and protocol ids derive from it. Defaults suit the bundled digits.',
     '',
+    'Text federations: --data spam (the bundled e-mails) or text:FILE makes the task text-classification, as',
+    'does any tokenizer flag. Every peer then tokenizes with the manifest\'s hashed-word tokenizer',
+    '(--vocab-size, --seq-len, --tokenizer-seed; docs/text.md states the rule), so no vocabulary is ever',
+    'shared, and brings a small text model pre-trained with that tokenizer (fedgrow pretrain --data ...',
+    '--vocab-size V --seq-len S --tokenizer-seed K).',
+    '',
     'Private federations: --psk-out (or --psk) puts the SHA-256 of a pre-shared key in the manifest; members',
     'start `fedgrow node --psk FILE`, and peers without the key cannot complete a connection. --allow lists',
     'the only peer ids that may connect or publish. The manifest itself can then be public.'
   ].join('\n'),
   positionals: 'init',
   flags: {
-    name: { type: 'string', value: 'NAME', help: 'a name for people (part of the id)', default: 'fedgrow-digits' },
-    data: { type: 'string', value: 'LABEL', help: 'what the data is (a label; each peer brings its own rows)', default: 'mnist' },
+    name: { type: 'string', value: 'NAME', help: 'a name for people (part of the id) (default: fedgrow-digits, or fedgrow-text for text)' },
+    data: { type: 'string', value: 'LABEL', help: 'what the data is (a label; each peer brings its own rows). spam or text:FILE make a text federation', default: 'mnist' },
     partition: { type: 'string', value: 'HOW', help: 'how shards are cut in simulations: iid or dirichlet:ALPHA', default: 'iid' },
-    'image-size': num(DEFAULT_VIT_CONFIG.imageSize, 'square image side'),
-    channels: num(DEFAULT_VIT_CONFIG.channels, 'image channels'),
-    classes: num(DEFAULT_VIT_CONFIG.numClasses, 'number of classes'),
-    'patch-size': num(DEFAULT_VIT_CONFIG.patchSize, 'patch side'),
+    'image-size': num(DEFAULT_VIT_CONFIG.imageSize, 'images: square image side'),
+    channels: num(DEFAULT_VIT_CONFIG.channels, 'images: channels'),
+    'patch-size': num(DEFAULT_VIT_CONFIG.patchSize, 'images: patch side'),
+    'vocab-size': { type: 'string', value: 'V', help: `text: hashed-word buckets, the token table's rows (default ${DEFAULT_TOKENIZER.vocabSize})` },
+    'seq-len': { type: 'string', value: 'S', help: `text: tokens per text, longer ones cut (default ${DEFAULT_TOKENIZER.seqLen}; attention costs S^2)` },
+    'tokenizer-seed': { type: 'string', value: 'K', help: `text: seed of the word hash (default ${DEFAULT_TOKENIZER.seed})` },
+    classes: { type: 'string', value: 'N', help: `number of classes (default: ${DEFAULT_VIT_CONFIG.numClasses} for images, 2 for text)` },
     heads: num(DEFAULT_VIT_CONFIG.heads, 'attention heads of every model in the federation'),
     'intermediate-dim': num(48, 'intermediate (shared) model width'),
     'intermediate-layers': num(3, 'intermediate model depth'),
@@ -68,10 +79,17 @@ export const federationCommand: Command = {
     const pskOut = optionalString(flags, 'psk-out')
     const pskIn = optionalString(flags, 'psk')
     if (pskOut !== undefined && pskIn !== undefined) throw new InvalidArgumentError('give --psk-out (a new key) or --psk (an existing key), not both')
+    const tokenizerFlags = ['vocab-size', 'seq-len', 'tokenizer-seed'].filter(f => optionalString(flags, f) !== undefined)
+    const textTask = isTextDataSpec(stringFlag(flags, 'data')) || tokenizerFlags.length > 0
+    const common = { data: stringFlag(flags, 'data'), partition: stringFlag(flags, 'partition'), numClasses: optionalString(flags, 'classes') === undefined ? (textTask ? 2 : DEFAULT_VIT_CONFIG.numClasses) : int('classes', 2, 100000), heads: int('heads', 1, 256) }
+    const optionalInt = (name: string, fallback: number, min: number, max: number): number => optionalString(flags, name) === undefined ? fallback : int(name, min, max)
+    const task = textTask
+      ? { kind: 'text-classification', ...common, tokenizer: { kind: DEFAULT_TOKENIZER.kind, vocabSize: optionalInt('vocab-size', DEFAULT_TOKENIZER.vocabSize, MODEL_LIMITS.minVocabSize, MODEL_LIMITS.maxVocabSize), seqLen: optionalInt('seq-len', DEFAULT_TOKENIZER.seqLen, 1, MODEL_LIMITS.maxSeqLen), seed: optionalInt('tokenizer-seed', DEFAULT_TOKENIZER.seed, 0, 2 ** 32 - 1) } }
+      : { kind: 'image-classification', data: common.data, partition: common.partition, imageSize: int('image-size', 1, 1024), channels: int('channels', 1, 16), numClasses: common.numClasses, patchSize: int('patch-size', 1, 1024), heads: common.heads }
     const manifest = validateManifest({
       version: MANIFEST_VERSION,
-      name: stringFlag(flags, 'name'),
-      task: { kind: 'image-classification', data: stringFlag(flags, 'data'), partition: stringFlag(flags, 'partition'), imageSize: int('image-size', 1, 1024), channels: int('channels', 1, 16), numClasses: int('classes', 2, 100000), patchSize: int('patch-size', 1, 1024), heads: int('heads', 1, 256) },
+      name: optionalString(flags, 'name') ?? (textTask ? 'fedgrow-text' : 'fedgrow-digits'),
+      task,
       intermediate: { dim: int('intermediate-dim', 1, 8192), layers: int('intermediate-layers', 1, 128), mlpRatio: numberFlag(flags, 'intermediate-mlp-ratio', 0.01, 16) },
       target: { dim: int('target-dim', 1, 8192), layers: int('target-layers', 1, 128), mlpRatio: numberFlag(flags, 'target-mlp-ratio', 0.01, 16) },
       ligo: { init: choiceFlag(flags, 'init', LIGO_INIT_NAMES), seed: int('seed', 0, 2 ** 32 - 1) },

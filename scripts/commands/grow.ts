@@ -1,19 +1,18 @@
-import { loadModel, requireImageModel, saveModel } from '../../node/model/model-file.js'
+import { loadModel, saveModel } from '../../node/model/model-file.js'
 import { countParams } from '../../node/model/vit.js'
 import { countLigoParams, growAndTrain, grownConfig, LIGO_INITS } from '../../node/ligo/index.js'
-import { finetune, predictWith } from '../../node/train/pretrain.js'
+import { checkModelReads, finetune, predictWith } from '../../node/train/pretrain.js'
 import { evaluate } from '../../node/train/trainer.js'
-import { requireImageData } from '../../node/data/index.js'
-import { DataError } from '../../node/errors.js'
+import { isTextConfig } from '../../node/model/config.js'
 import * as tf from '../../node/tf.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import { DATA_FLAGS, FORMAT_FLAG, TRAIN_FLAGS, percent, printResult, readData, readFormat, readTrainOptions } from './shared.js'
-import type { VitConfig } from '../../node/model/config.js'
+import type { ModelConfig } from '../../node/model/config.js'
 import type { NamedTensors } from '../../node/model/vit.js'
 import type { GrowthResult } from '../../node/ligo/index.js'
 import type { Command, Flags } from '../args.js'
 
-function sizeFlags (flags: Flags, prefix: 'to' | 'via', from: VitConfig): VitConfig {
+function sizeFlags (flags: Flags, prefix: 'to' | 'via', from: ModelConfig): ModelConfig {
   const ratio = optionalString(flags, `${prefix}-mlp-ratio`)
   return grownConfig(from, {
     dim: numberFlag(flags, `${prefix}-dim`, 1, 8192, true),
@@ -22,7 +21,7 @@ function sizeFlags (flags: Flags, prefix: 'to' | 'via', from: VitConfig): VitCon
   })
 }
 
-const describe = (c: VitConfig): string => `${c.dim}x${c.layers} (mlp ratio ${c.mlpRatio})`
+const describe = (c: ModelConfig): string => `${c.dim}x${c.layers} (mlp ratio ${c.mlpRatio})`
 
 export const growCommand: Command = {
   name: 'grow',
@@ -30,7 +29,8 @@ export const growCommand: Command = {
   details: [
     'The small model stays frozen; only the operator (E, B, w) is trained, on the local data. With --via-dim and',
     '--via-layers it runs Dual-LiGO as one federation participant would: a Local-LiGO to the intermediate shape,',
-    'then a Global-LiGO to the target, each for --steps. Prints test accuracy before and after training.'
+    'then a Global-LiGO to the target, each for --steps. Prints test accuracy before and after training.',
+    'A text model grows its token table too and keeps its tokenizer; --data must hold texts (spam, text:FILE).'
   ].join('\n'),
   flags: {
     from: { type: 'string', value: 'FILE', help: 'the small .fgm model to grow' },
@@ -53,19 +53,18 @@ export const growCommand: Command = {
     const out = stringFlag(flags, 'out')
     const init = choiceFlag(flags, 'init', LIGO_INITS)
     const fromPath = stringFlag(flags, 'from')
-    const small = requireImageModel(loadModel(fromPath), fromPath, 'fedgrow grow')
+    const small = loadModel(fromPath)
     const owned: NamedTensors[] = [small.params]
     try {
-      const data = requireImageData(readData(flags), 'fedgrow grow')
-      if (data.train.imageSize !== small.config.imageSize || data.train.channels !== small.config.channels) {
-        throw new DataError(`${fromPath} takes ${small.config.imageSize}x${small.config.imageSize}x${small.config.channels} images; ${data.train.source} has ${data.train.imageSize}x${data.train.imageSize}x${data.train.channels}`)
-      }
+      // Texts are read with the small model's tokenizer, which every grown model keeps.
+      const data = readData(flags, isTextConfig(small.config) ? small.config.tokenizer : undefined)
+      checkModelReads(small.config, data.train, fromPath, false)
       const options = readTrainOptions(flags, data.train.count, 'grow')
       const sourceAccuracy = evaluate(predictWith(small.config, small.params), data.test).accuracy
       const dual = optionalString(flags, 'via-dim') !== undefined || optionalString(flags, 'via-layers') !== undefined
       const chain = dual ? [small.config, sizeFlags(flags, 'via', small.config)] : [small.config]
       chain.push(sizeFlags(flags, 'to', chain[chain.length - 1]))
-      const stages: Array<{ name: string, from: VitConfig, to: VitConfig, operatorParams: number, result: GrowthResult }> = []
+      const stages: Array<{ name: string, from: ModelConfig, to: ModelConfig, operatorParams: number, result: GrowthResult }> = []
       let source = small.params
       for (let s = 1; s < chain.length; s++) {
         const shape = { from: chain[s - 1], to: chain[s] }

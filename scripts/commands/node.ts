@@ -8,8 +8,11 @@ import type { Manifest } from '../../protocol/manifest.js'
 import type { NetworkPreset } from '../../protocol/network.js'
 import type { Logger } from '../../node/log.js'
 import type { Flags } from '../args.js'
-import { readModelFile, requireImageModel } from '../../node/model/model-file.js'
-import { loadShard, parsePartition, parseShard, requireImageData, DATA_SPEC_HELP } from '../../node/data/index.js'
+import { readModelFile } from '../../node/model/model-file.js'
+import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
+import { planFor } from '../../node/federation/participant.js'
+import { checkModelReads } from '../../node/train/pretrain.js'
+import { isTextConfig } from '../../node/model/config.js'
 import { loadOrCreateIdentity } from '../../node/p2p/identity.js'
 import { runPeer } from '../../node/peer.js'
 import { startComputePool } from '../../node/compute/pool.js'
@@ -84,9 +87,15 @@ export const nodeCommand: Command = {
     const manifest = await readOrFetchManifest(flags, network, log)
     const stateDir = stringFlag(flags, 'state-dir')
     mkdirSync(stateDir, { recursive: true })
-    const small = requireImageModel(readModelFile(stringFlag(flags, 'model')), stringFlag(flags, 'model'), 'fedgrow node')
+    const modelPath = stringFlag(flags, 'model')
+    const small = readModelFile(modelPath)
+    // Checked here, before any network start, so that a model of another task is a plain error.
+    const plan = planFor(manifest, small.config)
     const partition = parsePartition(optionalString(flags, 'partition') ?? manifest.task.partition)
-    const data = requireImageData(loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), partition, numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true)), 'fedgrow node')
+    // Texts are tokenized as the federation says (planFor checked that the small model agrees).
+    const tokenizer = isTextConfig(plan.small) ? plan.small.tokenizer : undefined
+    const data = loadShard(stringFlag(flags, 'data'), parseShard(stringFlag(flags, 'shard')), partition, numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true), tokenizer)
+    checkModelReads(small.config, data.train, modelPath, false)
     const privateKey = await loadOrCreateIdentity(optionalString(flags, 'identity') ?? join(stateDir, 'identity.key'))
     const controller = new AbortController()
     const stop = (): void => {

@@ -11,7 +11,7 @@ import { DASHBOARD_FLAG, serveDashboardFlag } from './servers.js'
 import type { LogEvent } from '../../node/log.js'
 import type { FedgrowEvent, TaggedPeerEvent } from '../../node/events.js'
 import { InvalidArgumentError } from '../../node/errors.js'
-import { DATA_SPEC_HELP } from '../../node/data/index.js'
+import { DATA_SPEC_HELP, isTextDataSpec } from '../../node/data/index.js'
 import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { LIMITS } from '../../protocol/constants.js'
@@ -66,7 +66,7 @@ export const simulateCommand: Command = {
     'authors-code (Dual-LiGO sharing the intermediate model as well as Global-LiGO, as the Fed-Grow',
     'authors\' code does; not run unless asked). Accuracy is each peer\'s final model on its own test split.',
     'Bytes are measured by libp2p\'s transfer counters. Presets: tiny (CI), small (benchmarks), paper',
-    '(the authors\' shapes; for GPU machines).',
+    '(the authors\' shapes; for GPU machines), text (--data spam or text:FILE; the default for text data).',
     '',
     'Fault injection (--kill, --drop, --partition) is seeded; with faults, a round needs half the peers',
     '(quorum) instead of all, and JSON results gain a "faults" object per method, with the number of',
@@ -81,11 +81,11 @@ export const simulateCommand: Command = {
   flags: {
     peers: { type: 'string', value: 'N', help: 'number of peers', default: '4' },
     rounds: { type: 'string', value: 'R', help: 'federated rounds (default: the preset\'s)' },
-    preset: { type: 'string', value: 'NAME', help: PRESET_NAMES.join(', '), default: 'tiny' },
+    preset: { type: 'string', value: 'NAME', help: `${PRESET_NAMES.join(', ')} (default: tiny, or text for text data: 64 tokens of 4,096 hashed words)` },
     alpha: { type: 'string', value: 'A', help: 'label-Dirichlet concentration: 100 is near iid, 0.5 is skewed', default: '100' },
     methods: { type: 'string', value: 'LIST', help: `comma-separated: ${METHOD_NAMES.join(',')}`, default: DEFAULT_METHODS.join(',') },
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
-    data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes`, default: 'mnist' },
+    data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes, or for texts the preset's tokenizer`, default: 'mnist' },
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
     'finetune-steps': { type: 'string', value: 'N', help: 'steps each peer fine-tunes its final model\'s own weights on its own rows after the last round (phase 4, private; 0: none) (default: the preset\'s, 200)' },
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
@@ -106,7 +106,7 @@ export const simulateCommand: Command = {
   computeInWorkers: true,
   async run (flags) {
     const format = readFormat(flags)
-    const named = PRESETS[choiceFlag(flags, 'preset', PRESET_NAMES)]
+    const named = PRESETS[optionalString(flags, 'preset') === undefined ? (isTextDataSpec(stringFlag(flags, 'data')) ? 'text' : 'tiny') : choiceFlag(flags, 'preset', PRESET_NAMES)]
     const preset = {
       ...named,
       ...(optionalString(flags, 'pretrain-epochs') !== undefined ? { pretrainMaxEpochs: numberFlag(flags, 'pretrain-epochs', 1, 100000, true) } : {}),

@@ -83,8 +83,8 @@ describe('group averaging among 8 real libp2p peers', function () {
   const GROUP_SIZE = 4
   const spec: TensorSpec[] = [{ name: 'w', shape: [4] }]
   const filled = (value: number): TensorMap => ({ w: { shape: [4], data: new Float32Array(4).fill(value) } })
-  /** Peer i's update: 1 + i/10 everywhere, so a group's mean names its members. */
-  const updateOf = (i: number): number => 1 + i / 10
+  /** Peer i's update: 1 + 2^i / 1000 everywhere, so no two groups' means are equal and a mean names its members. */
+  const updateOf = (i: number): number => 1 + 2 ** i / 1000
   let hosts: StartedHost[] = []
 
   afterEach(async () => {

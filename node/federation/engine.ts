@@ -643,10 +643,13 @@ export class RoundEngine {
       // The group may grow as peers appear: fetch the updates of partners first heard as outsiders.
       for (const entry of pool.values()) if (entry.fetching !== true && entry.contribution === undefined && group.members.has(entry.from)) this.fetchUpdate(entry)
       const partners = group.members
-      // Re-announce only while a partner has not fetched our update: every announcement floods the whole
-      // topic, so re-announcing through a long wait cost each peer more bytes than the payloads did.
+      // Re-announce while a partner has not fetched our update, or while the round has heard from fewer
+      // peers than its quorum (peers we do not know yet learn of us from it). Otherwise not: every
+      // announcement floods the whole topic, and re-announcing through a long wait cost each peer more
+      // bytes than the payloads did.
       const unfetched = [...partners].some(peer => peer !== transport.selfId && ownEntry.fetchedBy?.has(peer) !== true)
-      if (unfetched && Date.now() - lastAnnounce >= REANNOUNCE_MS) {
+      const heardFrom = new Set([...pool.keys(), ...failed]).size
+      if ((unfetched || heardFrom < this.init.quorum) && Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()
         await transport.announce(announce)
       }

@@ -418,8 +418,8 @@ export class RoundEngine {
   }
 
   /** Everyone `round` knows of: the participants it waits for, those that announced it, and self. */
-  private roundMembers (round: number): Set<string> {
-    return new Set([...this.awaited(round), ...this.roundPool(round).keys(), this.components.transport.selfId])
+  private roundMembers (round: number, awaited = this.awaited(round)): Set<string> {
+    return new Set([...awaited, ...this.roundPool(round).keys(), this.components.transport.selfId])
   }
 
   /** With whom `round` averages: everyone it knows of (all-to-all), or this round's group among them. */
@@ -639,7 +639,7 @@ export class RoundEngine {
       // not at all; when it comes back (announces), it is waited for again.
       const awaited = this.awaited(round)
       this.reportForgotten(round, awaited)
-      group = this.partners(round, new Set([...awaited, ...pool.keys(), transport.selfId]))
+      group = this.partners(round, this.roundMembers(round, awaited))
       // The group may grow as peers appear: fetch the updates of partners first heard as outsiders.
       for (const entry of pool.values()) if (entry.fetching !== true && entry.contribution === undefined && group.members.has(entry.from)) this.fetchUpdate(entry)
       const partners = group.members

@@ -41,9 +41,11 @@ type SmallSource = 'own' | 'public' | 'checkpoint'
  * (Global-LiGO and the peer's private Local-LiGO together), authors (Global-LiGO and the intermediate
  * model's weights, both shared: the authors' code), scratch (the target's own weights from random),
  * ditto (frozen, plus a private copy of Global-LiGO trained each round with a pull of dittoLambda toward
- * the shared one, which the peer's model is grown from: Li et al., arXiv 2012.04221).
+ * the shared one, which the peer's model is grown from: Li et al., arXiv 2012.04221), fedrep (the peer's
+ * private Local-LiGO and Global-LiGO trained in turn, each with the other frozen: Collins et al., arXiv
+ * 2102.07078).
  */
-type Regime = 'frozen' | 'joint' | 'authors' | 'scratch' | 'ditto'
+type Regime = 'frozen' | 'joint' | 'authors' | 'scratch' | 'ditto' | 'fedrep'
 
 interface Candidate {
   name: string
@@ -81,7 +83,9 @@ const CANDIDATES: Candidate[] = [
   { name: 'independent checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: false, sharesModel: false, localLigoSteps: 0 },
   { name: 'authors-code', small: 'own', localInit: 'own', regime: 'authors', share: true, sharesModel: true },
   { name: 'fedgrow checkpoint ditto 0.1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 0.1, twin: 'independent checkpoint' },
-  { name: 'fedgrow checkpoint ditto 1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 1, twin: 'independent checkpoint' }
+  { name: 'fedgrow checkpoint ditto 1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 1, twin: 'independent checkpoint' },
+  { name: 'fedgrow checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: true, sharesModel: false },
+  { name: 'independent checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: false, sharesModel: false }
 ]
 
 interface StudyOptions {
@@ -182,6 +186,13 @@ function roundOptions (options: StudyOptions, seed: string, round: number): Trai
   return { steps: options.stepsPerRound, learningRate: options.learningRate, weightDecay: 0.05, seed: `${seed}:round:${round}`, schedule: 'constant', batchSize: 64 }
 }
 
+/**
+ * Steps a round spends on the peer's private part besides the shared part's. Ditto's private operator
+ * trains as many steps as the shared one; FedRep's private Local-LiGO does too, so both cost the same
+ * (twice the frozen regime) and the comparison between them is at equal compute.
+ */
+const privateStepsPerRound = (c: Candidate, options: StudyOptions): number => c.regime === 'ditto' || c.regime === 'fedrep' ? options.stepsPerRound : 0
+
 /** One peer's private state under a candidate, and how it trains and scores a round. */
 interface PeerRun {
   /** Train from the shared part `global` (or the peer's own, alone); returns the new shared part. */
@@ -214,6 +225,17 @@ function frozenIntermediate (c: Candidate, peer: Peer, plan: DualLigoPlan): Name
   }
 }
 
+/** `start` trained on `lossOf`, which gets the variables' current values; the caller owns what it returns. */
+function trainCopy (start: NamedTensors, lossOf: (t: NamedTensors, images: tf.Tensor2D, labels: tf.Tensor1D) => tf.Scalar, data: Dataset, options: TrainOptions): NamedTensors {
+  const vars = new VariableSet(start)
+  try {
+    train(vars, (images, labels) => lossOf(vars.tensors, images, labels), data, options)
+    return vars.snapshot()
+  } finally {
+    vars.dispose()
+  }
+}
+
 function snapshotMap (vars: VariableSet): TensorMap {
   const snap = vars.snapshot()
   const out = toTensorMap(snap)
@@ -228,19 +250,79 @@ function snapshotMap (vars: VariableSet): TensorMap {
  */
 function trainThroughFrozen (plan: DualLigoPlan, intermediate: NamedTensors, start: NamedTensors, data: Dataset, options: TrainOptions, pull?: { anchor: NamedTensors, lambda: number }): NamedTensors {
   const G = globalShape(plan)
-  const vars = new VariableSet(start)
-  try {
-    train(vars, (images, labels) => {
-      const op = vars.tensors
-      const loss = crossEntropy(forward(plan.target, grow(G, op, intermediate), images), labels)
-      if (pull === undefined) return loss
-      const distance = tf.addN(Object.keys(op).map(name => tf.sum(tf.squaredDifference(op[name], pull.anchor[name]))))
-      return tf.add(loss, tf.mul(distance, pull.lambda / 2))
-    }, data, options)
-    return vars.snapshot()
-  } finally {
-    vars.dispose()
+  return trainCopy(start, (op, images, labels) => {
+    const loss = crossEntropy(forward(plan.target, grow(G, op, intermediate), images), labels)
+    if (pull === undefined) return loss
+    const distance = tf.addN(Object.keys(op).map(name => tf.sum(tf.squaredDifference(op[name], pull.anchor[name]))))
+    return tf.add(loss, tf.mul(distance, pull.lambda / 2))
+  }, data, options)
+}
+
+/** The target that Global-LiGO `op` grows from the intermediate model Local-LiGO `local` grows from `small`. */
+const dualGrown = (plan: DualLigoPlan, op: NamedTensors, local: NamedTensors, small: NamedTensors): NamedTensors => grow(globalShape(plan), op, grow(localShape(plan), local, small))
+
+function dualLoss (plan: DualLigoPlan, op: NamedTensors, local: NamedTensors, small: NamedTensors, images: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return crossEntropy(forward(plan.target, dualGrown(plan, op, local, small), images), labels)
+}
+
+/**
+ * A peer whose Local-LiGO is private and kept from round to round (joint, fedrep). `step` trains one
+ * round from the shared Global-LiGO and the peer's Local-LiGO and returns both anew (the caller owns
+ * them; the inputs stay the caller's).
+ */
+function privateLocalRun (c: Candidate, peer: Peer, plan: DualLigoPlan, step: (global: NamedTensors, local: NamedTensors, small: NamedTensors, round: number) => { global: NamedTensors, local: NamedTensors }): PeerRun {
+  const small = peer.small[c.small]!.params
+  let local = initLigo(localShape(plan), 'ligo', localInitSeed(c, peer))
+  return {
+    round: (global, round) => {
+      const start = fromTensorMap(global)
+      try {
+        const next = step(start, local, small, round)
+        tf.dispose(Object.values(local))
+        local = next.local
+        const shared = toTensorMap(next.global)
+        tf.dispose(Object.values(next.global))
+        return shared
+      } finally {
+        tf.dispose(Object.values(start))
+      }
+    },
+    target: (global) => {
+      const op = fromTensorMap(global)
+      const grown = tf.tidy(() => dualGrown(plan, op, local, small))
+      tf.dispose(Object.values(op))
+      return grown
+    },
+    dispose: () => { tf.dispose(Object.values(local)) }
   }
+}
+
+/** Joint: Global-LiGO and the private Local-LiGO trained together, through the target. */
+function jointRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
+  return privateLocalRun(c, peer, plan, (global, local, small, round) => {
+    const both = trainCopy({ ...prefixed('g/', global), ...prefixed('l/', local) }, (t, images, labels) => dualLoss(plan, unprefixed('g/', t), unprefixed('l/', t), small, images, labels), peer.train, roundOptions(options, peer.seed, round))
+    return { global: unprefixed('g/', both), local: unprefixed('l/', both) }
+  })
+}
+
+/**
+ * FedRep: the private Local-LiGO is the peer's head. Each round it trains first, through the received
+ * Global-LiGO held frozen (so it adapts to what the federation shares), then Global-LiGO trains through
+ * the intermediate model the new Local-LiGO grows, held frozen, and only that is shared.
+ */
+function fedrepRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
+  return privateLocalRun(c, peer, plan, (global, local, small, round) => {
+    const head = trainCopy(local, (l, images, labels) => dualLoss(plan, global, l, small, images, labels), peer.train, { ...roundOptions(options, `${peer.seed}:private`, round), steps: privateStepsPerRound(c, options) })
+    const intermediate = materialise(localShape(plan), head, small)
+    try {
+      return { global: trainThroughFrozen(plan, intermediate, global, peer.train, roundOptions(options, peer.seed, round)), local: head }
+    } catch (error) {
+      tf.dispose(Object.values(head))
+      throw error
+    } finally {
+      tf.dispose(Object.values(intermediate))
+    }
+  })
 }
 
 /**
@@ -284,8 +366,8 @@ function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyO
 
 function peerRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
   const G = globalShape(plan)
-  const L = localShape(plan)
   if (c.regime === 'ditto') return dittoRun(c, peer, plan, options)
+  if (c.regime === 'fedrep') return fedrepRun(c, peer, plan, options)
   if (c.regime === 'scratch') {
     return {
       round: (global, round) => {
@@ -331,37 +413,7 @@ function peerRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOp
       dispose: () => { tf.dispose(Object.values(intermediate)); intermediate = {} }
     }
   }
-  // joint: the peer's Local-LiGO stays trainable and private; it persists from round to round.
-  const small = peer.small[c.small]!.params
-  let local = initLigo(L, 'ligo', localInitSeed(c, peer))
-  return {
-    round: (global, round) => {
-      const start = fromTensorMap(global)
-      const vars = new VariableSet({ ...prefixed('g/', start), ...prefixed('l/', local) })
-      tf.dispose(Object.values(start))
-      try {
-        train(vars, (images, labels) => {
-          const t = vars.tensors
-          return crossEntropy(forward(plan.target, grow(G, unprefixed('g/', t), grow(L, unprefixed('l/', t), small)), images), labels)
-        }, peer.train, roundOptions(options, peer.seed, round))
-        const snap = vars.snapshot()
-        tf.dispose(Object.values(local))
-        local = unprefixed('l/', snap)
-        const shared = toTensorMap(unprefixed('g/', snap))
-        tf.dispose(Object.values(unprefixed('g/', snap)))
-        return shared
-      } finally {
-        vars.dispose()
-      }
-    },
-    target: (global) => {
-      const op = fromTensorMap(global)
-      const grown = tf.tidy(() => grow(G, op, grow(L, local, small)))
-      tf.dispose(Object.values(op))
-      return grown
-    },
-    dispose: () => { tf.dispose(Object.values(local)) }
-  }
+  return jointRun(c, peer, plan, options)
 }
 
 function initialShared (c: Candidate, plan: DualLigoPlan, options: StudyOptions): TensorMap {
@@ -381,9 +433,9 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   const intermediateParams = countParams(plan.intermediate)
   const sharedParams = c.regime === 'scratch' ? targetParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
   const localParams = countLigoParams(localShape(plan))
-  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : globalParams
-  // Ditto trains two operators each round.
-  const stepFlops = flopsPerTrainStep(plan.target, 64) * (c.regime === 'ditto' ? 2 : 1)
+  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' || c.regime === 'fedrep' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : globalParams
+  // Private steps (Ditto's operator, FedRep's Local-LiGO) run through the whole target, like the shared part's.
+  const roundFlops = flopsPerTrainStep(plan.target, 64) * (options.stepsPerRound + privateStepsPerRound(c, options))
   const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' || c.regime === 'ditto' ? (c.localLigoSteps ?? LOCAL_LIGO_STEPS) * flopsPerTrainStep(plan.intermediate, 64) : 0
   let shared = peers.map(() => initialShared(c, plan, options))
   const curve: CandidateResult['curve'] = []
@@ -403,7 +455,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
         shared = updates
       }
       const accuracies = peers.map((_, i) => score(i))
-      curve.push({ round, ...stats(accuracies), bytesPerPeer: c.share ? round * sharedParams * 4 : 0, trainFlopsPerPeer: prepareFlops + round * options.stepsPerRound * stepFlops })
+      curve.push({ round, ...stats(accuracies), bytesPerPeer: c.share ? round * sharedParams * 4 : 0, trainFlopsPerPeer: prepareFlops + round * roundFlops })
       log(`${c.name} round ${round}: ${(stats(accuracies).mean * 100).toFixed(2)}%`)
     }
     const perPeer = peers.map((_, i) => score(i))

@@ -476,6 +476,11 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
 
+/** The study's federation size. Its files and sections keep unprefixed names; other sizes get their own. */
+const STUDY_PEERS = 8
+const peersPart = (peers: number): string => peers === STUDY_PEERS ? '' : `peers-${peers}-`
+const sizeLabel = (peers: number): string => peers === STUDY_PEERS ? '' : `${peers} peers, `
+
 function parse (args: string[]): StudyOptions {
   const get = (flag: string, fallback: number): number => {
     const i = args.indexOf(flag)
@@ -483,7 +488,7 @@ function parse (args: string[]): StudyOptions {
   }
   const onlyAt = args.indexOf('--only')
   return {
-    peers: get('--peers', 8),
+    peers: get('--peers', STUDY_PEERS),
     alpha: get('--alpha', 100),
     seed: get('--seed', 0),
     rounds: get('--rounds', 20),
@@ -498,11 +503,11 @@ function parse (args: string[]): StudyOptions {
 export async function designBench (command: string, args: string[]): Promise<void> {
   const options = parse(args)
   if (args.includes('--report')) {
-    writeReport(options.alpha, options.seed, command)
+    writeReport(options.peers, options.alpha, options.seed, command)
     return
   }
   if (args.includes('--seeds-report')) {
-    writeSeedsReport(options.alpha, command)
+    writeSeedsReport(options.peers, options.alpha, command)
     return
   }
   await initBackend('wasm')
@@ -514,7 +519,7 @@ export async function designBench (command: string, args: string[]): Promise<voi
   const results: CandidateResult[] = []
   const outDir = join('runs', 'design')
   mkdirSync(outDir, { recursive: true })
-  const file = join(outDir, `alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z]+/g, '-')).join('_').slice(0, 80)}.json`)
+  const file = join(outDir, `${peersPart(options.peers)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z]+/g, '-')).join('_').slice(0, 80)}.json`)
   const save = (): void => { writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1)) }
   save()
   for (const c of candidates) {
@@ -523,8 +528,8 @@ export async function designBench (command: string, args: string[]): Promise<voi
   }
   for (const p of peers) for (const s of Object.values(p.small)) tf.dispose(Object.values(s.params))
   // Seed 0's tables are the study; other seeds feed the spread across seeds.
-  if (options.seed === 0) writeReport(options.alpha, options.seed, command)
-  else if (seedPairs(resultsBySeed(options.alpha)).length > 0) writeSeedsReport(options.alpha, `npm run bench -- design --seeds-report --alpha ${options.alpha}`)
+  if (options.seed === 0) writeReport(options.peers, options.alpha, options.seed, command)
+  else if (seedPairs(resultsBySeed(options.peers, options.alpha)).length > 0) writeSeedsReport(options.peers, options.alpha, `npm run bench -- design --seeds-report --alpha ${options.alpha}${options.peers === STUDY_PEERS ? '' : ` --peers ${options.peers}`}`)
   else log(`no candidate and its twin on two seeds at alpha ${options.alpha} yet: no seed report`)
 
 }
@@ -543,9 +548,9 @@ const accuracyAt = (r: CandidateResult, round: number): number | undefined => r.
  * at rounds 5, 15 and 25, its final and fine-tuned accuracy, and what sharing gained over its twin
  * that shares nothing.
  */
-function writeReport (alpha: number, seed: number, command: string): void {
+function writeReport (peers: number, alpha: number, seed: number, command: string): void {
   const dir = join('runs', 'design')
-  const files = readdirSync(dir).filter(f => f.startsWith(`alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
+  const files = readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
   const byName = new Map<string, { result: CandidateResult, rounds: number }>()
   for (const f of files) for (const r of f.results) if ((byName.get(r.name)?.rounds ?? 0) < r.curve.length) byName.set(r.name, { result: r, rounds: r.curve.length })
   const results = CANDIDATES.map(c => byName.get(c.name)?.result).filter((r): r is CandidateResult => r !== undefined)
@@ -568,7 +573,7 @@ function writeReport (alpha: number, seed: number, command: string): void {
   const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
   const o = files[0]?.options
   if (o === undefined) return
-  writeSection(`design-alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (alpha ${alpha})`, command, [
+  writeSection(`design-${peersPart(peers)}alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`, command, [
     `${o.peers} peers, label-Dirichlet alpha ${alpha}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
@@ -580,10 +585,10 @@ function writeReport (alpha: number, seed: number, command: string): void {
 const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`
 
 /** Every candidate of every study file of `alpha` in runs/design, by seed (the longest run of each name). */
-function resultsBySeed (alpha: number): Map<number, Map<string, CandidateResult>> {
+function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, CandidateResult>> {
   const dir = join('runs', 'design')
   const bySeed = new Map<number, Map<string, CandidateResult>>()
-  for (const name of readdirSync(dir).filter(f => f.startsWith(`alpha-${alpha}-seed-`) && f.endsWith('.json'))) {
+  for (const name of readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-`) && f.endsWith('.json'))) {
     const file = JSON.parse(readFileSync(join(dir, name), 'utf8')) as StudyFile
     const results = bySeed.get(file.options.seed) ?? new Map<string, CandidateResult>()
     for (const r of file.results) if ((results.get(r.name)?.curve.length ?? 0) < r.curve.length) results.set(r.name, r)
@@ -604,8 +609,8 @@ function seedPairs (bySeed: Map<number, Map<string, CandidateResult>>): Candidat
   return bySeed.size < 2 ? [] : CANDIDATES.filter(c => c.name.startsWith('fedgrow') && everywhere(c.name) && everywhere(twinOf(c)))
 }
 
-function writeSeedsReport (alpha: number, command: string): void {
-  const bySeed = resultsBySeed(alpha)
+function writeSeedsReport (peers: number, alpha: number, command: string): void {
+  const bySeed = resultsBySeed(peers, alpha)
   const seeds = [...bySeed.keys()].sort((a, b) => a - b)
   const pairs = seedPairs(bySeed)
   if (pairs.length === 0) throw new Error(`the seed report needs a fedgrow candidate and its twin on at least two seeds at alpha ${alpha}; found seeds ${seeds.join(', ') || 'none'} in runs/design`)
@@ -620,7 +625,7 @@ function writeSeedsReport (alpha: number, command: string): void {
     })
     return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain))]
   })
-  writeSection(`design-seeds-alpha-${alpha}`, `Design study across seeds: what sharing gains (alpha ${alpha})`, command, [
+  writeSection(`design-seeds-${peersPart(peers)}alpha-${alpha}`, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
     `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran and after each peer's fine-tuning of its grown target on its own rows. "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
     markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std'], rows)

@@ -20,17 +20,22 @@ export interface RoundGroup {
 }
 
 /** The key that orders participants in `round`: a hash, so no peer can choose its place in the order. */
-const groupingKey = (federationId: string, round: number, peer: string): string => sha256Hex(`fedgrow/group/1 ${federationId} ${round} ${peer}`)
+// `/2`: the rule that cuts the order into groups changed (blocks, not `i mod G`); the suffix names it.
+const groupingKey = (federationId: string, round: number, peer: string): string => sha256Hex(`fedgrow/group/2 ${federationId} ${round} ${peer}`)
 
 /**
  * The group of `self` in `round` among `participants` (self included or not): the participants are sorted
  * by groupingKey, there are G = max(1, floor(n / groupSize)) groups of n participants, and the i-th in
- * that order (from 0) is in group i mod G, so groups hold groupSize to 2 * groupSize - 1 peers.
+ * that order (from 0) is in group floor(i * G / n): contiguous blocks of floor(n / G) or ceil(n / G), so
+ * groups hold min(n, groupSize) to 2 * groupSize - 1 peers. Blocks, not `i mod G`, because peers' views
+ * of the participants differ a little: one participant more or less (with G unchanged) moves at most one
+ * peer across each of the G - 1 block boundaries, where `i mod G` moved nearly everyone after it.
  */
 export function roundGroup (federationId: string, round: number, self: string, participants: Iterable<string>, groupSize: number): RoundGroup {
   const everyone = [...new Set([...participants, self])]
   const keyed = everyone.map(peer => ({ peer, key: groupingKey(federationId, round, peer) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   const groupCount = Math.max(1, Math.floor(everyone.length / groupSize))
-  const ownGroup = keyed.findIndex(k => k.peer === self) % groupCount
-  return { members: new Set(keyed.filter((_, i) => i % groupCount === ownGroup).map(k => k.peer)), groupCount }
+  const groupOf = (i: number): number => Math.floor(i * groupCount / keyed.length)
+  const ownGroup = groupOf(keyed.findIndex(k => k.peer === self))
+  return { members: new Set(keyed.filter((_, i) => groupOf(i) === ownGroup).map(k => k.peer)), groupCount }
 }

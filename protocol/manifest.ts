@@ -97,7 +97,7 @@ export interface Manifest {
      * or `group`: small groups that change every round (protocol/groups.ts), for large federations.
      */
     averaging?: 'group'
-    /** group averaging: the smallest group (groups hold groupSize to 2 * groupSize - 1 peers). */
+    /** group averaging: the smallest group (groups hold min(n, groupSize) to 2 * groupSize - 1 of n peers). */
     groupSize?: number
   }
   /** Who may take part; absent: anyone who has the manifest. */

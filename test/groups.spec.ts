@@ -51,6 +51,43 @@ describe('group averaging: who averages with whom', () => {
     assert.ok(group.members.has('newcomer'))
   })
 
+  it('forms the groups written out here (known answer: the rule, not roundGroup, computes them)', () => {
+    // Computed outside fedgrow (Python's hashlib): SHA-256 of `fedgrow/group/2 <FED> 7 <peer>`, sorted,
+    // cut into floor(14 / 4) = 3 blocks by floor(i * 3 / 14).
+    const expected = [
+      ['peer-1', 'peer-13', 'peer-10', 'peer-0', 'peer-6'],
+      ['peer-5', 'peer-3', 'peer-9', 'peer-11', 'peer-2'],
+      ['peer-7', 'peer-8', 'peer-4', 'peer-12']
+    ]
+    for (const members of expected) {
+      for (const self of members) {
+        const group = roundGroup(FED, 7, self, names(14), 4)
+        assert.deepEqual([...group.members].sort(), [...members].sort(), `${self}'s group`)
+        assert.equal(group.groupCount, 3)
+      }
+    }
+  })
+
+  it('moves at most one peer per block boundary when a view holds one participant more', () => {
+    for (let n = 18; n <= 66; n++) {
+      const groupCount = Math.floor(n / 4)
+      // A participant that changes the number of groups re-cuts every block (protocol/README.md).
+      if (Math.floor((n + 1) / 4) !== groupCount) continue
+      const peers = names(n)
+      for (let round = 1; round <= 3; round++) {
+        const without = groupsOf(peers, round, 4)
+        const withExtra = groupsOf([...peers, 'extra'], round, 4)
+        // A peer that moved keeps under half of its old group; one that stayed loses at most a member to
+        // each boundary (groups hold at least 4 here).
+        const moved = peers.filter(p => {
+          const before = without.get(p) ?? new Set<string>()
+          return [...withExtra.get(p) ?? []].filter(q => before.has(q)).length * 2 < before.size
+        })
+        assert.ok(moved.length <= groupCount - 1, `n = ${n}, round ${round}: ${moved.length} of ${n} peers moved (${groupCount} groups)`)
+      }
+    }
+  })
+
   it('draws new groups every round, the same on every peer', () => {
     const peers = names(16)
     const byRound = [1, 2, 3].map(r => [...new Set([...groupsOf(peers, r, 4).values()].map(g => [...g].sort().join()))].sort().join('|'))

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { CATCH_UP_GRACE_MS, decide } from '../node/federation/round-state.js'
+import { CATCH_UP_GRACE_MS, decide, peersAhead } from '../node/federation/round-state.js'
 import type { RoundView } from '../node/federation/round-state.js'
 
 /** Us (a) and two peers (b, c); our update arrived at t = 1,000; the round waits 3 s after that, 30 s at most. */
@@ -66,5 +66,21 @@ describe('round decisions', () => {
 
   it('closes rather than catches up when both are due: its own round is complete', () => {
     assert.deepEqual(decide(view({ contributed: new Set(['a', 'b', 'c']), ahead: ['b'], aheadSince: 0 }), 10_000), { action: 'close', because: 'all-reported' })
+  })
+})
+
+describe('who is ahead of the round being collected', () => {
+  const partners = new Set(['a', 'b'])
+  const none = (): boolean => false
+
+  it('counts a next-round announcer only if it is a partner, and one two rounds ahead or more whatever its group', () => {
+    assert.deepEqual(peersAhead({ next: ['b', 'x'], afterNext: [], farther: [] }, partners, none), ['b'], 'x, another group, closes on its own time')
+    // Round r + 2 is still held for its round (LIMITS.maxRoundsAhead), not among the farther ones.
+    assert.deepEqual(peersAhead({ next: [], afterNext: ['y'], farther: [] }, partners, none), ['y'])
+    assert.deepEqual(peersAhead({ next: [], afterNext: [], farther: ['z'] }, partners, none), ['z'])
+  })
+
+  it('never counts an ignored peer (self, banned), and each peer once', () => {
+    assert.deepEqual(peersAhead({ next: ['b'], afterNext: ['b', 'y'], farther: ['y', 'z'] }, partners, peer => peer === 'z'), ['b', 'y'])
   })
 })

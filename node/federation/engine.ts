@@ -26,7 +26,7 @@ import type { Contribution } from './aggregate.js'
 import type { Strategy } from './strategy.js'
 import type { DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
-import { decide } from './round-state.js'
+import { decide, peersAhead } from './round-state.js'
 import { roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
 
@@ -655,10 +655,8 @@ export class RoundEngine {
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
-      // With groups, only a partner announcing the next round closed ours: other groups close on their own time.
-      // A peer two rounds ahead or more means we fell behind, whatever its group.
-      const nextRound = [...(this.pool.get(round + 1)?.keys() ?? [])].filter(peer => partners.has(peer))
-      const ahead = [...new Set([...this.farAhead.keys(), ...nextRound])].filter(peer => peer !== transport.selfId && !this.banned.has(peer))
+      const later = { next: this.pool.get(round + 1)?.keys() ?? [], afterNext: this.pool.get(round + 2)?.keys() ?? [], farther: this.farAhead.keys() }
+      const ahead = peersAhead(later, partners, peer => peer === transport.selfId || this.banned.has(peer))
       if (ahead.length > 0) aheadSince ??= Date.now()
       const decision = decide({
         expected: partners,

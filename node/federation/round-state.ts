@@ -64,3 +64,23 @@ export function decide (view: RoundView, now: number): RoundDecision {
   const hardDeadlineAt = view.contributed.size >= 1 ? view.hardDeadlineAt : Infinity
   return { action: 'wait', until: Math.min(deadlineAt, hardDeadlineAt, catchUpAt) }
 }
+
+/** Peers seen announcing rounds after the one being collected, by how far after. */
+export interface LaterAnnouncers {
+  /** Announced the next round (held for it). */
+  next: Iterable<string>
+  /** Announced the round after next (held for it: LIMITS.maxRoundsAhead is 2). */
+  afterNext: Iterable<string>
+  /** Announced a round too far ahead to hold. */
+  farther: Iterable<string>
+}
+
+/**
+ * Who has closed the round being collected without us. With groups, a peer in the next round closed
+ * ours only if it is a partner (other groups close on their own time); one two rounds ahead or more
+ * has closed it whatever its group, so we fell behind. `ignored` (self, banned) is never ahead.
+ */
+export function peersAhead (later: LaterAnnouncers, partners: ReadonlySet<string>, ignored: (peer: string) => boolean): string[] {
+  const next = [...later.next].filter(peer => partners.has(peer))
+  return [...new Set([...next, ...later.afterNext, ...later.farther])].filter(peer => !ignored(peer))
+}

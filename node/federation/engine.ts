@@ -646,8 +646,9 @@ export class RoundEngine {
       // Re-announce while a partner has not fetched our update, or while the round has heard from fewer
       // peers than its quorum (peers we do not know yet learn of us from it). Otherwise not: every
       // announcement floods the whole topic, and re-announcing through a long wait cost each peer more
-      // bytes than the payloads did.
-      const unfetched = [...partners].some(peer => peer !== transport.selfId && ownEntry.fetchedBy?.has(peer) !== true)
+      // bytes than the payloads did. A banned partner, or one whose update failed, is not waited for and
+      // need not fetch ours.
+      const unfetched = [...partners].some(peer => peer !== transport.selfId && !failed.has(peer) && !this.banned.has(peer) && ownEntry.fetchedBy?.has(peer) !== true)
       const heardFrom = new Set([...pool.keys(), ...failed]).size
       if ((unfetched || heardFrom < this.init.quorum) && Date.now() - lastAnnounce >= REANNOUNCE_MS) {
         lastAnnounce = Date.now()

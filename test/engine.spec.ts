@@ -1,0 +1,102 @@
+/**
+ * The round engine over an in-memory transport, one engine ("A") and scripted peers: what it
+ * re-announces and whom it catches up from, which real networks only show under timing luck.
+ */
+import assert from 'node:assert/strict'
+import { RoundEngine } from '../node/federation/engine.js'
+import { fedAvg } from '../node/federation/strategy.js'
+import { encodePayload, updateHash } from '../protocol/payload.js'
+import { LIMITS } from '../protocol/constants.js'
+import type { Announce, Fetch, State, TensorSpec } from '../protocol/messages.js'
+import type { TensorMap } from '../protocol/safetensors.js'
+import type { UpdateTransport } from '../node/federation/transport.js'
+import type { ExchangeHandlers } from '../node/p2p/exchange.js'
+
+const FED = 'ab'.repeat(32)
+const SPEC: TensorSpec[] = [{ name: 'E', shape: [2, 2] }]
+const constant = (v: number): TensorMap => ({ E: { shape: [2, 2], data: new Float32Array(4).fill(v) } })
+
+/** `from`'s announcement of `payload` for `round`, as an honest peer would sign it. */
+function announceOf (from: string, round: number, payload: Uint8Array): Announce {
+  return { type: 'announce', federationId: FED, round, sampleCount: 1, payloadHash: updateHash(FED, round, from, payload), payloadBytes: payload.length, dtype: 'float32', tensors: SPEC, addresses: [] }
+}
+
+interface Script {
+  participants: string[]
+  /** Answers A's fetch of `from`'s update. */
+  fetch: (from: string, request: Fetch) => Promise<Uint8Array>
+  requestState?: (peer: string) => Promise<{ header: State, payload: Uint8Array }>
+  /** Called after each of A's announcements, with A's handlers and a way to deliver others' announcements. */
+  onAnnounce?: (own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce) => void) => void
+}
+
+/** A scripted transport for A: what A announced, and whose state it asked for. */
+function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], stateAsked: string[], deliver: (from: string, announce: Announce) => void } {
+  const announced: Announce[] = []
+  const stateAsked: string[] = []
+  let handlers: ExchangeHandlers | undefined
+  let onAnnounce: ((from: string, announce: Announce) => void) | undefined
+  const deliver = (from: string, announce: Announce): void => { onAnnounce?.(from, announce) }
+  const transport: UpdateTransport = {
+    selfId: 'A',
+    addresses: () => [],
+    join: async (h, receive) => {
+      handlers = h
+      onAnnounce = receive
+    },
+    announce: async (own) => {
+      announced.push(own)
+      if (handlers !== undefined) script.onAnnounce?.(own, handlers, deliver)
+    },
+    fetch: async (from, request) => await script.fetch(from, request),
+    requestState: async (peer) => {
+      stateAsked.push(peer)
+      if (script.requestState === undefined) throw new Error('unreachable')
+      return await script.requestState(peer)
+    },
+    participants: () => script.participants,
+    penalise: () => {},
+    bytes: async () => ({ sent: 0, received: 0 })
+  }
+  return { transport, announced, stateAsked, deliver }
+}
+
+const engineOn = (transport: UpdateTransport, roundTimeoutMs: number): RoundEngine => new RoundEngine({
+  transport,
+  strategy: fedAvg,
+  trainRound: async () => ({ tensors: constant(1.5), sampleCount: 1, loss: 1 }),
+  onRound: () => {}
+}, { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+describe('round engine, scripted peers', () => {
+  it('does not re-announce for a partner whose update it gave up fetching: that peer is gone', async () => {
+    const good = encodePayload(constant(2))
+    // B's payload never arrives (LIMITS.maxFetchAttempts failures); C's takes 3 s, so the round waits.
+    const { transport, announced } = scripted({
+      participants: ['B', 'C'],
+      fetch: async (from) => {
+        if (from === 'B') throw new Error('connection refused')
+        await sleep(3_000)
+        return good
+      },
+      onAnnounce: (own, handlers, deliver) => {
+        if (announced.length > 1) return
+        deliver('C', announceOf('C', 1, good))
+        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'C')
+        void (async () => {
+          for (let i = 0; i < LIMITS.maxFetchAttempts; i++) {
+            deliver('B', announceOf('B', 1, good))
+            await sleep(20)
+          }
+        })()
+      }
+    })
+    const engine = engineOn(transport, 10_000)
+    await engine.join()
+    await engine.run()
+    assert.equal(engine.completedRound, 1)
+    assert.equal(announced.length, 1, 'C fetched our update and B never will: nothing to re-announce for')
+  })
+})

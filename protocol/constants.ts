@@ -108,6 +108,14 @@ export const LIMITS = {
   /** Peers asked for their state in one catch-up: each answer is a whole Global-LiGO, so the cost is bounded. */
   catchUpMaxAsks: 8,
   /**
+   * How long a peer whose claim to be ahead a catch-up disproved is not taken as ahead. An honest
+   * announcer of round R has completed R - 1, so a state answer for an earlier round (or none) disproves
+   * it. Without this, one announcement of the last round would make every round catch up every 2 s
+   * until we reached it; with it, such a peer costs one catch-up (8 whole Global-LiGOs) a minute. An
+   * honest peer that was merely unreachable loses only its say in starting catch-ups meanwhile.
+   */
+  disprovedAheadMs: 60_000,
+  /**
    * Rounds a known participant may miss before rounds stop waiting for it: it has crashed or left (an
    * honest peer announces every round, and re-announces every 2 s). It is waited for again from its next
    * announcement.

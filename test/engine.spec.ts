@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { RoundEngine } from '../node/federation/engine.js'
 import { fedAvg } from '../node/federation/strategy.js'
-import { encodePayload, updateHash } from '../protocol/payload.js'
+import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { LIMITS } from '../protocol/constants.js'
 import type { Announce, Fetch, State, TensorSpec } from '../protocol/messages.js'
 import type { TensorMap } from '../protocol/safetensors.js'
@@ -99,4 +99,38 @@ describe('round engine, scripted peers', () => {
     assert.equal(engine.completedRound, 1)
     assert.equal(announced.length, 1, 'C fetched our update and B never will: nothing to re-announce for')
   })
+
+  it('catches up once from a peer that announced a far round, not again when its state proves it is not there', async () => {
+    const good = encodePayload(constant(2))
+    const initial = encodePayload(constant(1))
+    const stateOfRound0 = { header: { type: 'state' as const, federationId: FED, round: 0, globalDigest: globalDigest(constant(1)), payloadBytes: initial.length, pending: [] }, payload: initial }
+    let stopHostile = false
+    // H announces round 9 (too far ahead to hold) every 0.5 s, and answers with the state of round 0;
+    // C's update takes 5 s to arrive, so the round waits through two catch-up periods.
+    const { transport, stateAsked } = scripted({
+      participants: ['C'],
+      fetch: async () => {
+        await sleep(5_000)
+        return good
+      },
+      requestState: async () => stateOfRound0,
+      onAnnounce: (own, handlers, deliver) => {
+        deliver('C', announceOf('C', 1, good))
+        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'C')
+        void (async () => {
+          while (!stopHostile) {
+            deliver('H', announceOf('H', 9, good))
+            await sleep(500)
+          }
+        })()
+      }
+    })
+    const engine = engineOn(transport, 10_000)
+    await engine.join()
+    await engine.run()
+    stopHostile = true
+    assert.equal(engine.completedRound, 1)
+    assert.deepEqual(stateAsked, ['H', 'C'], 'one catch-up, asking H and the participant C')
+  })
 })
+

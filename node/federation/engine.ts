@@ -195,6 +195,8 @@ export class RoundEngine {
   private roundsRun = 0
   /** Peers seen announcing rounds beyond the ones we hold updates for, with that round. */
   private readonly farAhead = new Map<string, number>()
+  /** Peers whose claim to be ahead a catch-up disproved, with when we may believe them again (disproveClaims). */
+  private readonly disprovedUntil = new Map<string, number>()
   /** Ends the current wait of the round being collected (or of finish()) early; see nudge(). */
   private wakeWaiter: (() => void) | undefined
   /** Payload answers sent so far; each round reports its share. */
@@ -295,6 +297,7 @@ export class RoundEngine {
   async catchUp (ahead: string[]): Promise<number> {
     const asked = this.catchUpCandidates(ahead)
     const answers = await Promise.all(asked.map(async peer => await this.askState(peer)))
+    this.disproveClaims(asked, answers)
     const answered = answers.filter(a => a !== 'unreachable')
     const valid = answered.filter((a): a is CheckedState => a !== 'rejected')
     const chosen = this.vouchedState(valid, Math.min(LIMITS.catchUpVouchers, answered.length))
@@ -304,6 +307,36 @@ export class RoundEngine {
     this.completed = chosen.round
     this.collecting = chosen.round + 1
     return this.completed
+  }
+
+  /**
+   * An honest announcer of round R has completed R - 1: a peer asked whose state is for an earlier round,
+   * or that gave none, was not ahead (or is gone). It is not taken as ahead for LIMITS.disprovedAheadMs,
+   * so that one announcement of a far round cannot make every round catch up.
+   */
+  private disproveClaims (asked: string[], answers: Array<CheckedState | 'rejected' | 'unreachable'>): void {
+    const claims = this.claimsAhead()
+    asked.forEach((peer, i) => {
+      const claim = claims.get(peer)
+      const answer = answers[i]
+      if (claim === undefined || (typeof answer !== 'string' && answer.round >= claim - 1)) return
+      this.farAhead.delete(peer)
+      this.disprovedUntil.set(peer, Date.now() + LIMITS.disprovedAheadMs)
+    })
+  }
+
+  /** The latest round each peer announced beyond the one we collect: how far it claims to be. */
+  private claimsAhead (): Map<string, number> {
+    const claims = new Map(this.farAhead)
+    for (const [round, pool] of this.pool) {
+      if (round <= this.collecting) continue
+      for (const peer of pool.keys()) claims.set(peer, Math.max(round, claims.get(peer) ?? 0))
+    }
+    return claims
+  }
+
+  private isDisproved (peer: string): boolean {
+    return (this.disprovedUntil.get(peer) ?? 0) > Date.now()
   }
 
   /** Whom one catch-up asks: peers ahead first, then everyone else we know of, at most LIMITS.catchUpMaxAsks. */
@@ -446,7 +479,9 @@ export class RoundEngine {
       this.checkNotReplayed(from, announce)
     } catch (err) {
       if (err instanceof ProtocolError && err.reason === 'implausible-round' && Number.isInteger(announce.round)) {
-        // Too far ahead to hold its update, but a reason to catch up from it (we may have fallen behind).
+        // Too far ahead to hold its update, but a reason to catch up from it (we may have fallen behind),
+        // unless a catch-up lately found it was not.
+        if (this.isDisproved(from)) return
         this.farAhead.set(from, announce.round)
         this.nudge()
         return
@@ -657,7 +692,7 @@ export class RoundEngine {
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
       const later = { next: this.pool.get(round + 1)?.keys() ?? [], afterNext: this.pool.get(round + 2)?.keys() ?? [], farther: this.farAhead.keys() }
-      const ahead = peersAhead(later, partners, peer => peer === transport.selfId || this.banned.has(peer))
+      const ahead = peersAhead(later, partners, peer => peer === transport.selfId || this.banned.has(peer) || this.isDisproved(peer))
       if (ahead.length > 0) aheadSince ??= Date.now()
       const decision = decide({
         expected: partners,
@@ -681,6 +716,9 @@ export class RoundEngine {
           await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, payloadsServed: this.payloadsServed - servedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
+        // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
+        // banned leaves aheadSince set, as others may have closed the round too).
+        if (decision.from.length > 0 && decision.from.every(peer => this.isDisproved(peer))) aheadSince = undefined
         continue
       }
       await this.sleepUntil(Math.min(decision.until, lastAnnounce + REANNOUNCE_MS))

@@ -10,7 +10,7 @@ export type LogFormat = 'text' | 'json'
 export type LogLevel = 'quiet' | 'normal' | 'verbose'
 
 /** Events shown even with --quiet: something went wrong, or the final result. */
-const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'rollback', 'fetch-given-up', 'request-limited', 'checkpoint-damaged', 'fault', 'alone', 'warning', 'done'])
+const PROBLEMS_AND_RESULTS = new Set(['rejected', 'state-rejected', 'state-unvouched', 'state-dropped', 'rollback', 'fetch-given-up', 'request-limited', 'checkpoint-damaged', 'fault', 'alone', 'warning', 'done'])
 /** Events shown only with --verbose. */
 const DETAIL = new Set(['update-accepted', 'peers'])
 

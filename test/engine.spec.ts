@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict'
 import { RoundEngine } from '../node/federation/engine.js'
-import { fedAvg } from '../node/federation/strategy.js'
+import type { DefenceEvent } from '../node/federation/engine.js'
+import { fedAvg, strategyFor } from '../node/federation/strategy.js'
+import type { Strategy } from '../node/federation/strategy.js'
 import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { LIMITS } from '../protocol/constants.js'
 import type { Announce, Fetch, State, TensorSpec } from '../protocol/messages.js'
@@ -131,6 +133,39 @@ describe('round engine, scripted peers', () => {
     stopHostile = true
     assert.equal(engine.completedRound, 1)
     assert.deepEqual(stateAsked, ['H', 'C'], 'one catch-up, asking H and the participant C')
+  })
+
+  describe('group catch-up', () => {
+    /** A's catch-up, holding round 1 at 1, from B and C at 1.1 and 1.2 and a hostile D at `hostile`, all in round 2. */
+    async function catchUpWith (hostile: number, strategy: Strategy): Promise<{ value: number, defences: DefenceEvent[] }> {
+      const values: Record<string, number> = { B: 1.1, C: 1.2, D: hostile }
+      const defences: DefenceEvent[] = []
+      const { transport } = scripted({
+        participants: ['B', 'C', 'D'],
+        fetch: async () => { throw new Error('no fetches here') },
+        requestState: async (peer) => {
+          const payload = encodePayload(constant(values[peer]))
+          return { header: { type: 'state', federationId: FED, round: 2, globalDigest: globalDigest(constant(values[peer])), payloadBytes: payload.length, pending: [] }, payload }
+        }
+      })
+      const engine = new RoundEngine({ transport, strategy, trainRound: async () => { throw new Error('no training here') }, onRound: () => {}, onDefence: (d) => { defences.push(d) } },
+        { federationId: FED, expected: SPEC, rounds: 3, roundTimeoutMs: 1_000, quorum: 2, groupSize: 4, initial: constant(1), completedRound: 1 })
+      assert.equal(await engine.catchUp([]), 2)
+      return { value: engine.currentGlobal.E.data[0], defences }
+    }
+
+    it('drops a state farther from its Global-LiGO than an update may lie', async () => {
+      // 1000 everywhere lies ~2,000 from a Global-LiGO of norm 2, beyond 10 x max(norm, 1).
+      const { value, defences } = await catchUpWith(1000, fedAvg)
+      assert.ok(Math.abs(value - 1.15) < 1e-6, `adopted ${value}, not the mean of B and C`)
+      assert.deepEqual(defences.map(d => d.event === 'state-dropped' && d.from), ['D'])
+    })
+
+    it('takes the median of the states when the manifest\'s rule is robust', async () => {
+      // 9 lies 16 from it, within the bound: the mean would move 2.6 towards it, the median not at all.
+      const { value } = await catchUpWith(9, strategyFor({ rule: 'centered-clip' }))
+      assert.ok(Math.abs(value - 1.2) < 1e-6, `adopted ${value}, not the median 1.2`)
+    })
   })
 })
 

@@ -23,9 +23,11 @@ import { TrainingDivergedError } from '../errors.js'
 import type { Announce, AnnounceContentContext, State, TensorSpec } from '../../protocol/messages.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
+import { ROBUST_RULES } from './strategy.js'
 import type { Strategy } from './strategy.js'
 import type { DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
+import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
 import { roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
@@ -83,6 +85,8 @@ export type RoundResult = {
  * - `rollback`: an aggregate out of bounds was not adopted, or training from the current Global-LiGO
  *   diverged and the peer went back to the last one it trained from.
  * - `forgotten`: a participant silent for LIMITS.silentRoundsForgotten rounds is no longer waited for.
+ * - `state-dropped`: with group averaging, a checked state too far from our Global-LiGO to average into a
+ *   catch-up (the update distance bound); not held against its sender, as we may be the one that drifted.
  * - `fetch-given-up`: fetching a sender's update of a round failed LIMITS.maxFetchAttempts times; the
  *   round no longer waits for it, and its re-announcements for that round fetch nothing.
  */
@@ -93,6 +97,7 @@ export type DefenceEvent =
   | { event: 'rollback', round: number, reason: 'aggregate-out-of-bounds' | 'training-diverged', globalDigest: string, detail: string }
   | { event: 'forgotten', peer: string, lastRound: number, round: number }
   | { event: 'fetch-given-up', from: string, round: number, attempts: number }
+  | { event: 'state-dropped', from: string, round: number, detail: string }
 
 export interface EngineComponents {
   transport: UpdateTransport
@@ -407,21 +412,44 @@ export class RoundEngine {
 
   /**
    * Group averaging's catch-up: peers of different groups hold different Global-LiGOs of one round, so no
-   * digest need have two vouchers. It adopts instead the manifest rule's aggregate of the states of the
-   * round most peers answered with (the latest, on a tie), if at least `required` did: one more group
-   * average, over the peers asked. Each state counts once, whatever its peer's data.
+   * digest need have two vouchers. It adopts instead the aggregate of the states of the round most peers
+   * answered with (the latest, on a tie), if at least `required` did: one more group average, over the
+   * peers asked. Each state counts once, whatever its peer's data. No digest vouches for a state, so one
+   * hostile state must be bounded otherwise: states too far from ours are dropped (nearbyStates), and a
+   * manifest with a robust rule gets the coordinate-wise median (its own rule may need a reference that a
+   * peer behind does not hold: centered clipping from a stale Global-LiGO barely moves).
    */
   private meanOfStates (answers: CheckedState[], required: number): AdoptableState | null {
     const byRound = new Map<number, CheckedState[]>()
-    for (const a of answers) if (a.round > this.completed && a.round <= this.init.rounds) byRound.set(a.round, [...(byRound.get(a.round) ?? []), a])
+    for (const a of this.nearbyStates(answers)) if (a.round > this.completed && a.round <= this.init.rounds) byRound.set(a.round, [...(byRound.get(a.round) ?? []), a])
     const best = [...byRound.values()].sort((x, y) => y.length - x.length || y[0].round - x[0].round)[0]
     if (best === undefined) return null
     if (best.length < required) {
       this.components.onDefence?.({ event: 'state-unvouched', round: best[0].round, globalDigest: best[0].digest, vouchers: best.map(a => a.from), required, detail: `${best.length} of the ${required} distinct peers needed` })
       return null
     }
-    const tensors = this.components.strategy.aggregate(best.map(a => ({ from: a.from, sampleCount: 1, tensors: a.tensors })), this.global)
+    const states = best.map(a => ({ from: a.from, sampleCount: 1, tensors: a.tensors }))
+    const tensors = ROBUST_RULES.has(this.components.strategy.name) ? coordinateMedian(states) : this.components.strategy.aggregate(states, this.global)
     return tensors === null ? null : { round: best[0].round, tensors, payload: encodePayload(tensors) }
+  }
+
+  /**
+   * The states within an update's distance of our Global-LiGO (checkValueBounds), once we hold one of
+   * our own: a few rounds move a Global-LiGO far less than that bound allows. A peer that has completed
+   * no round holds only the initial Global-LiGO and keeps every state: it has nothing to compare with.
+   */
+  private nearbyStates (answers: CheckedState[]): CheckedState[] {
+    if (this.completed === 0) return answers
+    return answers.filter(a => {
+      try {
+        checkValueBounds(a.tensors, this.global)
+        return true
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err
+        this.components.onDefence?.({ event: 'state-dropped', from: a.from, round: a.round, detail: (err as Error).message })
+        return false
+      }
+    })
   }
 
   private reject (from: string, reason: DropReason, detail: string): void {

@@ -17,6 +17,9 @@ export interface Strategy {
   aggregate: (contributions: Contribution[], current: TensorMap) => TensorMap | null
 }
 
+/** The rules chosen to resist hostile peers (all but the mean): group catch-up then takes a median too. */
+export const ROBUST_RULES: ReadonlySet<string> = new Set(['median', 'trimmed-mean', 'centered-clip'])
+
 export const DEFAULT_TRIM = 0.2
 export const DEFAULT_CLIP_TAU = 1
 export const DEFAULT_CLIP_ITERATIONS = 1

@@ -75,12 +75,12 @@ const sleep = async (ms: number): Promise<void> => { await new Promise(resolve =
 describe('round engine, scripted peers', () => {
   it('does not re-announce for a partner whose update it gave up fetching: that peer is gone', async () => {
     const good = encodePayload(constant(2))
-    // B's payload never arrives (LIMITS.maxFetchAttempts failures); C's takes 3 s, so the round waits.
+    // B's payload never arrives (LIMITS.maxFetchAttempts failures); C's takes 2.5 s, so the round waits past a re-announcement.
     const { transport, announced } = scripted({
       participants: ['B', 'C'],
       fetch: async (from) => {
         if (from === 'B') throw new Error('connection refused')
-        await sleep(3_000)
+        await sleep(2_500)
         return good
       },
       onAnnounce: (own, handlers, deliver) => {
@@ -108,11 +108,11 @@ describe('round engine, scripted peers', () => {
     const stateOfRound0 = { header: { type: 'state' as const, federationId: FED, round: 0, globalDigest: globalDigest(constant(1)), payloadBytes: initial.length, pending: [] }, payload: initial }
     let stopHostile = false
     // H announces round 9 (too far ahead to hold) every 0.5 s, and answers with the state of round 0;
-    // C's update takes 5 s to arrive, so the round waits through two catch-up periods.
+    // C's update takes 4.5 s to arrive, so the round waits through two catch-up periods.
     const { transport, stateAsked } = scripted({
       participants: ['C'],
       fetch: async () => {
-        await sleep(5_000)
+        await sleep(4_500)
         return good
       },
       requestState: async () => stateOfRound0,

@@ -393,7 +393,7 @@ export class RoundEngine {
    * the most peers answered with, if they are at least `required` and no other state ahead has as many.
    */
   private vouchedState (answers: CheckedState[], required: number): AdoptableState | null {
-    if (this.init.groupSize !== undefined) return this.meanOfStates(answers, required)
+    if (this.init.groupSize !== undefined) return this.aggregateOfStates(answers, required)
     const groups = new Map<string, CheckedState[]>()
     for (const a of answers) {
       if (a.round <= this.completed || a.round > this.init.rounds) continue
@@ -419,7 +419,7 @@ export class RoundEngine {
    * manifest with a robust rule gets the coordinate-wise median (its own rule may need a reference that a
    * peer behind does not hold: centered clipping from a stale Global-LiGO barely moves).
    */
-  private meanOfStates (answers: CheckedState[], required: number): AdoptableState | null {
+  private aggregateOfStates (answers: CheckedState[], required: number): AdoptableState | null {
     const byRound = new Map<number, CheckedState[]>()
     for (const a of this.nearbyStates(answers)) if (a.round > this.completed && a.round <= this.init.rounds) byRound.set(a.round, [...(byRound.get(a.round) ?? []), a])
     const best = [...byRound.values()].sort((x, y) => y.length - x.length || y[0].round - x[0].round)[0]
@@ -446,7 +446,7 @@ export class RoundEngine {
         return true
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err
-        this.components.onDefence?.({ event: 'state-dropped', from: a.from, round: a.round, detail: (err as Error).message })
+        this.components.onDefence?.({ event: 'state-dropped', from: a.from, round: a.round, detail: err.message })
         return false
       }
     })

@@ -4,7 +4,8 @@
  * peer pays per round (bytes, and in payloads of its Global-LiGO), round time, memory, how far the
  * peers' Global-LiGOs spread, and accuracy.
  */
-import { mkdtempSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { simulate } from '../../node/simulation/index.js'
@@ -22,7 +23,40 @@ interface Scheme {
   groupSize?: number
 }
 
-async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<{ row: Array<string | number>, payloadBytes: number }> {
+/** One measured federation, kept in RUNS_DIR so that later runs of other sizes join the same table. */
+interface ScaleRun {
+  peers: number
+  scheme: string
+  rounds: number
+  row: Array<string | number>
+  payloadBytes: number
+  /** When, and on which commit of this repository, it was measured: rows of different code can share the table. */
+  measuredAt: string
+  commit: string
+}
+
+const RUNS_DIR = join('runs', 'scale')
+
+function currentCommit (): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+  } catch {
+    return 'unknown' // not a git checkout (e.g. an unpacked tarball): the row says so
+  }
+}
+
+function saveRun (run: ScaleRun): void {
+  mkdirSync(RUNS_DIR, { recursive: true })
+  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}.json`), JSON.stringify(run, null, 1))
+}
+
+/** Every run kept, by federation size, all-to-all first. */
+function savedRuns (): ScaleRun[] {
+  const runs = readdirSync(RUNS_DIR).filter(f => f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(RUNS_DIR, f), 'utf8')) as ScaleRun)
+  return runs.sort((a, b) => a.peers - b.peers || Number(b.scheme === 'all-to-all') - Number(a.scheme === 'all-to-all'))
+}
+
+async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<ScaleRun> {
   const rssBefore = process.memoryUsage().rss
   let peakRss = rssBefore
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 200)
@@ -64,7 +98,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<{
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { row, payloadBytes }
+  return { peers, scheme: scheme.name, rounds, row, payloadBytes, measuredAt: new Date().toISOString().slice(0, 16).replace('T', ' '), commit: currentCommit() }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
@@ -72,22 +106,23 @@ export async function scaleBench (command: string, args: string[]): Promise<void
   const rounds = Number(flagValue(args, '--rounds') ?? DEFAULT_ROUNDS)
   const groupSize = Number(flagValue(args, '--group-size') ?? DEFAULTS.groupSize)
   const schemes: Scheme[] = [{ name: 'all-to-all' }, { name: `group (${groupSize}+)`, groupSize }]
-  const runs: Array<Awaited<ReturnType<typeof runOne>>> = []
-  // The section is rewritten after every run, so that a long run that fails late keeps what it measured.
+  // Each run is saved and the section rewritten at once, so that a long run that fails late keeps what
+  // it measured, and a run of other sizes adds its rows to the earlier ones (each row names its code).
   for (const peers of sizes) {
     for (const scheme of schemes) {
-      runs.push(await runOne(peers, rounds, scheme))
-      writeScaleSection(command, rounds, groupSize, runs)
+      saveRun(await runOne(peers, rounds, scheme))
+      writeScaleSection(command, groupSize, savedRuns())
     }
   }
 }
 
-function writeScaleSection (command: string, rounds: number, groupSize: number, runs: Array<Awaited<ReturnType<typeof runOne>>>): void {
+function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]): void {
   const payload = `${(runs[0].payloadBytes / 1024).toFixed(1)} KiB`
+  const rounds = [...new Set(runs.map(r => r.rounds))].join(' or ')
   writeSection('scale', 'Scale: all-to-all against group averaging (preset tiny, fedgrow)', command, [
     `One process holds every peer (real libp2p nodes on 127.0.0.1 on the main thread; training on the compute workers, one per core). ${rounds} rounds each, alpha 100, seed 0; every peer bootstraps from peer 0. Group averaging: groups of ${groupSize} to ${2 * groupSize - 1} peers, redrawn every round (protocol/groups.ts).`,
-    `"payloads" is how many whole Global-LiGO payloads (${payload} each) a peer served per round, on average; "other" is the rest of its bytes sent: gossipsub announcements (each peer re-announces every 2 s while it waits, and gossipsub forwards each one to its mesh), catch-up state answers and libp2p control traffic. "round s" is the time from one round's last peer to the next's (round 1 includes preparing every peer). Memory per peer is the growth of the process's peak RSS during the run over the peers. "spread" is the consensus distance after the last round: each peer's Global-LiGO's distance from the peers' mean, relative to the mean's norm (mean / max over peers).`,
+    `"payloads" is how many whole Global-LiGO payloads (${payload} each) a peer served per round, on average; "other" is the rest of its bytes sent: gossipsub announcements (each peer re-announces every 2 s while it waits, and gossipsub forwards each one to its mesh), catch-up state answers and libp2p control traffic. "round s" is the time from one round's last peer to the next's (round 1 includes preparing every peer). Memory per peer is the growth of the process's peak RSS during the run over the peers. "spread" is the consensus distance after the last round: each peer's Global-LiGO's distance from the peers' mean, relative to the mean's norm (mean / max over peers). Rows are kept from earlier runs of other sizes and name the commit they measured: the engine may have changed between them (\`git log -- node/federation protocol/groups.ts\`).`,
     '',
-    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean'], runs.map(r => r.row))
+    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [...r.row, `${r.measuredAt}, ${r.commit}`]))
   ].join('\n'))
 }

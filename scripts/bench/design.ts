@@ -594,16 +594,17 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     const a = accuracyAt(r, round)
     return a === undefined ? '-' : pct(a)
   }
+  /** The alone twin a fedgrow candidate is compared with, when it ran. */
+  const twinResult = (r: CandidateResult): CandidateResult | undefined => r.name.startsWith('fedgrow') ? byName.get(twinOf(CANDIDATES.find(c => c.name === r.name) ?? r))?.result : undefined
   const gain = (r: CandidateResult): string => {
-    if (!r.name.startsWith('fedgrow')) return ''
-    const twin = byName.get(twinOf(CANDIDATES.find(c => c.name === r.name) ?? r))?.result
+    const twin = twinResult(r)
     if (twin === undefined) return ''
     const last = Math.min(r.curve.length, twin.curve.length)
     const rounds = [5, 15, last].filter((n, i, all) => n <= last && all.indexOf(n) === i)
     return rounds.map(n => `${points(accuracyAt(r, n)!, accuracyAt(twin, n)!)} (r${n})`).join(', ')
   }
   const validatedGain = (r: CandidateResult): string => {
-    const twin = r.name.startsWith('fedgrow') ? byName.get(twinOf(CANDIDATES.find(c => c.name === r.name) ?? r))?.result : undefined
+    const twin = twinResult(r)
     return r.validated === undefined || twin?.validated === undefined ? '' : ` (${points(r.validated.mean, twin.validated.mean)})`
   }
   const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), r.validated === undefined ? '-' : pct(r.validated.mean) + validatedGain(r), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])

@@ -465,7 +465,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
     const tuned = peers.map((p, i) => {
       if (options.finetuneSteps === 0) return perPeer[i]
       const target = runs[i].target(shared[i])
-      const { params } = finetune(plan.target, target, p.train, { steps: options.finetuneSteps, learningRate: options.learningRate / 2, weightDecay: 0.05, seed: `${p.seed}:finetune`, batchSize: 64 })
+      const { params } = finetune(plan.target, target, p.train, phase4Options(options, p))
       const accuracy = evaluate(predictWith(plan.target, params), p.test).accuracy
       tf.dispose([...Object.values(target), ...Object.values(params)])
       return accuracy
@@ -485,6 +485,9 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   }
 }
 
+/** Phase 4's training, the same for the fixed and the validated variant so that they differ only in when they stop. */
+const phase4Options = (options: StudyOptions, peer: Peer): TrainOptions => ({ steps: options.finetuneSteps, learningRate: options.learningRate / 2, weightDecay: 0.05, seed: `${peer.seed}:finetune`, batchSize: 64 })
+
 /** Phase 4's validation check: every this many steps, and it stops after PHASE4_PATIENCE checks without a better score. */
 const PHASE4_CHECK_STEPS = 20
 const PHASE4_PATIENCE = 3
@@ -498,7 +501,7 @@ const PHASE4_PATIENCE = 3
  */
 function finetuneValidated (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions): number {
   const startScore = evaluate(predictWith(config, target), peer.validation).accuracy
-  const flat = trainUntilFlat(config, target, peer.train, { steps: options.finetuneSteps, learningRate: options.learningRate / 2, weightDecay: 0.05, seed: `${peer.seed}:finetune`, batchSize: 64 }, { validation: peer.validation, everySteps: PHASE4_CHECK_STEPS, patience: PHASE4_PATIENCE })
+  const flat = trainUntilFlat(config, target, peer.train, phase4Options(options, peer), { validation: peer.validation, everySteps: PHASE4_CHECK_STEPS, patience: PHASE4_PATIENCE })
   try {
     return evaluate(predictWith(config, flat.best.accuracy > startScore ? flat.params : target), peer.test).accuracy
   } finally {

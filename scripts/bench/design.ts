@@ -661,14 +661,17 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
       const alone = bySeed.get(seed)!.get(twinOf(c))!
       const last = Math.min(shared.curve.length, alone.curve.length)
       const ahead = shared.final.perPeer.filter((a, i) => a > alone.final.perPeer[i]).length
-      return { seed, last, gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, ahead, peers: shared.final.perPeer.length }
+      const validatedGain = shared.validated === undefined || alone.validated === undefined ? undefined : shared.validated.mean - alone.validated.mean
+      return { seed, last, gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain, ahead, peers: shared.final.perPeer.length }
     })
-    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain))]
+    const validatedGains = perSeed.map(p => p.validatedGain).filter((g): g is number => g !== undefined)
+    const validatedCell = (g: number | undefined): string => g === undefined ? '' : `, ${points(g, 0)} validated`
+    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned${validatedCell(p.validatedGain)}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)), validatedGains.length === perSeed.length ? spread(validatedGains) : `- (${validatedGains.length} of ${perSeed.length} seeds)`]
   })
   writeSection(`design-seeds-${peersPart(peers)}alpha-${alpha}`, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
-    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran and after each peer's fine-tuning of its grown target on its own rows. "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
+    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the validated fine-tuning (stopped on the peer's held-out rows; only on runs made since it existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
-    markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std'], rows)
+    markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'validated gain, mean ± std'], rows)
   ].join('\n'))
 }
 

@@ -102,6 +102,33 @@ describe('round engine, scripted peers', () => {
     assert.equal(announced.length, 1, 'C fetched our update and B never will: nothing to re-announce for')
   })
 
+  it('keeps an update whose local handling fails, and neither bans nor blames its sender', async () => {
+    const fromB = encodePayload(constant(2))
+    const { transport } = scripted({
+      participants: ['B'],
+      fetch: async () => fromB,
+      onAnnounce: (own, handlers, deliver) => { deliver('B', announceOf('B', 1, fromB)) }
+    })
+    const rejected: string[] = []
+    const warnings: string[] = []
+    let global: TensorMap | undefined
+    const engine = new RoundEngine({
+      transport,
+      strategy: fedAvg,
+      trainRound: async () => ({ tensors: constant(1.5), sampleCount: 1, loss: 1 }),
+      onRound: (_result, g) => { global = g },
+      onReject: (from, reason) => { rejected.push(`${from}:${reason}`) },
+      onWarning: (message) => { warnings.push(message) },
+      onContribution: (_round, c) => { if (c.from === 'B') throw new Error('disk full') }
+    }, { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 10_000, quorum: 2, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(rejected, [], 'our own failure is not the sender\'s')
+    assert.deepEqual([...global!.E.data], [1.75, 1.75, 1.75, 1.75], 'B\'s update is averaged in')
+    assert.equal(warnings.length, 1)
+    assert.match(warnings[0], /round 1's update from B failed here.*disk full/)
+  })
+
   it('catches up once from a peer that announced a far round, not again when its state proves it is not there', async () => {
     const good = encodePayload(constant(2))
     const initial = encodePayload(constant(1))

@@ -547,32 +547,61 @@ export class RoundEngine {
   /** Fetches and validates an announced update once; a network failure lets its next re-announcement retry. */
   private fetchUpdate (entry: Pending): void {
     const { announce, from } = entry
-    const round = this.roundPool(announce.round)
-    const attemptsKey = `${announce.round}:${from}`
     entry.fetching = true
     const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
-    this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then((payload) => {
+    this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then(
+      (payload) => { this.acceptFetched(entry, payload) },
+      (err: Error) => { this.fetchFailed(entry, err instanceof ProtocolError ? err.reason : 'unreachable', err) })
+  }
+
+  /**
+   * Holds a fetched payload to the announcement and the manifest. Only what the sender sent can fail it:
+   * an error of this peer's own (in onContribution, e.g. an audit's disk write) is a warning, never a
+   * network failure or a reason to ban the sender.
+   */
+  private acceptFetched (entry: Pending, payload: Uint8Array): void {
+    const { announce, from } = entry
+    let contribution: Contribution
+    try {
       if (updateHash(this.init.federationId, announce.round, from, payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', `payload, with its announcer and round ${announce.round}, does not hash to the announced value`)
       const tensors = decodePayload(payload, this.init.expected)
       checkValueBounds(tensors, this.global)
-      const contribution = { from, sampleCount: announce.sampleCount, tensors }
-      entry.contribution = contribution
-      entry.arrivedAt = Date.now()
+      contribution = { from, sampleCount: announce.sampleCount, tensors }
+    } catch (err) {
+      // An error other than a ProtocolError is a bug of ours on the sender's bytes: not held against the
+      // sender (retried like a network failure), but said aloud.
+      if (!(err instanceof ProtocolError)) this.warn(`checking round ${announce.round}'s update from ${from} failed unexpectedly: ${(err as Error).stack ?? String(err)}`)
+      this.fetchFailed(entry, err instanceof ProtocolError ? err.reason : 'unreachable', err as Error)
+      return
+    }
+    entry.contribution = contribution
+    entry.arrivedAt = Date.now()
+    try {
       this.components.onContribution?.(announce.round, contribution, payload)
-      this.nudge()
-    }).catch((err: Error) => {
-      round.delete(from)
-      const reason: DropReason = err instanceof ProtocolError ? err.reason : 'unreachable'
-      // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
-      // the sender's next re-announcement, so the round keeps waiting for it; only after
-      // LIMITS.maxFetchAttempts, or for an invalid payload, does the round stop waiting for that sender.
-      const attempts = (this.fetchFailures.get(attemptsKey) ?? 0) + 1
-      this.fetchFailures.set(attemptsKey, attempts)
-      if (reason !== 'unreachable' || attempts >= LIMITS.maxFetchAttempts) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
-      this.reject(from, reason, `fetching round ${announce.round} from ${from} (attempt ${attempts}): ${err.message ?? String(err)}`)
-      if (reason === 'unreachable' && attempts === LIMITS.maxFetchAttempts) this.components.onDefence?.({ event: 'fetch-given-up', from, round: announce.round, attempts })
-      this.nudge()
-    })
+    } catch (err) {
+      this.warn(`handling round ${announce.round}'s update from ${from} failed here (the update is kept): ${(err as Error).message}`)
+    }
+    this.nudge()
+  }
+
+  private fetchFailed (entry: Pending, reason: DropReason, err: Error): void {
+    const { announce, from } = entry
+    this.roundPool(announce.round).delete(from)
+    // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
+    // the sender's next re-announcement, so the round keeps waiting for it; only after
+    // LIMITS.maxFetchAttempts, or for an invalid payload, does the round stop waiting for that sender.
+    const attemptsKey = `${announce.round}:${from}`
+    const attempts = (this.fetchFailures.get(attemptsKey) ?? 0) + 1
+    this.fetchFailures.set(attemptsKey, attempts)
+    if (reason !== 'unreachable' || attempts >= LIMITS.maxFetchAttempts) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
+    this.reject(from, reason, `fetching round ${announce.round} from ${from} (attempt ${attempts}): ${err.message ?? String(err)}`)
+    if (reason === 'unreachable' && attempts === LIMITS.maxFetchAttempts) this.components.onDefence?.({ event: 'fetch-given-up', from, round: announce.round, attempts })
+    this.nudge()
+  }
+
+  private warn (message: string): void {
+    if (this.components.onWarning !== undefined) this.components.onWarning(message)
+    else process.emitWarning(message)
   }
 
   /** Something a waiting round decides on changed (an arrival, a failure, a ban, a peer ahead): decide again now. */
@@ -607,9 +636,7 @@ export class RoundEngine {
     if (own === undefined || Date.now() - this.lastCompletedReannounce < REANNOUNCE_MS) return
     this.lastCompletedReannounce = Date.now()
     this.components.transport.announce(own.announce).catch((err: Error) => {
-      const message = `re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`
-      if (this.components.onWarning !== undefined) this.components.onWarning(message)
-      else process.emitWarning(message)
+      this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
   }
 

@@ -107,7 +107,7 @@ describe('round engine, scripted peers', () => {
     const { transport } = scripted({
       participants: ['B'],
       fetch: async () => fromB,
-      onAnnounce: (own, handlers, deliver) => { deliver('B', announceOf('B', 1, fromB)) }
+      onAnnounce: (_own, _handlers, deliver) => { deliver('B', announceOf('B', 1, fromB)) }
     })
     const rejected: string[] = []
     const warnings: string[] = []

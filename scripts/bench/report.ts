@@ -18,11 +18,14 @@ export function markdownTable (header: string[], rows: Array<Array<string | numb
   ].join('\n')
 }
 
+/** A time as benchmarks print it: "2026-12-01 21:07" (UTC, to the minute). */
+export const utcMinute = (at: Date = new Date()): string => at.toISOString().slice(0, 16).replace('T', ' ')
+
 /** Replaces (or appends) the section of BENCHMARKS.md that belongs to `name`. */
 export function writeSection (name: string, title: string, command: string, body: string): void {
   const start = `<!-- bench:${name} -->`
   const end = `<!-- /bench:${name} -->`
-  const section = [start, `## ${title}`, '', `Command: \`${command}\``, '', `Machine: ${machineLine()}; run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.`, '', body.trim(), end].join('\n')
+  const section = [start, `## ${title}`, '', `Command: \`${command}\``, '', `Machine: ${machineLine()}; run ${utcMinute()} UTC.`, '', body.trim(), end].join('\n')
   const existing = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : '# Benchmarks\n\nWritten by `npm run bench -- NAME`; each section is replaced when its benchmark runs again.\n'
   const pattern = new RegExp(`${start}[\\s\\S]*?${end}`)
   const next = pattern.test(existing) ? existing.replace(pattern, section) : `${existing.trimEnd()}\n\n${section}\n`

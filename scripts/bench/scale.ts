@@ -12,7 +12,7 @@ import { simulate } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { DEFAULTS } from '../../protocol/constants.js'
-import { flagValue, markdownTable, writeSection } from './report.js'
+import { flagValue, markdownTable, utcMinute, writeSection } from './report.js'
 
 const DEFAULT_SIZES = [16, 64, 256]
 const DEFAULT_ROUNDS = 3
@@ -98,7 +98,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<S
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, rounds, row, payloadBytes, measuredAt: new Date().toISOString().slice(0, 16).replace('T', ' '), commit: currentCommit() }
+  return { peers, scheme: scheme.name, rounds, row, payloadBytes, measuredAt: utcMinute(), commit: currentCommit() }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {

@@ -2,13 +2,15 @@
  * The paper's comparison, reproduced on this machine with real libp2p peers: fedgrow against growing
  * alone (independent), the model-sharing baselines (fedavg, authors-code) and the target trained alone
  * (local), on label-Dirichlet alpha 100 ("iid") and 0.5, on three axes: rounds, bytes sent, training FLOPs.
- * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`.
+ * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`,
+ * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them).
+ * Federation sizes other than 8 get their own section, so a 16-peer run does not replace the 8-peer tables.
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initBackend } from '../../node/backend.js'
-import { simulate, SHARES_MODEL } from '../../node/simulation/index.js'
+import { METHOD_NAMES, simulate, SHARES_MODEL } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
@@ -16,6 +18,10 @@ import { flagValue, markdownTable, writeSection } from './report.js'
 import type { CurvePoint, MethodName, MethodResult, SimulationResult } from '../../node/simulation/index.js'
 
 const METHODS: MethodName[] = ['fedgrow', 'independent', 'fedavg', 'local', 'authors-code']
+/** What comparisonSection compares: always run. */
+const COMPARED: MethodName[] = ['fedgrow', 'independent', 'fedavg']
+/** The federation size whose tables keep the unsuffixed section name. */
+const TABLE_PEERS = 8
 /** One letter per method in the ASCII plots (fedgrow and fedavg share their first). */
 const PLOT_LETTERS: Record<MethodName, string> = { fedgrow: 'G', independent: 'I', fedavg: 'F', local: 'L', 'authors-code': 'A' }
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
@@ -70,6 +76,7 @@ export function comparisonSection (result: SimulationResult): string {
     markdownTable(['method', 'accuracy mean', 'std', 'min', 'trainable params/peer', 'bytes sent/peer/round', 'training TFLOPs/peer', 'wall s'], rows),
     '',
     `- at equal rounds (${result.config.rounds}): fedgrow - independent = ${points(fedgrow.accuracy.mean, independent.accuracy.mean)} points (target >= +3); fedgrow - fedavg = ${points(fedgrow.accuracy.mean, fedavg.accuracy.mean)} points (target >= -2); fedgrow - small models = ${points(fedgrow.accuracy.mean, smallMean)} points`,
+    `- before the fine-tuning (the grown models at round ${result.config.rounds}): fedgrow ${pct(fedgrow.curve.at(-1)!.accuracy.mean)}, independent ${pct(independent.curve.at(-1)!.accuracy.mean)} (${points(fedgrow.curve.at(-1)!.accuracy.mean, independent.curve.at(-1)!.accuracy.mean)} points), fedavg ${pct(fedavg.curve.at(-1)!.accuracy.mean)}`,
     `- at equal bytes (fedgrow's ${(fedgrowBytes / 1e6).toFixed(2)} MB per peer): fedavg ${fedavgAtBytes === undefined ? 'had sent more than that after round 1' : `reached ${pct(fedavgAtBytes.accuracy)} (round ${fedavgAtBytes.round})`} vs fedgrow ${pct(fedgrow.accuracy.mean)}`,
     `- at equal training FLOPs (fedgrow's ${(fedgrowFlops / 1e12).toFixed(2)} TFLOP per peer, Local-LiGO included): fedavg ${fedavgAtFlops === undefined ? 'had spent more after round 1' : `reached ${pct(fedavgAtFlops.accuracy)} (round ${fedavgAtFlops.round})`}`,
     `- fedgrow bytes sent per round = ${(fedgrow.bytesSentPerPeerPerRound / fedavg.bytesSentPerPeerPerRound).toFixed(3)}x fedavg's (target <= 0.35x); trainable parameters = ${(fedgrow.trainableParamsPerPeer / fedgrow.targetParams).toFixed(3)}x the target's`,
@@ -82,20 +89,29 @@ export function comparisonSection (result: SimulationResult): string {
 
 const listFlag = (args: string[], flag: string, fallback: number[]): number[] => flagValue(args, flag)?.split(',').map(Number) ?? fallback
 
+function methodsFlag (args: string[]): MethodName[] {
+  const asked = flagValue(args, '--methods')?.split(',') ?? METHODS
+  const unknown = asked.filter(m => !(METHOD_NAMES as readonly string[]).includes(m))
+  if (unknown.length > 0) throw new Error(`--methods: unknown ${unknown.join(', ')}; choose from ${METHOD_NAMES.join(', ')}`)
+  return METHODS.filter(m => COMPARED.includes(m) || asked.includes(m))
+}
+
 export async function paperTableBench (command: string, args: string[]): Promise<void> {
+  const methods = methodsFlag(args)
   await initBackend('wasm')
   const presetAt = args.indexOf('--preset')
   const preset = PRESETS[presetAt >= 0 ? args[presetAt + 1] : 'small']
   const rounds = listFlag(args, '--rounds', [preset.rounds])[0]
+  const sizes = listFlag(args, '--peers', [TABLE_PEERS])
   const results: SimulationResult[] = []
-  for (const peers of listFlag(args, '--peers', [8])) {
+  for (const peers of sizes) {
     for (const alpha of listFlag(args, '--alphas', [100, 0.5])) {
       results.push(await simulate({
         peers,
         rounds,
         preset,
         alpha,
-        methods: METHODS,
+        methods,
         seed: 0,
         outDir: mkdtempSync(join(tmpdir(), `fedgrow-paper-table-${peers}-${alpha}-`)),
         log: createLogger('text', (line) => { process.stderr.write(line + '\n') }),
@@ -104,7 +120,8 @@ export async function paperTableBench (command: string, args: string[]): Promise
     }
   }
   const p = preset
-  writeSection('paper-table', `The paper's comparison: fedgrow vs its baselines (preset ${p.name})`, command, [
+  const sizesLabel = sizes.join(', ')
+  writeSection(sizesLabel === String(TABLE_PEERS) ? 'paper-table' : `paper-table-peers-${sizes.join('-')}`, `The paper's comparison: fedgrow vs its baselines (preset ${p.name}${sizesLabel === String(TABLE_PEERS) ? '' : `, ${sizesLabel} peers`})`, command, [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
     `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',

@@ -4,16 +4,25 @@
  */
 
 /** Version of the message envelope (protocol/messages.ts). */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 /** Version of the federation manifest format (protocol/manifest.ts). */
 export const MANIFEST_VERSION = 1
 
-/** Gossipsub topic on which a federation's update announcements travel. */
-export const updatesTopic = (federationId: string): string => `/fedgrow/${federationId}/updates/1`
-/** Stream protocol: fetch one announced Global-LiGO payload from its announcer. */
+/**
+ * Gossipsub topic on which a federation's update announcements travel. It names the protocol version, so
+ * peers of another version neither receive nor forward announcements they would reject.
+ */
+export const updatesTopic = (federationId: string): string => `/fedgrow/${federationId}/updates/${PROTOCOL_VERSION}`
+/**
+ * Stream protocol: fetch one announced Global-LiGO payload from its announcer. Still 1.0.0: protocol
+ * version 2 changed no field of what it carries (a fetch, then the payload).
+ */
 export const payloadProtocol = (federationId: string): string => `/fedgrow/${federationId}/payload/1.0.0`
-/** Stream protocol: ask a peer for the last completed round and its Global-LiGO (catch-up). */
-export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/1.0.0`
+/**
+ * Stream protocol: ask a peer for the last completed round and its Global-LiGO (catch-up). 2.0.0 since
+ * protocol version 2: a state answer's `pending` entries embed announcements, whose fields changed.
+ */
+export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/2.0.0`
 
 /** Stream protocol: ask a peer for a federation's manifest by id (the answer must hash to that id). */
 export const MANIFEST_PROTOCOL = '/fedgrow/manifest/1.0.0'
@@ -53,8 +62,6 @@ export const LIMITS = {
   maxControlBytes: 64 * 1024,
   /** Largest Global-LiGO payload accepted before the manifest's exact size is known. */
   maxPayloadBytes: 512 * 1024 * 1024,
-  /** Tensors named in one announcement (a LiGO with 1,000 source layers has ~4,000). */
-  maxTensors: 8192,
   /** Highest round number a manifest may schedule. */
   maxRounds: 1_000_000,
   /** Announcements more than this many rounds ahead of ours are implausible and rejected. */

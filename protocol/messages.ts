@@ -3,7 +3,7 @@
  * UTF-8 JSON body whose fields are checked one by one; unknown fields are rejected. Payloads (Global-LiGO
  * tensors) are not messages: they are safetensors files (protocol/safetensors.ts) sent as their own frame.
  *
- *   type 1 announce        gossip: "I have an update for round r" (no tensors, only their names and shapes)
+ *   type 1 announce        gossip: "I have an update for round r" (no tensors, only their hash and size)
  *   type 2 fetch           stream: ask an announcer for the payload with a given hash
  *   type 3 state-request   stream: ask for the last completed round
  *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows
@@ -29,9 +29,12 @@ export interface Announce {
   sampleCount: number
   /** The update's hash, bound to its author and round (protocol/payload.ts updateHash). */
   payloadHash: string
+  /**
+   * The payload's size, which must be the manifest's exact one: a receiver then never buffers more. Its
+   * tensor names, shapes and dtype are not announced: the manifest implies them, and the fetched payload
+   * is checked against them (protocol/payload.ts decodePayload).
+   */
   payloadBytes: number
-  dtype: 'float32'
-  tensors: TensorSpec[]
   /** The announcer's own multiaddrs, so peers it is not yet connected to can fetch from it. */
   addresses: string[]
 }
@@ -92,15 +95,8 @@ const bad = (what: string): never => { throw new ProtocolError('malformed', what
 const { object, int, str, hash, strings } = checks((path, value, rule) => bad(`${path} = ${String(JSON.stringify(value)).slice(0, 80)}: ${rule}`))
 
 function checkAnnounce (value: unknown): Announce {
-  const o = object(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'dtype', 'tensors', 'addresses'])
+  const o = object(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'addresses'])
   const addresses = strings(o.addresses, 'announce.addresses', LIMITS.maxAddresses, 'multiaddr', a => a.startsWith('/') && a.length <= 512)
-  if (o.dtype !== 'float32') bad(`dtype ${JSON.stringify(o.dtype)} is not supported (float32 only)`)
-  if (!Array.isArray(o.tensors) || o.tensors.length === 0 || o.tensors.length > LIMITS.maxTensors) bad(`tensors must list 1 to ${LIMITS.maxTensors} tensors`)
-  const tensors = (o.tensors as unknown[]).map((t, i) => {
-    const spec = object(t, `announce.tensors[${i}]`, ['name', 'shape'])
-    if (!Array.isArray(spec.shape) || spec.shape.length > 8 || !spec.shape.every(d => Number.isInteger(d) && d >= 0 && d <= 2 ** 31)) bad(`tensors[${i}].shape must be at most 8 whole numbers`)
-    return { name: str(spec.name, `announce.tensors[${i}].name`, 256), shape: spec.shape as number[] }
-  })
   return {
     type: 'announce',
     federationId: hash(o.federationId, 'announce.federationId'),
@@ -108,8 +104,6 @@ function checkAnnounce (value: unknown): Announce {
     sampleCount: int(o.sampleCount, 'announce.sampleCount', 1, LIMITS.maxSampleCount),
     payloadHash: hash(o.payloadHash, 'announce.payloadHash'),
     payloadBytes: int(o.payloadBytes, 'announce.payloadBytes', 1, LIMITS.maxPayloadBytes),
-    dtype: 'float32',
-    tensors,
     addresses
   }
 }
@@ -175,9 +169,7 @@ export interface AnnounceContext {
   federationId: string
   /** The round this peer is collecting. */
   currentRound: number
-  /** Tensor names and shapes the manifest implies for Global-LiGO, in canonical order. */
-  expected: TensorSpec[]
-  /** The exact size of a valid payload: every Global-LiGO of these shapes encodes to the same length. */
+  /** The exact size of a valid payload: every Global-LiGO of the manifest's shapes encodes to the same length. */
   payloadBytes: number
   /** The manifest's last round: no honest peer announces a later one. @default LIMITS.maxRounds */
   lastRound?: number
@@ -194,21 +186,19 @@ function checkSchedule (a: Announce, ctx: AnnounceContentContext): void {
   if (ctx.lastRound !== undefined && a.round > ctx.lastRound) throw new ProtocolError('beyond-schedule', `round ${a.round} is after the manifest's last round ${ctx.lastRound}`)
 }
 
-function checkTensors (a: Announce, ctx: AnnounceContentContext): void {
-  const sameShapes = ctx.expected.length === a.tensors.length && ctx.expected.every((e, i) => e.name === a.tensors[i].name && e.shape.join() === a.tensors[i].shape.join())
-  if (!sameShapes) throw new ProtocolError('wrong-shape', 'tensor names or shapes differ from the manifest\'s Global-LiGO')
-  if (a.payloadBytes !== ctx.payloadBytes) throw new ProtocolError('too-large', `announced ${a.payloadBytes} payload bytes; a Global-LiGO of these shapes is exactly ${ctx.payloadBytes}`)
+function checkPayloadSize (a: Announce, ctx: AnnounceContentContext): void {
+  if (a.payloadBytes !== ctx.payloadBytes) throw new ProtocolError('too-large', `announced ${a.payloadBytes} payload bytes; a Global-LiGO of the manifest's shapes is exactly ${ctx.payloadBytes}`)
 }
 
 /**
  * The checks that hold an announcement against its sender whatever round the receiver is in: federation,
- * a round the schedule never reaches, tensor names and shapes, payload size. The topic validator applies
- * them before forwarding, so what a receiver would ban for never travels further.
+ * a round the schedule never reaches, payload size. The topic validator applies them before forwarding,
+ * so what a receiver would ban for never travels further.
  */
 export function checkAnnouncementContent (a: Announce, ctx: AnnounceContentContext): void {
   checkFederation(a, ctx)
   checkSchedule(a, ctx)
-  checkTensors(a, ctx)
+  checkPayloadSize(a, ctx)
 }
 
 /** Checks an announcement against this peer's federation and round; throws ProtocolError with the reason. */
@@ -218,5 +208,5 @@ export function checkAnnouncement (a: Announce, ctx: AnnounceContext): void {
   // Checked before implausible-round: a round the schedule never reaches is proof, not a sign we fell behind.
   checkSchedule(a, ctx)
   if (a.round > ctx.currentRound + LIMITS.maxRoundsAhead) throw new ProtocolError('implausible-round', `round ${a.round} is more than ${LIMITS.maxRoundsAhead} ahead of our round ${ctx.currentRound}`)
-  checkTensors(a, ctx)
+  checkPayloadSize(a, ctx)
 }

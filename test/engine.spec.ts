@@ -4,11 +4,15 @@
  */
 import assert from 'node:assert/strict'
 import { RoundEngine } from '../node/federation/engine.js'
-import type { DefenceEvent } from '../node/federation/engine.js'
+import type { DefenceEvent, EngineComponents } from '../node/federation/engine.js'
 import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 import type { Strategy } from '../node/federation/strategy.js'
 import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { LIMITS } from '../protocol/constants.js'
+import { encodeMessage } from '../protocol/messages.js'
+import { ligoParamShapes } from '../node/ligo/operator.js'
+import { validateVitConfig } from '../node/model/config.js'
+import { PRESETS } from '../node/simulation/presets.js'
 import type { Announce, Fetch, State, TensorSpec } from '../protocol/messages.js'
 import type { TensorMap } from '../protocol/safetensors.js'
 import type { UpdateTransport } from '../node/federation/transport.js'
@@ -20,7 +24,7 @@ const constant = (v: number): TensorMap => ({ E: { shape: [2, 2], data: new Floa
 
 /** `from`'s announcement of `payload` for `round`, as an honest peer would sign it. */
 function announceOf (from: string, round: number, payload: Uint8Array): Announce {
-  return { type: 'announce', federationId: FED, round, sampleCount: 1, payloadHash: updateHash(FED, round, from, payload), payloadBytes: payload.length, dtype: 'float32', tensors: SPEC, addresses: [] }
+  return { type: 'announce', federationId: FED, round, sampleCount: 1, payloadHash: updateHash(FED, round, from, payload), payloadBytes: payload.length, addresses: [] }
 }
 
 interface Script {
@@ -63,16 +67,51 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
   return { transport, announced, stateAsked, deliver }
 }
 
-const engineOn = (transport: UpdateTransport, roundTimeoutMs: number): RoundEngine => new RoundEngine({
+const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject']): RoundEngine => new RoundEngine({
   transport,
   strategy: fedAvg,
   trainRound: async () => ({ tensors: constant(1.5), sampleCount: 1, loss: 1 }),
-  onRound: () => {}
+  onRound: () => {},
+  onReject
 }, { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 describe('round engine, scripted peers', () => {
+  it('announces the tiny preset\'s Global-LiGO in a few hundred bytes: the manifest implies its tensors', async () => {
+    const { heads, mlpRatio, intermediate, target } = PRESETS.tiny
+    const shapes = ligoParamShapes({ from: validateVitConfig({ heads, mlpRatio, ...intermediate }), to: validateVitConfig({ heads, mlpRatio, ...target }) })
+    const spec = Object.keys(shapes).sort().map(name => ({ name, shape: shapes[name] }))
+    const zeros: TensorMap = Object.fromEntries(spec.map(({ name, shape }) => [name, { shape, data: new Float32Array(shape[0] * shape[1]) }]))
+    const { transport, announced } = scripted({ participants: [], fetch: async () => { throw new Error('no fetches here') } })
+    // As a simulated peer announces: one localhost address with its peer id.
+    const address = '/ip4/127.0.0.1/tcp/45678/p2p/12D3KooWHxX5zZiWDATLphgzrbUBjcdXBZd94pvEmGMBpdvQUkNY'
+    const engine = new RoundEngine({ transport: { ...transport, addresses: () => [address] }, strategy: fedAvg, trainRound: async () => ({ tensors: zeros, sampleCount: 168, loss: 1 }), onRound: () => {} },
+      { federationId: FED, expected: spec, rounds: 1, roundTimeoutMs: 1_000, quorum: 1, initial: zeros, completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    const bytes = encodeMessage(announced[0]).length
+    // Measured: 335 bytes; protocol version 1's tensor list and dtype made it 900.
+    assert.ok(bytes <= 350, `the announcement is ${bytes} bytes`)
+  })
+
+  it('rejects an update of the announced size whose payload holds other shapes, after fetching it', async () => {
+    const misshaped = encodePayload({ E: { shape: [4, 1], data: new Float32Array(4).fill(2) } })
+    assert.equal(misshaped.length, encodePayload(constant(2)).length, 'the announced size is the manifest\'s')
+    const rejected: string[] = []
+    const { transport } = scripted({
+      participants: ['B'],
+      fetch: async () => misshaped,
+      onAnnounce: (_own, _handlers, deliver) => { deliver('B', announceOf('B', 1, misshaped)) }
+    })
+    // The banned sender leaves the quorum of 2 unmet, so the round closes at its timeout.
+    const engine = engineOn(transport, 1_000, (from, reason) => { rejected.push(`${from} ${reason}`) })
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(rejected, ['B wrong-shape'])
+    assert.equal(engine.currentGlobal.E.data[0], 1.5, 'the round closed on A\'s own update alone')
+  })
+
   it('does not re-announce for a partner whose update it gave up fetching: that peer is gone', async () => {
     const good = encodePayload(constant(2))
     // B's payload never arrives (LIMITS.maxFetchAttempts failures); C's takes 2.5 s, so the round waits past a re-announcement.

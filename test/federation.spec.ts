@@ -15,7 +15,8 @@ import { initParams } from '../node/model/vit.js'
 import { toTensorMap } from '../node/storage/files.js'
 import { loadModel } from '../node/model/model-file.js'
 import { splitTrainTest } from '../node/data/dataset.js'
-import { validateManifest } from '../protocol/manifest.js'
+import { federationId, validateManifest } from '../protocol/manifest.js'
+import { payloadProtocol, stateProtocol } from '../protocol/constants.js'
 import { toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { PeerResult } from '../node/peer.js'
@@ -143,9 +144,10 @@ describe('federation over libp2p', function () {
   })
 
   it('sends nothing but Global-LiGO payloads and small control messages', () => {
-    const allowed = [/^\/meshsub\//, /^\/ipfs\/id\//, /^\/ipfs\/ping\//, /^\/fedgrow\/[0-9a-f]{64}\/(payload|state)\/1\.0\.0$/]
+    const fedgrowProtocols = [payloadProtocol(federationId(manifest)), stateProtocol(federationId(manifest))]
+    const libp2pProtocols = [/^\/meshsub\//, /^\/ipfs\/id\//, /^\/ipfs\/ping\//]
     for (const [i, p] of peers.entries()) {
-      for (const protocol of p.sent.keys()) assert.ok(allowed.some(r => r.test(protocol)), `peer ${i} spoke ${protocol}`)
+      for (const protocol of p.sent.keys()) assert.ok(fedgrowProtocols.includes(protocol) || libp2pProtocols.some(r => r.test(protocol)), `peer ${i} spoke ${protocol}`)
       const wire = Buffer.concat([...p.sent.values()].flat())
       assert.ok(wire.length > 0)
       const intermediate = loadModel(join(p.stateDir, 'intermediate.fgm')).params
@@ -166,7 +168,7 @@ describe('federation over libp2p', function () {
       assert.ok(ownUpdates.length > 0)
       for (const c of ownUpdates) for (const w of windows(c.tensors.E.data, 2)) assert.notEqual(wire.indexOf(w), -1, `peer ${i}'s own Global-LiGO update is not on its wire`)
       for (const [what, w] of secrets) assert.equal(wire.indexOf(w), -1, `peer ${i} sent bytes of its ${what}`)
-      const payloadBytes = (p.sent.get([...p.sent.keys()].find(k => k.endsWith('/payload/1.0.0')) ?? '') ?? []).reduce((s, b) => s + b.length, 0)
+      const payloadBytes = (p.sent.get(payloadProtocol(federationId(manifest))) ?? []).reduce((s, b) => s + b.length, 0)
       assert.ok(payloadBytes > 0 || i === 3, `peer ${i} served its updates over the payload protocol`)
       tf.dispose([...Object.values(intermediate), ...Object.values(target)])
     }

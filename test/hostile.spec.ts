@@ -6,9 +6,9 @@
  * schedule or carry forged pending entries, a poisoned update of +-3e38, a participant that falls
  * silent, an honest peer's update announced again as the copier's own or in a later round, payload
  * answers that overflow their frame or are cut short, a flood of state requests, a flood of
- * announcements, and an announcement of the wrong shapes sent to one honest peer only. No honest peer
- * may crash, adopt a hostile state, ban its honest peer or end on another digest, and each defence must
- * say so in its log event. Further parts: manifest requests beyond a peer's budget, and the round engine
+ * announcements, and an announcement of the wrong payload size sent to one honest peer only. No honest
+ * peer may crash, adopt a hostile state, ban its honest peer or end on another digest, and each defence
+ * must say so in its log event. Further parts: manifest requests beyond a peer's budget, and the round engine
  * alone over an in-memory transport (a poisoned aggregate is rolled back, never fatal).
  */
 import assert from 'node:assert/strict'
@@ -60,8 +60,8 @@ function filled (value: (i: number) => number): TensorMap {
 }
 
 /** An announcement of `payload` by `author` for `round`, its hash bound to both as an honest peer's is. */
-function announceOf (round: number, payload: Uint8Array, author: string, tensors: TensorSpec[] = spec): Announce {
-  return { type: 'announce', federationId: fedId, round, sampleCount: 48, payloadHash: updateHash(fedId, round, author, payload), payloadBytes: payload.length, dtype: 'float32', tensors, addresses: [] }
+function announceOf (round: number, payload: Uint8Array, author: string): Announce {
+  return { type: 'announce', federationId: fedId, round, sampleCount: 48, payloadHash: updateHash(fedId, round, author, payload), payloadBytes: payload.length, addresses: [] }
 }
 
 /** An unsigned LEB128 varint, the length prefix of libp2p's framing. */
@@ -205,7 +205,7 @@ describe('hostile peers against honest ones', function () {
       // Finding 1: a well-formed state of a round the schedule never reaches.
       startHostile(addresses, honestIds, stateOf(LIMITS.maxRounds, bounded)),
       // Finding 3: a valid-looking state nobody else vouches for, whose pending list frames honest peer 1.
-      startHostile(addresses, honestIds, stateOf(ROUNDS - 1, bounded, { pending: [{ from: honestIds[1], announce: announceOf(1, encodePayload(bounded), honestIds[1], [{ name: 'E', shape: [1, 1] }]) }] })),
+      startHostile(addresses, honestIds, stateOf(ROUNDS - 1, bounded, { pending: [{ from: honestIds[1], announce: announceOf(1, encodePayload(bounded), honestIds[1]) }] })),
       // Findings 1 and 4: a sample count of 2^40, an announcement of round 1,000,000, then the same crafted state if asked.
       startHostile(addresses, honestIds, stateOf(LIMITS.maxRounds, filled(() => 1e30))),
       // Finding 5: an update of +-3e38 (finite float32) for the round being collected.
@@ -213,7 +213,7 @@ describe('hostile peers against honest ones', function () {
       // Silence: announces round 1 (its payload cannot be fetched), then stays subscribed and silent.
       startHostile(addresses, honestIds)
     ])
-    const [copier, replayer, oversizer, truncator, puller, flooder, misshaper] = await Promise.all([
+    const [copier, replayer, oversizer, truncator, puller, flooder, missizer] = await Promise.all([
       // Finding 4: fetches honest peer 0's round-1 update, serves it and announces it as its own.
       startHostile(addresses, honestIds),
       // Finding 4: announces honest peer 0's round-1 update (its hash) again for round 2.
@@ -226,10 +226,10 @@ describe('hostile peers against honest ones', function () {
       startHostile(addresses, honestIds),
       // Finding 7: publishes 30 announcements at once.
       startHostile(addresses, honestIds),
-      // Finding 8: connected to honest peer 1 only, announces tensors of the wrong shapes.
+      // Finding 8: connected to honest peer 1 only, announces a payload size other than the manifest's.
       startHostile(addresses, honestIds, undefined, [1])
     ])
-    Object.assign(hostile, { inflater, liar, beyond, framer, hijacker, poisoner, ghost, copier, replayer, oversizer, truncator, puller, flooder, misshaper })
+    Object.assign(hostile, { inflater, liar, beyond, framer, hijacker, poisoner, ghost, copier, replayer, oversizer, truncator, puller, flooder, missizer })
 
     await hijacker.publish({ ...announceOf(1, encodePayload(bounded), hijacker.id), sampleCount: 2 ** 40 })
     await hijacker.publish(announceOf(LIMITS.maxRounds, encodePayload(bounded), hijacker.id))
@@ -280,7 +280,7 @@ describe('hostile peers against honest ones', function () {
       once('flood', flooder.seenRounds.has(3), async () => {
         for (let i = 0; i < 30; i++) await flooder.publish(announceOf(1, encodePayload(bounded), flooder.id))
       })
-      once('misshape', misshaper.seenRounds.size > 0, async () => { await misshaper.publish(announceOf(Math.min(...misshaper.seenRounds), encodePayload(bounded), misshaper.id, [{ name: 'E', shape: [1, 1] }])) })
+      once('missize', missizer.seenRounds.size > 0, async () => { await missizer.publish({ ...announceOf(Math.min(...missizer.seenRounds), encodePayload(bounded), missizer.id), payloadBytes: payloadBytes + 1 }) })
     }, 100)
     try {
       results = await Promise.all(honest.map(async p => await p.done))
@@ -349,7 +349,7 @@ describe('hostile peers against honest ones', function () {
 
   it('carried out every hostile action', () => {
     assert.deepEqual(actionErrors, [])
-    assert.deepEqual(['copy', 'replay', 'oversize', 'truncate', 'pull', 'flood', 'misshape'].filter(a => !acted.has(a)), [])
+    assert.deepEqual(['copy', 'replay', 'oversize', 'truncate', 'pull', 'flood', 'missize'].filter(a => !acted.has(a)), [])
   })
 
   it('4: rejects an update announced again by another peer, or for a later round, and a sample count beyond the limit', () => {
@@ -394,9 +394,9 @@ describe('hostile peers against honest ones', function () {
     }
   })
 
-  it('8: rejects announcements of the wrong shapes before forwarding them', () => {
-    assert.ok(eventsOf(honest[1], 'rejected', { from: hostile.misshaper.id, reason: 'wrong-shape' }).length > 0, 'the peer it reached rejects it')
-    assert.deepEqual(honest[0].events.filter(e => e.from === hostile.misshaper.id), [], 'and never forwards it to the other')
+  it('8: rejects announcements of a payload size other than the manifest\'s before forwarding them', () => {
+    assert.ok(eventsOf(honest[1], 'rejected', { from: hostile.missizer.id, reason: 'too-large' }).length > 0, 'the peer it reached rejects it')
+    assert.deepEqual(honest[0].events.filter(e => e.from === hostile.missizer.id), [], 'and never forwards it to the other')
   })
 })
 

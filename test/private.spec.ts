@@ -88,7 +88,7 @@ describe('private federations', function () {
         // opening a stream: every request an outsider could make needs one.
         assert.ok(await refused(host.libp2p.dialProtocol(multiaddr(addrA), payloadProtocol(federationId(manifest)))), `an outsider with ${name} cannot open a stream`)
         host.libp2p.services.pubsub.subscribe(topic)
-        const forged = { type: 'announce' as const, federationId: federationId(manifest), round: 1, sampleCount: 1_000_000, payloadHash: 'ab'.repeat(32), payloadBytes: 4, dtype: 'float32' as const, tensors: [{ name: 'x', shape: [1] }], addresses: [] }
+        const forged = { type: 'announce' as const, federationId: federationId(manifest), round: 1, sampleCount: 1_000_000, payloadHash: 'ab'.repeat(32), payloadBytes: 4, addresses: [] }
         await host.libp2p.services.pubsub.publish(topic, encodeMessage(forged)).catch(() => {})
       }
       const [ra, rb] = await Promise.all([first, second])

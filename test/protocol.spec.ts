@@ -5,14 +5,13 @@ import { checkAnnouncement, checkAnnouncementContent, decodeMessage, encodeMessa
 import { checkValueBounds, decodePayload, encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { canonicalJson } from '../protocol/canonical.js'
 import { validateNetworkPreset } from '../protocol/network.js'
-import { LIMITS, payloadProtocol, updatesTopic } from '../protocol/constants.js'
+import { LIMITS, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
 import { tinyManifest } from './fixtures.js'
 import type { Announce, Message } from '../protocol/messages.js'
 
 const HASH = 'a'.repeat(64)
 const announce = (overrides: Partial<Announce> = {}): Announce => ({
-  type: 'announce', federationId: HASH, round: 3, sampleCount: 100, payloadHash: 'b'.repeat(64), payloadBytes: 1000, dtype: 'float32',
-  tensors: [{ name: 'E', shape: [4, 2] }], addresses: ['/ip4/127.0.0.1/tcp/1'], ...overrides
+  type: 'announce', federationId: HASH, round: 3, sampleCount: 100, payloadHash: 'b'.repeat(64), payloadBytes: 1000, addresses: ['/ip4/127.0.0.1/tcp/1'], ...overrides
 })
 
 describe('protocol', () => {
@@ -24,8 +23,9 @@ describe('protocol', () => {
       assert.equal(federationId({ ...m, bootstrap: ['/ip4/1.2.3.4/tcp/1/p2p/x'] }), id)
       assert.notEqual(federationId({ ...m, name: 'other' }), id)
       assert.notEqual(federationId({ ...m, ligo: { ...m.ligo, seed: 8 } }), id)
-      assert.equal(updatesTopic(id), `/fedgrow/${id}/updates/1`)
+      assert.equal(updatesTopic(id), `/fedgrow/${id}/updates/2`)
       assert.equal(payloadProtocol(id), `/fedgrow/${id}/payload/1.0.0`)
+      assert.equal(stateProtocol(id), `/fedgrow/${id}/state/2.0.0`)
     })
 
     it('rejects bad manifests naming the field and the rule', () => {
@@ -97,20 +97,25 @@ describe('protocol', () => {
       assert.equal(reason(encodeMessage(announce({ sampleCount: LIMITS.maxSampleCount + 1 }))), 'malformed')
     })
 
-    it('checks announcements against federation, round and shapes', () => {
-      const ctx = { federationId: HASH, currentRound: 3, expected: [{ name: 'E', shape: [4, 2] }], payloadBytes: 1000 }
+    it('rejects a version-1 announcement\'s tensor list and dtype as unknown fields, naming them', () => {
+      const tensors = [{ name: 'E', shape: [4, 2] }]
+      assert.throws(() => decodeMessage(encodeMessage({ ...announce(), tensors } as unknown as Announce)), { name: 'ProtocolError', message: /^malformed: announce\.tensors = \[\{"name":"E".*is not a known field/ })
+      assert.throws(() => decodeMessage(encodeMessage({ ...announce(), dtype: 'float32' } as unknown as Announce)), { name: 'ProtocolError', message: /^malformed: announce\.dtype = "float32": is not a known field/ })
+    })
+
+    it('checks announcements against federation, round and payload size', () => {
+      const ctx = { federationId: HASH, currentRound: 3, payloadBytes: 1000 }
       const reason = (a: Announce): string => { try { checkAnnouncement(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
       assert.equal(reason(announce()), 'ok')
       assert.equal(reason(announce({ round: 5 })), 'ok')
       assert.equal(reason(announce({ federationId: 'c'.repeat(64) })), 'wrong-federation')
       assert.equal(reason(announce({ round: 2 })), 'stale-round')
       assert.equal(reason(announce({ round: 6 })), 'implausible-round')
-      assert.equal(reason(announce({ tensors: [{ name: 'E', shape: [4, 3] }] })), 'wrong-shape')
       assert.equal(reason(announce({ payloadBytes: 512 * 1024 * 1024 })), 'too-large')
     })
 
     it('holds a round after the manifest\'s last against the sender, before calling it implausible', () => {
-      const ctx = { federationId: HASH, currentRound: 3, expected: [{ name: 'E', shape: [4, 2] }], payloadBytes: 1000, lastRound: 5 }
+      const ctx = { federationId: HASH, currentRound: 3, payloadBytes: 1000, lastRound: 5 }
       const reason = (a: Announce): string => { try { checkAnnouncement(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
       assert.equal(reason(announce({ round: 5 })), 'ok')
       assert.equal(reason(announce({ round: 6 })), 'beyond-schedule')
@@ -118,12 +123,11 @@ describe('protocol', () => {
     })
 
     it('screens content whatever the receiver\'s round (the topic validator\'s check)', () => {
-      const ctx = { federationId: HASH, expected: [{ name: 'E', shape: [4, 2] }], payloadBytes: 1000, lastRound: 5 }
+      const ctx = { federationId: HASH, payloadBytes: 1000, lastRound: 5 }
       const reason = (a: Announce): string => { try { checkAnnouncementContent(a, ctx); return 'ok' } catch (err) { return (err as { reason: string }).reason } }
       assert.equal(reason(announce({ round: 1 })), 'ok', 'a late announcement is timing, not content')
       assert.equal(reason(announce({ round: 6 })), 'beyond-schedule')
       assert.equal(reason(announce({ federationId: 'c'.repeat(64) })), 'wrong-federation')
-      assert.equal(reason(announce({ tensors: [{ name: 'F', shape: [4, 2] }] })), 'wrong-shape')
       assert.equal(reason(announce({ payloadBytes: 999 })), 'too-large')
     })
   })

@@ -259,7 +259,7 @@ export class RoundEngine {
   }
 
   private announceContext (): AnnounceContentContext & { currentRound: number } {
-    return { federationId: this.init.federationId, currentRound: this.collecting, expected: this.init.expected, payloadBytes: this.globalPayload.length, lastRound: this.scheduleRounds }
+    return { federationId: this.init.federationId, currentRound: this.collecting, payloadBytes: this.globalPayload.length, lastRound: this.scheduleRounds }
   }
 
   /**
@@ -701,8 +701,6 @@ export class RoundEngine {
       sampleCount: update.sampleCount,
       payloadHash: updateHash(this.init.federationId, round, transport.selfId, payload),
       payloadBytes: payload.length,
-      dtype: 'float32',
-      tensors: this.init.expected,
       addresses: transport.addresses().slice(0, 16)
     }
     const own = { from: transport.selfId, sampleCount: update.sampleCount, tensors: update.tensors }

@@ -97,7 +97,7 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
           init.onReject?.(from, err instanceof ProtocolError ? err.reason : 'malformed')
           return TopicValidatorResult.Reject
         }
-        // The engine's own checks (names, shapes, size, schedule, replays): it logs and bans what fails.
+        // The engine's own checks (size, schedule, replays): it logs and bans what fails.
         return screen(from, announce) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
       })
       pubsub.addEventListener('message', (evt) => {

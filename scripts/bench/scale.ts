@@ -45,6 +45,9 @@ function currentCommit (): string {
   }
 }
 
+/** Read once, at start: the code that runs is what was checked out then, whatever is committed during a long run. */
+const COMMIT_AT_START = currentCommit()
+
 function saveRun (run: ScaleRun): void {
   mkdirSync(RUNS_DIR, { recursive: true })
   writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}.json`), JSON.stringify(run, null, 1))
@@ -98,7 +101,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<S
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, rounds, row, payloadBytes, measuredAt: utcMinute(), commit: currentCommit() }
+  return { peers, scheme: scheme.name, rounds, row, payloadBytes, measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {

@@ -104,12 +104,15 @@ describe('round engine, scripted peers', () => {
       fetch: async () => misshaped,
       onAnnounce: (_own, _handlers, deliver) => { deliver('B', announceOf('B', 1, misshaped)) }
     })
-    // The banned sender leaves the quorum of 2 unmet, so the round closes at its timeout.
-    const engine = engineOn(transport, 1_000, (from, reason) => { rejected.push(`${from} ${reason}`) })
+    // B reported, invalidly: it counts toward the quorum of 2, so the round closes at once on A's update,
+    // not at its 20 s timeout.
+    const engine = engineOn(transport, 20_000, (from, reason) => { rejected.push(`${from} ${reason}`) })
+    const started = Date.now()
     await engine.join()
     await engine.run()
     assert.deepEqual(rejected, ['B wrong-shape'])
     assert.equal(engine.currentGlobal.E.data[0], 1.5, 'the round closed on A\'s own update alone')
+    assert.ok(Date.now() - started < 10_000, 'the banned sender counted toward the quorum')
   })
 
   it('does not re-announce for a partner whose update it gave up fetching: that peer is gone', async () => {

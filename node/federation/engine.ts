@@ -750,7 +750,9 @@ export class RoundEngine {
       const decision = decide({
         expected: partners,
         contributed: new Set([...pool.values()].filter(p => p.contribution !== undefined && partners.has(p.from)).map(p => p.from)),
-        excluded: new Set([...partners].filter(peer => failed.has(peer) || this.banned.has(peer))),
+        // A sender banned for this round's update has left `partners` (banned peers are not awaited), but it
+        // did report: it still counts toward the quorum, as round-state.ts says.
+        excluded: new Set([...failed, ...[...partners].filter(peer => this.banned.has(peer))]),
         reportedElsewhere: new Set([...pool.keys()].filter(peer => !partners.has(peer) && !this.banned.has(peer))),
         quorum: this.init.quorum,
         firstSeenAt: firstSeen(),

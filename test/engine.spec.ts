@@ -37,7 +37,8 @@ interface Script {
 }
 
 /** A scripted transport for A: what A announced, and whose state it asked for. */
-function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], stateAsked: string[], deliver: (from: string, announce: Announce) => void } {
+function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], stateAsked: string[], deliver: (from: string, announce: Announce) => void, participantQueries: () => number } {
+  let participantQueries = 0
   const announced: Announce[] = []
   const stateAsked: string[] = []
   let handlers: ExchangeHandlers | undefined
@@ -60,11 +61,14 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
       if (script.requestState === undefined) throw new Error('unreachable')
       return await script.requestState(peer)
     },
-    participants: () => script.participants,
+    participants: () => {
+      participantQueries++
+      return script.participants
+    },
     penalise: () => {},
     bytes: async () => ({ sent: 0, received: 0 })
   }
-  return { transport, announced, stateAsked, deliver }
+  return { transport, announced, stateAsked, deliver, participantQueries: () => participantQueries }
 }
 
 const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject']): RoundEngine => new RoundEngine({
@@ -118,7 +122,7 @@ describe('round engine, scripted peers', () => {
   it('does not re-announce for a partner whose update it gave up fetching: that peer is gone', async () => {
     const good = encodePayload(constant(2))
     // B's payload never arrives (LIMITS.maxFetchAttempts failures); C's takes 2.5 s, so the round waits past a re-announcement.
-    const { transport, announced } = scripted({
+    const { transport, announced, participantQueries } = scripted({
       participants: ['B', 'C'],
       fetch: async (from) => {
         if (from === 'B') throw new Error('connection refused')
@@ -142,6 +146,8 @@ describe('round engine, scripted peers', () => {
     await engine.run()
     assert.equal(engine.completedRound, 1)
     assert.equal(announced.length, 1, 'C fetched our update and B never will: nothing to re-announce for')
+    // The round waits 2.5 s for C with nothing to announce: it wakes on arrivals and every 2 s, never in a loop.
+    assert.ok(participantQueries() < 30, `the wait looked for participants ${participantQueries()} times`)
   })
 
   it('keeps an update whose local handling fails, and neither bans nor blames its sender', async () => {

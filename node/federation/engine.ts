@@ -29,6 +29,7 @@ import type { DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
+import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
 
@@ -37,7 +38,6 @@ import type { RoundGroup } from '../../protocol/groups.js'
  * exist when a message arrives, so an announcement made while peers are still joining can miss them;
  * receivers drop repeats by (round, sender).
  */
-export const REANNOUNCE_MS = 2_000
 
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
 export const NOT_HELD_AGAINST: ReadonlySet<DropReason> = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
@@ -611,7 +611,7 @@ export class RoundEngine {
 
   /**
    * Waits until `at` (ms since the epoch), a nudge() or stop(), whichever comes first, and at most
-   * REANNOUNCE_MS: the wait also re-announces, and it picks up who subscribed to the topic meanwhile.
+   * REANNOUNCE_MS: the wait picks up who subscribed to the topic meanwhile (a new partner is told soon).
    */
   private async sleepUntil (at: number): Promise<void> {
     await new Promise<void>(resolve => {
@@ -669,15 +669,15 @@ export class RoundEngine {
     const own = this.pool.get(this.completed)?.get(transport.selfId)
     if (own === undefined) return
     const until = Date.now() + maxMs
-    let lastAnnounce = 0
+    const reannounce = new ReannounceSchedule(0, this.partners(this.completed).members)
     while (!this.stopped && Date.now() < until) {
       const partners = this.partners(this.completed).members
       if ([...partners].every(p => p === transport.selfId || own.fetchedBy?.has(p) === true)) return
-      if (Date.now() - lastAnnounce >= REANNOUNCE_MS) {
-        lastAnnounce = Date.now()
+      if (Date.now() >= reannounce.dueAt(partners)) {
+        reannounce.announced(Date.now())
         await transport.announce(own.announce)
       }
-      await this.sleepUntil(Math.min(until, lastAnnounce + REANNOUNCE_MS))
+      await this.sleepUntil(Math.min(until, reannounce.dueAt(partners)))
     }
   }
 
@@ -715,7 +715,7 @@ export class RoundEngine {
     const hardDeadline = ready + this.init.roundTimeoutMs
     /** When the round's first update arrived, ours or a peer's: the adaptive deadline counts from there. */
     const firstSeen = (): number => Math.min(...[...this.roundPool(round).values()].map(p => p.arrivedAt ?? Infinity))
-    let lastAnnounce = Date.now()
+    const reannounce = new ReannounceSchedule(Date.now(), this.partners(round).members)
     let aheadSince: number | undefined
     let lastCatchUp = 0
     let group: RoundGroup = { members: new Set([transport.selfId]), groupCount: 1 }
@@ -738,8 +738,9 @@ export class RoundEngine {
       // need not fetch ours.
       const unfetched = [...partners].some(peer => peer !== transport.selfId && !failed.has(peer) && !this.banned.has(peer) && ownEntry.fetchedBy?.has(peer) !== true)
       const heardFrom = new Set([...pool.keys(), ...failed]).size
-      if ((unfetched || heardFrom < this.init.quorum) && Date.now() - lastAnnounce >= REANNOUNCE_MS) {
-        lastAnnounce = Date.now()
+      const wantsReannounce = unfetched || heardFrom < this.init.quorum
+      if (wantsReannounce && Date.now() >= reannounce.dueAt(partners)) {
+        reannounce.announced(Date.now())
         await transport.announce(announce)
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
@@ -776,7 +777,8 @@ export class RoundEngine {
         if (decision.from.length > 0 && decision.from.every(peer => this.isDisproved(peer))) aheadSince = undefined
         continue
       }
-      await this.sleepUntil(Math.min(decision.until, lastAnnounce + REANNOUNCE_MS))
+      // Not woken for a re-announcement nobody needs: its due time would lie in the past and spin this loop.
+      await this.sleepUntil(Math.min(decision.until, wantsReannounce ? reannounce.dueAt(partners) : Infinity))
     }
     if (this.stopped) return
     const closed = [...this.roundPool(round).values()]

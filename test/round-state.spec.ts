@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { CATCH_UP_GRACE_MS, decide, peersAhead } from '../node/federation/round-state.js'
 import type { RoundView } from '../node/federation/round-state.js'
+import { REANNOUNCE_MAX_MS, REANNOUNCE_MS, ReannounceSchedule } from '../node/federation/reannounce.js'
 
 /** Us (a) and two peers (b, c); our update arrived at t = 1,000; the round waits 3 s after that, 30 s at most. */
 function view (overrides: Partial<RoundView> = {}): RoundView {
@@ -82,5 +83,22 @@ describe('who is ahead of the round being collected', () => {
 
   it('never counts an ignored peer (self, banned), and each peer once', () => {
     assert.deepEqual(peersAhead({ next: ['b'], afterNext: ['b', 'y'], farther: ['y', 'z'] }, partners, peer => peer === 'z'), ['b', 'y'])
+  })
+})
+
+describe('when a waiting peer re-announces', () => {
+  it('doubles the interval up to its cap, and starts again when a new partner appears', () => {
+    const schedule = new ReannounceSchedule(0, ['a', 'b'])
+    const gaps: number[] = []
+    let at = 0
+    for (let i = 0; i < 5; i++) {
+      const due = schedule.dueAt(['a', 'b'])
+      gaps.push(due - at)
+      at = due
+      schedule.announced(at)
+    }
+    assert.deepEqual(gaps, [REANNOUNCE_MS, 2 * REANNOUNCE_MS, 4 * REANNOUNCE_MS, REANNOUNCE_MAX_MS, REANNOUNCE_MAX_MS])
+    assert.equal(schedule.dueAt(['a', 'b', 'c']), at + REANNOUNCE_MS, 'c has not heard of the update yet')
+    assert.equal(schedule.dueAt(['a', 'b']), at + REANNOUNCE_MS, 'a partner leaving changes nothing')
   })
 })

@@ -4,7 +4,7 @@
  * (local), on label-Dirichlet alpha 100 ("iid") and 0.5, on three axes: rounds, bytes sent, training FLOPs.
  * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`,
  * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them).
- * Federation sizes other than 8 get their own section, so a 16-peer run does not replace the 8-peer tables.
+ * A run narrower than the full comparison (other sizes, one alpha, fewer methods) writes its own section.
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -89,6 +89,22 @@ export function comparisonSection (result: SimulationResult): string {
 
 const listFlag = (args: string[], flag: string, fallback: number[]): number[] => flagValue(args, flag)?.split(',').map(Number) ?? fallback
 
+const DEFAULT_ALPHAS = [100, 0.5]
+
+/**
+ * The BENCHMARKS.md section a run writes: the full comparison (8 peers, both alphas, every method) keeps
+ * the plain name; a narrower run gets a section of its own, named by what it narrowed, so it never
+ * replaces the full tables.
+ */
+function sectionOf (sizes: number[], alphas: number[], methods: MethodName[]): { name: string, title: string } {
+  const parts: Array<{ key: string, label: string }> = []
+  if (sizes.join() !== String(TABLE_PEERS)) parts.push({ key: `peers-${sizes.join('-')}`, label: `${sizes.join(', ')} peers` })
+  if (alphas.join() !== DEFAULT_ALPHAS.join()) parts.push({ key: `alpha-${alphas.join('-')}`, label: `alpha ${alphas.join(', ')}` })
+  if (methods.length !== METHODS.length) parts.push({ key: methods.join('-'), label: `only ${methods.join(', ')}` })
+  const title = 'fedgrow vs its baselines'
+  return parts.length === 0 ? { name: 'paper-table', title } : { name: `paper-table-${parts.map(x => x.key).join('-')}`, title: `${title}, ${parts.map(x => x.label).join('; ')}` }
+}
+
 function methodsFlag (args: string[]): MethodName[] {
   const asked = flagValue(args, '--methods')?.split(',') ?? METHODS
   const unknown = asked.filter(m => !(METHOD_NAMES as readonly string[]).includes(m))
@@ -104,8 +120,9 @@ export async function paperTableBench (command: string, args: string[]): Promise
   const rounds = listFlag(args, '--rounds', [preset.rounds])[0]
   const sizes = listFlag(args, '--peers', [TABLE_PEERS])
   const results: SimulationResult[] = []
+  const alphas = listFlag(args, '--alphas', DEFAULT_ALPHAS)
   for (const peers of sizes) {
-    for (const alpha of listFlag(args, '--alphas', [100, 0.5])) {
+    for (const alpha of alphas) {
       results.push(await simulate({
         peers,
         rounds,
@@ -120,8 +137,8 @@ export async function paperTableBench (command: string, args: string[]): Promise
     }
   }
   const p = preset
-  const sizesLabel = sizes.join(', ')
-  writeSection(sizesLabel === String(TABLE_PEERS) ? 'paper-table' : `paper-table-peers-${sizes.join('-')}`, `The paper's comparison: fedgrow vs its baselines (preset ${p.name}${sizesLabel === String(TABLE_PEERS) ? '' : `, ${sizesLabel} peers`})`, command, [
+  const { name, title } = sectionOf(sizes, alphas, methods)
+  writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command, [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
     `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',

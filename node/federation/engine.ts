@@ -286,7 +286,7 @@ export class RoundEngine {
 
   /**
    * Our state answer. `pending` stays empty: its entries are relayed announcements without their
-   * signatures, so no receiver may act on them (protocol/README.md); peers re-announce every 2 s anyway.
+   * signatures, so no receiver may act on them (protocol/README.md); peers re-announce anyway.
    */
   private stateHeader (): State {
     return { type: 'state', federationId: this.init.federationId, round: this.completed, globalDigest: globalDigest(this.global), payloadBytes: this.globalPayload.length, pending: [] }

@@ -16,11 +16,6 @@ import { ProtocolError } from './errors.js'
 const MAGIC = [0x46, 0x47, 0x52, 0x57] // "FGRW"
 const HEADER_BYTES = 6
 
-export interface TensorSpec {
-  name: string
-  shape: number[]
-}
-
 export interface Announce {
   type: 'announce'
   federationId: string

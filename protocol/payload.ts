@@ -7,8 +7,13 @@ import { sha256Hex } from './canonical.js'
 import { LIMITS } from './constants.js'
 import { ProtocolError } from './errors.js'
 import { decodeSafetensors, encodeSafetensors, TensorFileError } from './safetensors.js'
-import type { TensorSpec } from './messages.js'
 import type { TensorMap } from './safetensors.js'
+
+/** A Global-LiGO tensor's name and shape, as the manifest implies them: what a payload must hold. */
+export interface TensorSpec {
+  name: string
+  shape: number[]
+}
 
 export const canonicalNames = (tensors: Record<string, unknown>): string[] => Object.keys(tensors).sort()
 

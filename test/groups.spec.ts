@@ -17,7 +17,7 @@ import { tinyManifest } from './fixtures.js'
 import type { StartedHost } from '../node/p2p/host.js'
 import type { UpdateTransport } from '../node/federation/transport.js'
 import type { TensorMap } from '../protocol/safetensors.js'
-import type { TensorSpec } from '../protocol/messages.js'
+import type { TensorSpec } from '../protocol/payload.js'
 
 const FED = 'f'.repeat(64)
 const names = (n: number): string[] => Array.from({ length: n }, (_, i) => `peer-${i}`)

@@ -4,7 +4,7 @@
  * `result` or `failure`, and may send `progress` and `log` messages tagged with that id meanwhile.
  */
 import type { Manifest } from '../../protocol/manifest.js'
-import type { TensorSpec } from '../../protocol/messages.js'
+import type { TensorSpec } from '../../protocol/payload.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { ActiveBackend, BackendChoice } from '../backend.js'
 import type { TrainTest } from '../data/dataset.js'

@@ -119,8 +119,10 @@ interface CandidateResult {
   curve: Array<{ round: number, mean: number, std: number, min: number, bytesPerPeer: number, trainFlopsPerPeer: number }>
   final: { mean: number, std: number, min: number, perPeer: number[] }
   finetuned: { mean: number, std: number, min: number, perPeer: number[] }
-  /** Phase 4 checked on the peer's held-out rows (finetuneValidated); absent in runs before it existed. */
+  /** Phase 4 stopped early on the peer's held-out rows (PHASE4_PATIENCE); absent in runs before it existed. */
   validated?: { mean: number, std: number, min: number, perPeer: number[] }
+  /** Phase 4's whole run, keeping the check that scored best on the held-out rows; absent in runs before it existed. */
+  bestOf?: { mean: number, std: number, min: number, perPeer: number[] }
   intermediate?: { mean: number }
 }
 
@@ -461,25 +463,22 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
       log(`${c.name} round ${round}: ${(stats(accuracies).mean * 100).toFixed(2)}%`)
     }
     const perPeer = peers.map((_, i) => score(i))
-    // Phase 4 (optional in the method): each peer fine-tunes its own target's weights on its own rows.
-    const tuned = peers.map((p, i) => {
-      if (options.finetuneSteps === 0) return perPeer[i]
-      const target = runs[i].target(shared[i])
-      const { params } = finetune(plan.target, target, p.train, phase4Options(options, p))
-      const accuracy = evaluate(predictWith(plan.target, params), p.test).accuracy
-      tf.dispose([...Object.values(target), ...Object.values(params)])
-      return accuracy
-    })
-    const validated = peers.map((p, i) => {
-      if (options.finetuneSteps === 0) return perPeer[i]
+    // Phase 4 (optional in the method): each peer fine-tunes its own target's weights on its own rows;
+    // one run per peer gives the fixed, the early-stopped and the best-checkpoint choice.
+    const phase4 = peers.map((p, i) => {
+      if (options.finetuneSteps === 0) return { fixed: perPeer[i], validated: perPeer[i], bestOf: perPeer[i] }
       const target = runs[i].target(shared[i])
       try {
-        return finetuneValidated(plan.target, target, p, options)
+        return phase4Choices(phase4Checks(plan.target, target, p, options))
       } finally {
         tf.dispose(Object.values(target))
       }
     })
-    return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: { ...stats(tuned), perPeer: tuned }, validated: { ...stats(validated), perPeer: validated } }
+    const over = (pick: (x: Phase4Choices) => number): { mean: number, std: number, min: number, perPeer: number[] } => {
+      const xs = phase4.map(pick)
+      return { ...stats(xs), perPeer: xs }
+    }
+    return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: over(x => x.fixed), validated: over(x => x.validated), bestOf: over(x => x.bestOf) }
   } finally {
     runs.forEach(r => { r.dispose() })
   }
@@ -488,25 +487,53 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
 /** Phase 4's training, the same for the fixed and the validated variant so that they differ only in when they stop. */
 const phase4Options = (options: StudyOptions, peer: Peer): TrainOptions => ({ steps: options.finetuneSteps, learningRate: options.learningRate / 2, weightDecay: 0.05, seed: `${peer.seed}:finetune`, batchSize: 64 })
 
-/** Phase 4's validation check: every this many steps, and it stops after PHASE4_PATIENCE checks without a better score. */
+/** Phase 4's validation check: every this many steps; early stopping ends it after PHASE4_PATIENCE checks without a better score. */
 const PHASE4_CHECK_STEPS = 20
 const PHASE4_PATIENCE = 3
 
+/** One phase-4 check: accuracy on the peer's held-out rows (what it can see) and on its test rows (what we report). */
+interface Phase4Check { step: number, validation: number, test: number }
+
 /**
- * Phase 4 as a participant can run it without a test set: the grown target fine-tuned on the peer's
- * training rows, scored on its held-out validation rows every PHASE4_CHECK_STEPS steps, keeping the
- * best-scoring weights, or the target unchanged when no check beats it. Why: a fixed 200 steps
- * over-fits a small shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%). Returns the kept
- * model's test accuracy.
+ * Phase 4 run once for its whole budget: the grown target fine-tuned on the peer's training rows, scored
+ * on its held-out and test rows before training (step 0) and every PHASE4_CHECK_STEPS steps, so that every
+ * way of choosing when to stop is judged on the same trajectory. Why: a fixed 200 steps over-fits a small
+ * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%).
  */
-function finetuneValidated (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions): number {
-  const startScore = evaluate(predictWith(config, target), peer.validation).accuracy
-  const flat = trainUntilFlat(config, target, peer.train, phase4Options(options, peer), { validation: peer.validation, everySteps: PHASE4_CHECK_STEPS, patience: PHASE4_PATIENCE })
+function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions): Phase4Check[] {
+  const score = (params: NamedTensors): { validation: number, test: number } => ({ validation: evaluate(predictWith(config, params), peer.validation).accuracy, test: evaluate(predictWith(config, params), peer.test).accuracy })
+  const checks: Phase4Check[] = [{ step: 0, ...score(target) }]
+  const vars = new VariableSet(target)
   try {
-    return evaluate(predictWith(config, flat.best.accuracy > startScore ? flat.params : target), peer.test).accuracy
+    train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), peer.train, {
+      ...phase4Options(options, peer),
+      checkpoint: { every: PHASE4_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
+    })
   } finally {
-    tf.dispose(Object.values(flat.params))
+    vars.dispose()
   }
+  return checks
+}
+
+interface Phase4Choices {
+  /** The last check: the whole budget, as the product runs it. */
+  fixed: number
+  /** The best held-out score before PHASE4_PATIENCE checks without a better one (the target unchanged when none beats it). */
+  validated: number
+  /** The best held-out score of the whole run, step 0 included (earliest on ties). */
+  bestOf: number
+}
+
+/** The test accuracy each stopping rule would have kept, from one run's checks (step 0 first). */
+export function phase4Choices (checks: Phase4Check[]): Phase4Choices {
+  const [start, ...trained] = checks
+  let best = trained[0]
+  for (const c of trained) {
+    if (c.validation > best.validation) best = c
+    if (c.step - best.step >= PHASE4_PATIENCE * PHASE4_CHECK_STEPS) break
+  }
+  const bestOf = checks.reduce((a, c) => c.validation > a.validation ? c : a)
+  return { fixed: trained.at(-1)!.test, validated: best.validation > start.validation ? best.test : start.test, bestOf: bestOf.test }
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
@@ -606,19 +633,22 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     const rounds = [5, 15, last].filter((n, i, all) => n <= last && all.indexOf(n) === i)
     return rounds.map(n => `${points(accuracyAt(r, n)!, accuracyAt(twin, n)!)} (r${n})`).join(', ')
   }
-  const validatedGain = (r: CandidateResult): string => {
-    const twin = twinResult(r)
-    return r.validated === undefined || twin?.validated === undefined ? '' : ` (${points(r.validated.mean, twin.validated.mean)})`
+  /** A phase-4 variant's accuracy, with fedgrow's gain over its twin in brackets; '-' for runs made before it existed. */
+  const phase4Cell = (r: CandidateResult, variant: 'validated' | 'bestOf'): string => {
+    const own = r[variant]
+    if (own === undefined) return '-'
+    const twin = twinResult(r)?.[variant]
+    return pct(own.mean) + (twin === undefined ? '' : ` (${points(own.mean, twin.mean)})`)
   }
-  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), r.validated === undefined ? '-' : pct(r.validated.mean) + validatedGain(r), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
+  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), phase4Cell(r, 'validated'), phase4Cell(r, 'bestOf'), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
   const o = files[0]?.options
   if (o === undefined) return
   writeSection(`design-${peersPart(peers)}alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`, command, [
     `${o.peers} peers, label-Dirichlet alpha ${alpha}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
-    `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. Validated: the same fine-tuning checked on the peer's held-out rows every ${PHASE4_CHECK_STEPS} steps (stopping after ${PHASE4_PATIENCE} checks without a better score), keeping the best weights or, if no check beats it, the target unchanged; in brackets, fedgrow minus its twin ('-': run before this column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
+    `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. The same run is scored on the peer's held-out rows (15% of its shard, never trained on) before training and every ${PHASE4_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',
-    markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, validated', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows)
+    markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows)
   ].join('\n'))
 }
 
@@ -661,17 +691,24 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
       const alone = bySeed.get(seed)!.get(twinOf(c))!
       const last = Math.min(shared.curve.length, alone.curve.length)
       const ahead = shared.final.perPeer.filter((a, i) => a > alone.final.perPeer[i]).length
-      const validatedGain = shared.validated === undefined || alone.validated === undefined ? undefined : shared.validated.mean - alone.validated.mean
-      return { seed, last, gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain, ahead, peers: shared.final.perPeer.length }
+      const variantGain = (variant: 'validated' | 'bestOf'): number | undefined => {
+        const [a, b] = [shared[variant], alone[variant]]
+        return a === undefined || b === undefined ? undefined : a.mean - b.mean
+      }
+      return { seed, last, gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain: variantGain('validated'), bestOfGain: variantGain('bestOf'), ahead, peers: shared.final.perPeer.length }
     })
-    const validatedGains = perSeed.map(p => p.validatedGain).filter((g): g is number => g !== undefined)
-    const validatedCell = (g: number | undefined): string => g === undefined ? '' : `, ${points(g, 0)} validated`
-    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned${validatedCell(p.validatedGain)}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)), validatedGains.length === perSeed.length ? spread(validatedGains) : `- (${validatedGains.length} of ${perSeed.length} seeds)`]
+    const variantCell = (g: number | undefined, label: string): string => g === undefined ? '' : `, ${points(g, 0)} ${label}`
+    /** Mean ± std over seeds, or how many seeds ran the variant when not all did. */
+    const variantSpread = (gains: Array<number | undefined>): string => {
+      const ran = gains.filter((g): g is number => g !== undefined)
+      return ran.length === gains.length ? spread(ran) : `- (${ran.length} of ${gains.length} seeds)`
+    }
+    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain))]
   })
   writeSection(`design-seeds-${peersPart(peers)}alpha-${alpha}`, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
-    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the validated fine-tuning (stopped on the peer's held-out rows; only on runs made since it existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
+    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
-    markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'validated gain, mean ± std'], rows)
+    markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std'], rows)
   ].join('\n'))
 }
 

@@ -151,6 +151,30 @@ describe('round engine, scripted peers', () => {
     assert.ok(participantQueries() < 30, `the wait looked for participants ${participantQueries()} times`)
   })
 
+  it('re-announces a closed round for a straggler still in it, unless that straggler has fetched our update', async () => {
+    const fromB = encodePayload(constant(2))
+    const fromC = encodePayload(constant(3))
+    const { transport, announced, deliver } = scripted({
+      participants: ['B', 'C'],
+      fetch: async (from) => from === 'B' ? fromB : fromC,
+      onAnnounce: (own, handlers, deliverNow) => {
+        if (announced.length > 1) return
+        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+        deliverNow('B', announceOf('B', 1, fromB))
+        deliverNow('C', announceOf('C', 1, fromC))
+      }
+    })
+    const engine = engineOn(transport, 10_000)
+    await engine.join()
+    await engine.run()
+    const afterRound = announced.length
+    deliver('B', announceOf('B', 1, fromB))
+    assert.equal(announced.length, afterRound, 'B has our update: nothing to tell it')
+    deliver('C', announceOf('C', 1, fromC))
+    assert.equal(announced.length, afterRound + 1, 'C never fetched ours: it hears it again')
+    engine.stop()
+  })
+
   it('keeps an update whose local handling fails, and neither bans nor blames its sender', async () => {
     const fromB = encodePayload(constant(2))
     const { transport } = scripted({

@@ -516,7 +516,7 @@ export class RoundEngine {
         return
       }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
-        if (announce.round === this.completed) this.reannounceCompleted()
+        if (announce.round === this.completed) this.reannounceCompleted(from)
         const key = `${from}:${announce.round}`
         if (!this.lateSeen.has(key)) {
           this.lateSeen.add(key)
@@ -631,10 +631,14 @@ export class RoundEngine {
    * forwards only along meshes that exist when a message arrives, and we stopped re-announcing when we
    * closed the round. Announcing it again (at most every REANNOUNCE_MS) lets that peer close the round on
    * the same updates we did, instead of waiting for its deadline and ending on another Global-LiGO.
+   * Only for a partner that has not fetched it: otherwise every peer that closed the round would flood
+   * the topic each time one straggler re-announces.
    */
-  private reannounceCompleted (): void {
+  private reannounceCompleted (straggler: string): void {
     const own = this.pool.get(this.completed)?.get(this.components.transport.selfId)
     if (own === undefined || Date.now() - this.lastCompletedReannounce < REANNOUNCE_MS) return
+    if (own.fetchedBy?.has(straggler) === true) return
+    if (this.init.groupSize !== undefined && !this.partners(this.completed).members.has(straggler)) return
     this.lastCompletedReannounce = Date.now()
     this.components.transport.announce(own.announce).catch((err: Error) => {
       this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)

@@ -8,7 +8,7 @@ import { DEFAULTS, LIMITS, MANIFEST_VERSION, MODEL_LIMITS, TOKENIZER_KINDS } fro
 import { InvalidManifestError } from './errors.js'
 import { checks } from './validate.js'
 import { AVERAGING_SCHEMES } from './groups.js'
-import type { Fail } from './validate.js'
+import type { Fail, Fields } from './validate.js'
 
 export const LIGO_INIT_NAMES = ['fedgrow', 'ligo'] as const
 export const AGGREGATION_RULES = ['mean', 'trimmed-mean', 'median', 'centered-clip'] as const
@@ -19,6 +19,13 @@ export const AGGREGATION_RULES = ['mean', 'trimmed-mean', 'median', 'centered-cl
  * shares a model: a baseline, not the method).
  */
 export const METHODS = ['fedgrow', 'fedavg', 'authors-code'] as const
+/**
+ * Which fine-tuning check a participant keeps: `last`, the weights after the last step; `best-held-out`,
+ * the check (node/federation/learner.ts: every FINETUNE_CHECK_STEPS, and the model before them) that
+ * scores best on a share of its own rows held out from fine-tuning, which guards small shards against
+ * over-fitting.
+ */
+export const FINETUNE_SELECTIONS = ['last', 'best-held-out'] as const
 
 export interface ModelSize {
   dim: number
@@ -83,6 +90,8 @@ export interface Manifest {
      * round (the method's optional last phase; nothing is shared). Absent: none.
      */
     finetuneSteps?: number
+    /** Which check of those steps the participant keeps (FINETUNE_SELECTIONS). Absent: `last`. */
+    finetuneSelect?: typeof FINETUNE_SELECTIONS[number]
   }
   aggregation: {
     rule: typeof AGGREGATION_RULES[number]
@@ -175,6 +184,15 @@ function validateTask (value: unknown): Manifest['task'] {
   return image
 }
 
+/** `schedule.finetuneSelect` as written: nothing for `last` (the default, so that older manifests keep their id). */
+function finetuneSelect (s: Fields): Pick<Manifest['schedule'], 'finetuneSelect'> {
+  if (s.finetuneSelect === undefined) return {}
+  const select = str(s.finetuneSelect, 'schedule.finetuneSelect', MAX_TEXT, FINETUNE_SELECTIONS)
+  if (select === 'last') return {}
+  if (s.finetuneSteps === undefined || s.finetuneSteps === 0) fail('schedule.finetuneSelect', select, 'chooses among fine-tuning checks; set schedule.finetuneSteps (e.g. 200) or remove it')
+  return { finetuneSelect: 'best-held-out' }
+}
+
 /** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
 export function validateManifest (value: unknown): Manifest {
   const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap', 'method', 'access'])
@@ -186,7 +204,7 @@ export function validateManifest (value: unknown): Manifest {
     fail('target', m.target, 'must be at least as wide, deep and FFN-wide as intermediate (Global-LiGO grows)')
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'])
-  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps'])
+  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations', 'averaging', 'groupSize'])
   const averaging = a.averaging === undefined ? 'all-to-all' : str(a.averaging, 'aggregation.averaging', MAX_TEXT, AVERAGING_SCHEMES)
   if (averaging !== 'group' && a.groupSize !== undefined) fail('aggregation.groupSize', a.groupSize, 'applies to group averaging only; add "averaging": "group" or remove it')
@@ -227,7 +245,8 @@ export function validateManifest (value: unknown): Manifest {
       roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s.roundTimeoutMs, 'schedule.roundTimeoutMs', 100, 86_400_000),
       quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s.quorum, 'schedule.quorum', 1, 100_000),
       // Only when present, so that manifests written before it keep their federation id.
-      ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000) } : {})
+      ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000) } : {}),
+      ...finetuneSelect(s)
     },
     aggregation: {
       rule: str(a.rule, 'aggregation.rule', MAX_TEXT, AGGREGATION_RULES) as Manifest['aggregation']['rule'],

@@ -8,6 +8,7 @@ import { validateNetworkPreset } from '../protocol/network.js'
 import { LIMITS, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
 import { tinyManifest } from './fixtures.js'
 import type { Announce, Message } from '../protocol/messages.js'
+import type { Manifest } from '../protocol/manifest.js'
 
 const HASH = 'a'.repeat(64)
 const announce = (overrides: Partial<Announce> = {}): Announce => ({
@@ -46,11 +47,25 @@ describe('protocol', () => {
       bad(m => { m.schedule.finetuneSteps = 1.5 }, /schedule.finetuneSteps = 1.5: must be a whole number/)
       assert.equal(validateManifest({ ...tinyManifest(), schedule: { ...tinyManifest().schedule, finetuneSteps: 50 } }).schedule.finetuneSteps, 50)
       assert.equal('finetuneSteps' in validateManifest(tinyManifest()).schedule, false, 'absent stays absent, so older manifests keep their id')
+      bad(m => { m.schedule.finetuneSteps = 200; m.schedule.finetuneSelect = 'best' }, /schedule.finetuneSelect = "best": must be one of last, best-held-out/)
+      bad(m => { m.schedule.finetuneSelect = 'best-held-out' }, /schedule.finetuneSelect = "best-held-out": .*set schedule.finetuneSteps/)
+      bad(m => { m.schedule.finetuneSteps = 0; m.schedule.finetuneSelect = 'best-held-out' }, /set schedule.finetuneSteps/)
       assert.equal(validateManifest({ ...tinyManifest(), aggregation: { rule: 'centered-clip', clipTau: 2 } }).aggregation.clipTau, 2)
       assert.throws(() => parseManifest('{not json'), { name: 'InvalidManifestError', message: /not valid JSON/ })
       bad(m => { m.access = { allowlist: ['not-a-peer-id'] } }, /access.allowlist = "not-a-peer-id": is not a libp2p peer id/)
       bad(m => { m.access = { preSharedKey: 'AB' } }, /access.preSharedKey = "AB": must be a SHA-256 digest/)
       bad(m => { m.bootstrap = ['ip4/1.2.3.4'] }, /bootstrap = "ip4\/1.2.3.4": is not a multiaddr/)
+    })
+
+    it('reads schedule.finetuneSelect, writing only best-held-out so that older manifests keep their id', () => {
+      const ids = (schedule: Partial<Manifest['schedule']>): string => federationId(validateManifest(tinyManifest(schedule)))
+      // Ids from before the field existed.
+      assert.equal(ids({ finetuneSteps: 200 }), '2e513bf3aa7b5ae9439d71561c71b6f8eaa3cbdabcaa0b61d93483936f8f325d')
+      assert.equal(ids({ finetuneSteps: 200, finetuneSelect: 'last' }), ids({ finetuneSteps: 200 }))
+      assert.equal(ids({ finetuneSelect: 'last' }), 'c16e20aa12980bdacefb0d3da4a3e83494f1181b65551dc7a35689bd114955bd')
+      assert.equal('finetuneSelect' in validateManifest(tinyManifest({ finetuneSteps: 200, finetuneSelect: 'last' })).schedule, false)
+      assert.equal(validateManifest(tinyManifest({ finetuneSteps: 200, finetuneSelect: 'best-held-out' })).schedule.finetuneSelect, 'best-held-out')
+      assert.notEqual(ids({ finetuneSteps: 200, finetuneSelect: 'best-held-out' }), ids({ finetuneSteps: 200 }))
     })
 
     it('validates network presets with the same field-naming errors', () => {

@@ -21,6 +21,11 @@ export type { Partition } from './partition.js'
 
 /** Share of the rows held out for testing when a source has no test set of its own. */
 export const DEFAULT_TEST_FRACTION = 0.2
+/**
+ * Share of a participant's training rows held out to choose among checkpoints of its own training: when
+ * its small model is flat, and which phase-4 check to keep (`best-held-out`); it then trains on the rest.
+ */
+export const VALIDATION_FRACTION = 0.15
 
 export const DATA_SPEC_HELP = '`mnist` (10,000 bundled digits), `idx:DIR` (a folder of MNIST-format IDX files, gzipped or not), `spam` (5,946 bundled e-mails, ham or spam) or `text:FILE` (labelled texts: .jsonl of {"text", "label"}, or .csv with a text,label header)'
 

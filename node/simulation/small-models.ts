@@ -14,7 +14,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { splitTrainTest } from '../data/index.js'
+import { splitTrainTest, VALIDATION_FRACTION } from '../data/index.js'
 import { readModelFile } from '../model/model-file.js'
 import { stepsForEpochs } from '../train/trainer.js'
 import { sha256Hex, canonicalJson } from '../../protocol/canonical.js'
@@ -36,8 +36,6 @@ export type SmallModelSource = typeof SMALL_MODEL_SOURCES[number]
 export const PUBLIC_FRACTION = 3 / 16
 /** Epochs without a better validation score before a model counts as flat (small ViTs plateau for a few epochs early on). */
 export const PRETRAIN_PATIENCE_EPOCHS = 10
-/** Share of a peer's training rows that decide when its small model is flat (pre-training only: every method then trains on all rows). */
-export const PRETRAIN_VALIDATION_FRACTION = 0.15
 /** Fine-tuning a public checkpoint runs at this fraction of the preset's rate, so that it stays near its start. */
 const PUBLIC_FINETUNE_RATE = 0.25
 
@@ -80,7 +78,7 @@ async function trainCached (ctx: SmallModelContext, name: string, job: { config:
   const key = sha256Hex(canonicalJson({ ...ctx.cacheKey, name, config: job.config, maxEpochs: ctx.preset.pretrainMaxEpochs, patience: PRETRAIN_PATIENCE_EPOCHS, lr: job.learningRate, start: job.start === undefined ? null : job.start.config })).slice(0, 16)
   const path = join(ctx.cacheDir, `${name}-${key}.fgm`)
   if (!existsSync(path)) {
-    const split = splitTrainTest(job.rows.train, PRETRAIN_VALIDATION_FRACTION, `pretrain-validation:${job.seed}`)
+    const split = splitTrainTest(job.rows.train, VALIDATION_FRACTION, `pretrain-validation:${job.seed}`)
     const epoch = stepsForEpochs(split.train.count, 1, ctx.preset.batchSize)
     const pretrain: PretrainJob = {
       config: job.config,
@@ -106,7 +104,7 @@ export async function prepareSmallModels (ctx: SmallModelContext, configs: Model
     if (!checkpoints.has(shape)) {
       // A checkpoint has no peer's test split: it is scored on its own validation rows (the same split trainCached makes).
       const seed = `public:${ctx.seed}:${shape}`
-      const rows = { train: publicRows, test: splitTrainTest(publicRows, PRETRAIN_VALIDATION_FRACTION, `pretrain-validation:${seed}`).test }
+      const rows = { train: publicRows, test: splitTrainTest(publicRows, VALIDATION_FRACTION, `pretrain-validation:${seed}`).test }
       checkpoints.set(shape, trainCached(ctx, `public-${shape}`, { config, rows, learningRate: ctx.preset.learningRate, seed, info: { producedBy: 'fedgrow simulate: public checkpoint', scoredOn: 'its validation rows' } }))
     }
     return await checkpoints.get(shape)!

@@ -4,7 +4,7 @@ import { countParams } from '../../node/model/vit.js'
 import { loadModel, saveModel } from '../../node/model/model-file.js'
 import { checkModelReads, predictWith, trainSmallModel } from '../../node/train/pretrain.js'
 import { evaluate, stepsForEpochs } from '../../node/train/trainer.js'
-import { isTextData, splitTrainTest } from '../../node/data/index.js'
+import { isTextData, splitTrainTest, VALIDATION_FRACTION } from '../../node/data/index.js'
 import { InvalidArgumentError } from '../../node/errors.js'
 import type { Dataset } from '../../node/data/index.js'
 import type { ModelConfig } from '../../node/model/config.js'
@@ -110,9 +110,6 @@ function configFor (rows: Dataset, flags: Flags): ModelConfig {
   const patchSize = optionalString(flags, 'patch-size') === undefined ? DEFAULT_VIT_CONFIG.patchSize : numberFlag(flags, 'patch-size', 1, 1024, true)
   return validateVitConfig({ ...body, imageSize: rows.imageSize, channels: rows.channels, patchSize })
 }
-
-/** Patience's validation rows: the same share a simulation's peers hold out. */
-const VALIDATION_FRACTION = 0.15
 
 /** Trains `start` (or fresh weights) for --steps/--epochs, or until flat with --patience; the caller owns the params. */
 function trainLocally (config: ModelConfig, start: NamedTensors | undefined, rows: Dataset, flags: Flags): { params: NamedTensors, steps: number, finalLoss: number } {

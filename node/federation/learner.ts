@@ -3,9 +3,12 @@
  * not Dual-LiGO. fedgrow's Participant shares Global-LiGO; the FedAvg baseline shares the target model.
  */
 import * as tf from '../tf.js'
+import { splitTrainTest, VALIDATION_FRACTION } from '../data/index.js'
+import { crossEntropy, forward } from '../model/vit.js'
 import { finetune, predictWith } from '../train/pretrain.js'
-import { evaluate } from '../train/trainer.js'
-import type { TrainTest } from '../data/dataset.js'
+import { evaluate, train } from '../train/trainer.js'
+import { VariableSet } from '../train/variables.js'
+import type { Dataset, TrainTest } from '../data/dataset.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/payload.js'
 import type { TrainOptions } from '../train/trainer.js'
@@ -47,24 +50,96 @@ export interface FinalModel {
   params: NamedTensors
   /** Only when fine-tuning changed the model: its score on the participant's test split (else evaluate(global) is). */
   finetunedScore?: Evaluation
+  /** `best-held-out` only: the fine-tuning step whose check was kept (0: the model as grown). */
+  finetuneKeptStep?: number
 }
+
+/** How often `best-held-out` scores its held-out rows during phase 4 (as the design study checked). */
+export const FINETUNE_CHECK_STEPS = 20
 
 /**
  * The method's optional last phase: the participant trains its own final model's weights on its own
  * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from FINETUNE_RATE times the round
- * learning rate).
+ * learning rate), and keeps the last step's weights or, with `best-held-out`, the best check's.
  * Takes ownership of `params`.
  */
 export function finetuneLocally (manifest: Manifest, config: ModelConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
   const steps = manifest.schedule.finetuneSteps ?? 0
   if (steps === 0) return { config, params }
+  const options = { ...scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE }
+  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(config, params, data, options, seed)
   try {
-    const options = scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress)
-    const tuned = finetune(config, params, data.train, { ...options, learningRate: manifest.schedule.learningRate * FINETUNE_RATE })
+    const tuned = finetune(config, params, data.train, options)
     return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
   } finally {
     tf.dispose(Object.values(params))
   }
+}
+
+/** A score at one check of fine-tuning (step 0: before it). */
+export interface FinetuneCheck {
+  step: number
+  accuracy: number
+}
+
+/** The check to keep: the best held-out accuracy, the earliest on ties (so step 0 unless a check beats it). */
+export function keptCheck (checks: readonly FinetuneCheck[]): FinetuneCheck {
+  if (checks.length === 0) throw new Error('keptCheck: no checks')
+  return checks.reduce((best, c) => c.accuracy > best.accuracy ? c : best)
+}
+
+/**
+ * `best-held-out`: fine-tunes on the heldOutSplit's training rows, scores its held-out rows before
+ * training and every FINETUNE_CHECK_STEPS, and keeps the best check.
+ * Takes ownership of `params`.
+ */
+function finetuneBestHeldOut (config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string): FinalModel {
+  let step: number, kept: NamedTensors
+  try {
+    ({ step, params: kept } = bestCheckParams(config, params, heldOutSplit(data.train, seed), options))
+  } catch (err) {
+    tf.dispose(Object.values(params))
+    throw err
+  }
+  if (step === 0) return { config, params, finetuneKeptStep: 0 }
+  tf.dispose(Object.values(params))
+  return { config, params: kept, finetunedScore: evaluate(predictWith(config, kept), data.test), finetuneKeptStep: step }
+}
+
+/** `best-held-out`'s split of a participant's training rows: VALIDATION_FRACTION held out (`test`), seeded by its seed. */
+export function heldOutSplit<D extends Dataset> (train: D, seed: string): TrainTest<D> {
+  return splitTrainTest(train, VALIDATION_FRACTION, `finetune-validation:${seed}`)
+}
+
+/**
+ * Trains a copy of `start` on `split.train`, checking `split.test`; returns the kept check's step and,
+ * when it is not step 0, a snapshot of its weights the caller owns (else `start` itself).
+ */
+function bestCheckParams (config: ModelConfig, start: NamedTensors, split: TrainTest, options: TrainOptions): { step: number, params: NamedTensors } {
+  const score = (step: number, params: NamedTensors): FinetuneCheck => ({ step, accuracy: evaluate(predictWith(config, params), split.test).accuracy })
+  const checks = [score(0, start)]
+  const vars = new VariableSet(start)
+  let best: NamedTensors | undefined
+  try {
+    train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), split.train, {
+      ...options,
+      checkpoint: {
+        every: FINETUNE_CHECK_STEPS,
+        run: (step, live) => {
+          checks.push(score(step, live))
+          if (keptCheck(checks).step !== step) return
+          if (best !== undefined) tf.dispose(Object.values(best))
+          best = vars.snapshot()
+        }
+      }
+    })
+  } catch (err) {
+    if (best !== undefined) tf.dispose(Object.values(best))
+    throw err
+  } finally {
+    vars.dispose()
+  }
+  return { step: keptCheck(checks).step, params: best ?? start }
 }
 
 /** The manifest's settings for `steps` of local training in a phase (a round, or Local-LiGO). */

@@ -1,0 +1,62 @@
+/** Phase 4: a participant fine-tunes its own grown model, keeping the last step or the best held-out check. */
+import assert from 'node:assert/strict'
+import * as tf from '../node/tf.js'
+import { validateVitConfig } from '../node/model/config.js'
+import { initParams } from '../node/model/vit.js'
+import { splitTrainTest } from '../node/data/dataset.js'
+import { evaluate } from '../node/train/trainer.js'
+import { finetune, predictWith } from '../node/train/pretrain.js'
+import { finetuneLocally, heldOutSplit, keptCheck } from '../node/federation/learner.js'
+import { validateManifest } from '../protocol/manifest.js'
+import { toyDataset, useBackend } from './helpers.js'
+import { tinyManifest } from './fixtures.js'
+import type { Manifest } from '../protocol/manifest.js'
+import type { NamedTensors } from '../node/model/vit.js'
+
+const config = validateVitConfig({ imageSize: 8, patchSize: 4, numClasses: 4, dim: 16, layers: 1, heads: 2, mlpRatio: 1 })
+const data = splitTrainTest(toyDataset(160, 4), 0.25, 4)
+const SEED = 'peer-0'
+
+const copy = (params: NamedTensors): NamedTensors => tf.tidy(() => Object.fromEntries(Object.entries(params).map(([name, t]) => [name, tf.clone(t)])))
+const values = (params: NamedTensors): number[][] => Object.values(params).map(t => Array.from(t.dataSync()))
+const heldOutAccuracy = (params: NamedTensors): number => evaluate(predictWith(config, params), heldOutSplit(data.train, SEED).test).accuracy
+const manifest = (schedule: Partial<Manifest['schedule']>): Manifest => validateManifest(tinyManifest({ finetuneSteps: 40, ...schedule }))
+
+describe('phase 4 (fine-tuning the grown model)', () => {
+  before(async () => { await useBackend('wasm') })
+
+  it('keeps the best check, the earliest on ties, and the start unless a check beats it', () => {
+    assert.equal(keptCheck([{ step: 0, accuracy: 0.5 }, { step: 20, accuracy: 0.7 }, { step: 40, accuracy: 0.7 }, { step: 60, accuracy: 0.6 }]).step, 20)
+    assert.equal(keptCheck([{ step: 0, accuracy: 0.5 }, { step: 20, accuracy: 0.5 }, { step: 40, accuracy: 0.4 }]).step, 0)
+    assert.equal(keptCheck([{ step: 0, accuracy: 0.2 }, { step: 20, accuracy: 0.3 }, { step: 33, accuracy: 0.9 }]).step, 33)
+  })
+
+  it('best-held-out keeps the unchanged model when fine-tuning destroys it, where last does not', () => {
+    const grown = finetune(config, initParams(config, 1), data.train, { steps: 60, batchSize: 16, seed: 1, learningRate: 1e-2 }).params
+    const before = tf.memory().numTensors
+    // At the manifest's highest rate (1, so 0.5 in phase 4) fine-tuning wrecks a model that was right.
+    const destroy = { learningRate: 1, weightDecay: 0 }
+    const last = finetuneLocally(manifest(destroy), config, copy(grown), data, SEED)
+    const best = finetuneLocally(manifest({ ...destroy, finetuneSelect: 'best-held-out' }), config, copy(grown), data, SEED)
+    assert.equal(best.finetuneKeptStep, 0)
+    assert.equal(best.finetunedScore, undefined, 'the model is unchanged: the caller scores it as grown')
+    assert.deepEqual(values(best.params), values(grown))
+    assert.notDeepEqual(values(last.params), values(grown))
+    assert.ok(heldOutAccuracy(last.params) < heldOutAccuracy(grown), `last: ${heldOutAccuracy(last.params)} against ${heldOutAccuracy(grown)} as grown`)
+    tf.dispose([...Object.values(last.params), ...Object.values(best.params)])
+    assert.equal(tf.memory().numTensors, before, 'fine-tuning leaves no tensors behind')
+    tf.dispose(Object.values(grown))
+  })
+
+  it('best-held-out keeps a fine-tuned check that beats the unchanged model on the held-out rows', () => {
+    const start = initParams(config, 2)
+    const before = tf.memory().numTensors
+    const best = finetuneLocally(manifest({ learningRate: 0.008, finetuneSteps: 80, finetuneSelect: 'best-held-out' }), config, copy(start), data, SEED)
+    assert.ok(best.finetuneKeptStep !== undefined && best.finetuneKeptStep > 0, `kept step ${best.finetuneKeptStep}`)
+    assert.ok(heldOutAccuracy(best.params) > heldOutAccuracy(start), `held out: ${heldOutAccuracy(best.params)} against ${heldOutAccuracy(start)} unchanged`)
+    assert.deepEqual(best.finetunedScore, evaluate(predictWith(config, best.params), data.test), 'scored on the test split')
+    tf.dispose(Object.values(best.params))
+    assert.equal(tf.memory().numTensors, before, 'fine-tuning leaves no tensors behind')
+    tf.dispose(Object.values(start))
+  })
+})

@@ -38,6 +38,15 @@ describe('fedgrow CLI', () => {
     assert.ok(f.steps >= 0 && f.accuracy > 0.2, JSON.stringify(f))
   })
 
+  it('writes phase 4\'s selection rule into the manifest, and refuses it without fine-tuning steps', async () => {
+    const [best, none] = await Promise.all([runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-select', 'best-held-out']), runCli(['federation', 'init', '--finetune-select', 'best-held-out'])])
+    assert.equal(best.code, 0, best.stderr)
+    const { finetuneSteps, finetuneSelect } = JSON.parse(best.stdout).schedule
+    assert.deepEqual({ finetuneSteps, finetuneSelect }, { finetuneSteps: 200, finetuneSelect: 'best-held-out' })
+    assert.equal(none.code, 2)
+    assert.match(none.stderr, /--finetune-select best-held-out chooses among fine-tuning checks; give --finetune-steps N/)
+  })
+
   it('exits with a typed code and a one-line reason on bad input', async () => {
     const badFlag = await runCli(['pretrain', '--dimm', '3'])
     assert.equal(badFlag.code, 2)

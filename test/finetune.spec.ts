@@ -7,6 +7,8 @@ import { splitTrainTest } from '../node/data/dataset.js'
 import { evaluate } from '../node/train/trainer.js'
 import { finetune, predictWith } from '../node/train/pretrain.js'
 import { finetuneLocally, heldOutSplit, keptCheck } from '../node/federation/learner.js'
+import { simulationManifest } from '../node/simulation/index.js'
+import { PRESETS } from '../node/simulation/presets.js'
 import { validateManifest } from '../protocol/manifest.js'
 import { toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
@@ -58,5 +60,12 @@ describe('phase 4 (fine-tuning the grown model)', () => {
     tf.dispose(Object.values(best.params))
     assert.equal(tf.memory().numTensors, before, 'fine-tuning leaves no tensors behind')
     tf.dispose(Object.values(start))
+  })
+
+  it('simulations write the rule into the manifest they build', () => {
+    const options = { peers: 2, rounds: 1, preset: PRESETS.tiny, alpha: 100, methods: [], seed: 0, outDir: '', log: () => {} }
+    const task = { imageSize: 8, channels: 1, numClasses: 4, patchSize: 4 }
+    assert.equal(simulationManifest({ ...options, finetuneSelect: 'best-held-out' }, 'fedgrow', task).schedule.finetuneSelect, 'best-held-out')
+    assert.deepEqual(simulationManifest({ ...options, finetuneSelect: 'last' }, 'fedgrow', task), simulationManifest(options, 'fedgrow', task))
   })
 })

@@ -69,6 +69,8 @@ export interface SimulationOptions {
   aggregation?: Manifest['aggregation']['rule']
   /** Group averaging with groups of at least this many peers (protocol/groups.ts); absent: all-to-all. */
   groupSize?: number
+  /** Which phase-4 check each peer keeps (the manifest's schedule.finetuneSelect). @default 'last' */
+  finetuneSelect?: Manifest['schedule']['finetuneSelect']
   /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
   byzantine?: number
   attack?: Attack
@@ -147,7 +149,7 @@ export type { SmallModelReport, SmallModelSource }
 export interface SimulationResult {
   /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
   smallModels: SmallModelReport[]
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, byzantine?: number, attack?: string, faults?: FaultOptions }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
@@ -200,6 +202,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       // Peers that grow a shared checkpoint keep one intermediate model per shape: Local-LiGO is not trained.
       localLigoSteps: (options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) === 'checkpoint' ? 0 : preset.localLigoSteps,
       ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
+      ...(options.finetuneSelect !== undefined ? { finetuneSelect: options.finetuneSelect } : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,
@@ -419,6 +422,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   if ((options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) !== DEFAULT_SMALL_MODEL_SOURCE) config.smallModels = options.smallModels
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (options.groupSize !== undefined) config.groupSize = options.groupSize
+  if ((options.finetuneSelect ?? 'last') !== 'last') config.finetuneSelect = options.finetuneSelect
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults
   const peak = peakRssBytes()

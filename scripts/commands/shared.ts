@@ -1,9 +1,11 @@
 /** Flag groups and helpers that several commands share: data selection, training settings, output. */
-import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP } from '../../node/data/index.js'
+import { loadShard, parsePartition, parseShard, DATA_SPEC_HELP, VALIDATION_FRACTION } from '../../node/data/index.js'
 import { DEFAULT_BATCH_SIZE, stepsForEpochs } from '../../node/train/trainer.js'
 import { consoleProgress, silentProgress } from '../../node/train/progress.js'
 import { createLogger } from '../../node/log.js'
 import { InvalidArgumentError } from '../../node/errors.js'
+import { FINETUNE_SELECTIONS } from '../../protocol/manifest.js'
+import type { Manifest } from '../../protocol/manifest.js'
 import type { Logger } from '../../node/log.js'
 import type { ProgressSink } from '../../node/train/progress.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
@@ -33,6 +35,18 @@ export const LOG_FLAGS: Record<string, FlagSpec> = {
   log: { type: 'string', value: 'FMT', help: 'text, or json (one JSON object per line)', default: 'text' },
   quiet: { type: 'boolean', help: 'print only problems and final results; no progress' },
   verbose: { type: 'boolean', help: 'also print every accepted update and connection counts' }
+}
+
+/** Phase 4's selection rule (the manifest's schedule.finetuneSelect), for the commands that set --finetune-steps. */
+export const FINETUNE_SELECT_FLAG: Record<string, FlagSpec> = {
+  'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it; guards small shards against over-fitting (needs --finetune-steps)`, default: 'last' }
+}
+
+/** --finetune-select, for `steps` of fine-tuning: a rule other than last needs steps to choose among. */
+export function readFinetuneSelect (flags: Flags, steps: number): NonNullable<Manifest['schedule']['finetuneSelect']> {
+  const select = choiceFlag(flags, 'finetune-select', FINETUNE_SELECTIONS)
+  if (select !== 'last' && steps === 0) throw new InvalidArgumentError(`--finetune-select ${select} chooses among fine-tuning checks; give --finetune-steps N (N >= 1, e.g. 200)`)
+  return select
 }
 
 /** The logger and progress sink that --log, --quiet and --verbose ask for, writing events with `write`. */

@@ -38,7 +38,8 @@ export type PeerEvent =
   | { event: 'discovered', peer: string, via: 'dht', connected: boolean }
   | { event: 'manifest-fetched', federation: string, from: string }
   | { event: 'warning', message: string }
-  | { event: 'done', peerId: string, completedRound: number, globalDigest: string, accuracy: number, targetPath: string }
+  /** `finetuneKeptStep`: with best-held-out fine-tuning, the step whose check the final model is (0: as grown). */
+  | { event: 'done', peerId: string, completedRound: number, globalDigest: string, accuracy: number, targetPath: string, finetuneKeptStep?: number }
 
 /** A simulation's own reports, beside its peers'. */
 export type SimulationEvent =

@@ -261,7 +261,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     const score = await compute.saveFinal(final, targetPath, { producedBy: `fedgrow node (${manifest.method})`, federation: fedId, round: engine.completedRound }, lastScore?.digest === globalDigest(final) ? lastScore.score : undefined)
     if (init.signal?.aborted !== true) await engine.finish(init.lingerMs ?? DEFAULT_LINGER_MS)
     const result = { peerId, completedRound: engine.completedRound, globalDigest: globalDigest(final), accuracy: score.accuracy, targetPath }
-    log({ event: 'done', ...result })
+    log({ event: 'done', ...result, ...(score.finetuneKeptStep !== undefined ? { finetuneKeptStep: score.finetuneKeptStep } : {}) })
     return result
   } catch (err) {
     // Whatever a crash interrupted (a dial, a stream, the host itself) fails; the crash is the cause.

@@ -12,6 +12,7 @@ import { INTERMEDIATE_PREFIX } from '../node/federation/participant.js'
 import { modelData, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { LearnerSpec } from '../node/compute/messages.js'
+import type { Manifest } from '../protocol/manifest.js'
 
 describe('compute workers', function () {
   this.timeout(60_000)
@@ -45,8 +46,9 @@ describe('compute workers', function () {
     const pool = await startComputePool({ workers: 1, backend: 'wasm' })
     try {
       const saved = []
-      for (const finetuneSteps of [undefined, 6]) {
-        const learner = await pool.createLearner(spec(validateManifest(tinyManifest(finetuneSteps === undefined ? {} : { finetuneSteps }))))
+      const schedules: Array<Partial<Manifest['schedule']>> = [{}, { finetuneSteps: 6 }, { finetuneSteps: 6, finetuneSelect: 'best-held-out' }]
+      for (const schedule of schedules) {
+        const learner = await pool.createLearner(spec(validateManifest(tinyManifest(schedule))))
         const dir = mkdtempSync(join(tmpdir(), 'fedgrow-compute-'))
         await learner.prepare(dir)
         const global = await learner.initial()
@@ -57,7 +59,11 @@ describe('compute workers', function () {
         saved.push({ grown, score, file })
         await learner.close()
       }
-      const [plain, tuned] = saved
+      const [plain, tuned, selected] = saved
+      assert.ok(selected.score.finetuneKeptStep === 0 || selected.score.finetuneKeptStep === 6, `kept step ${selected.score.finetuneKeptStep}`)
+      assert.equal(selected.file.info.finetuneKeptStep, selected.score.finetuneKeptStep, 'the model file says which check it is')
+      assert.equal(selected.file.info.finetuned, selected.score.finetuneKeptStep === 6)
+      assert.equal('finetuneKeptStep' in tuned.score, false, 'last keeps no check')
       assert.deepEqual(plain.score, plain.grown, 'without fine-tuning the known score of the grown model is kept')
       assert.equal(plain.file.info.finetuned, false)
       assert.equal(tuned.file.info.finetuned, true)

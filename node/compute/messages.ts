@@ -68,8 +68,11 @@ export interface LearnerCalls {
    * model file with its test score, and returns that score. `score` is evaluate(global)'s, when known:
    * it is reused unless fine-tuning changed the model.
    */
-  saveFinal: { args: [global: TensorMap, path: string, info: ModelInfo, score: Evaluation | undefined], result: Evaluation }
+  saveFinal: { args: [global: TensorMap, path: string, info: ModelInfo, score: Evaluation | undefined], result: FinalScore }
 }
+
+/** The final model's test score, and with `best-held-out` fine-tuning the step it kept (0: none, the model as grown). */
+export type FinalScore = Evaluation & { finetuneKeptStep?: number }
 export type LearnerCall = keyof LearnerCalls
 
 export interface WorkerInit {

@@ -22,7 +22,7 @@ import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from '../federation/engine.js'
 import type { Logger } from '../log.js'
 import type { PeerEvent } from '../events.js'
-import type { LearnerCall, LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, PretrainResult, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
+import type { FinalScore, LearnerCall, LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, PretrainResult, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
 
 /**
  * Memory one worker takes before any model (measured: tfjs, its wasm module and the worker's own V8 heap,
@@ -58,7 +58,7 @@ export interface PeerCompute {
   /** Accuracy and loss of the model `global` gives this peer, on its own test split. */
   evaluate: (global: TensorMap) => Promise<Evaluation>
   /** Saves the model this peer ends with (grown from `global`, fine-tuned if the manifest asks) and returns its test score; `score` is evaluate(global)'s when known. */
-  saveFinal: (global: TensorMap, path: string, info: ModelInfo, score?: Evaluation) => Promise<Evaluation>
+  saveFinal: (global: TensorMap, path: string, info: ModelInfo, score?: Evaluation) => Promise<FinalScore>
   /** Frees the worker-side Learner. */
   close: () => Promise<void>
 }

@@ -72,8 +72,9 @@ const CALLS: Handlers = {
   saveFinal: (l, global, path, info, known) => {
     const model = l.finalModel(global)
     try {
-      const score = model.finetunedScore ?? known ?? l.evaluate(global)
-      saveModel(path, model.config, model.params, { ...info, finetuned: model.finetunedScore !== undefined, testAccuracy: score.accuracy })
+      const kept = model.finetuneKeptStep !== undefined ? { finetuneKeptStep: model.finetuneKeptStep } : {}
+      const score = { ...(model.finetunedScore ?? known ?? l.evaluate(global)), ...kept }
+      saveModel(path, model.config, model.params, { ...info, finetuned: model.finetunedScore !== undefined, ...kept, testAccuracy: score.accuracy })
       return score
     } finally {
       tf.dispose(Object.values(model.params))

@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from '../../node/tf.js'
 import { initBackend } from '../../node/backend.js'
-import { loadData, partition, splitTrainTest } from '../../node/data/index.js'
+import { loadData, partition, splitTrainTest, VALIDATION_FRACTION } from '../../node/data/index.js'
 import { countParams, crossEntropy, flopsPerTrainStep, forward, initParams } from '../../node/model/vit.js'
 import { grow } from '../../node/ligo/grow.js'
 import { countLigoParams, initLigo } from '../../node/ligo/operator.js'
@@ -22,6 +22,7 @@ import { evaluate, stepsForEpochs, train } from '../../node/train/trainer.js'
 import { finetune, predictWith, trainUntilFlat } from '../../node/train/pretrain.js'
 import { VariableSet } from '../../node/train/variables.js'
 import { weightedMean } from '../../node/federation/aggregate.js'
+import { FINETUNE_CHECK_STEPS, FINETUNE_RATE, keptCheck } from '../../node/federation/learner.js'
 import { fromTensorMap, toTensorMap } from '../../node/storage/files.js'
 import { smallConfigs, taskShapeOf } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
@@ -146,7 +147,7 @@ function peersOf (options: StudyOptions): { peers: Peer[], publicData: Dataset }
   const shards = partition({ train: pool.train, test: data.test }, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
   const configs = smallConfigs(PRESETS.tiny, options.peers, options.seed, taskShapeOf(data))
   const peers = shards.map((shard: TrainTest, index) => {
-    const split = splitTrainTest(shard.train, 0.15, `validation:${options.seed}:${index}`)
+    const split = splitTrainTest(shard.train, VALIDATION_FRACTION, `validation:${options.seed}:${index}`)
     return { index, seed: `study:${options.seed}:${index}`, config: configs[index], train: split.train, validation: split.test, test: shard.test, small: {} }
   })
   return { peers, publicData: pool.test }
@@ -159,7 +160,7 @@ function untilFlat (config: ModelConfig, start: NamedTensors, data: Dataset, val
 
 /** Small models: each peer's own (from random), and each fine-tuned from its shape's public checkpoint. */
 function prepareSmalls (peers: Peer[], publicData: Dataset, sources: Set<SmallSource>): void {
-  const publicSplit = splitTrainTest(publicData, 0.15, 'public-validation')
+  const publicSplit = splitTrainTest(publicData, VALIDATION_FRACTION, 'public-validation')
   const checkpoints = new Map<string, NamedTensors>()
   for (const peer of peers) {
     const shapeKey = `${peer.config.dim}x${peer.config.layers}`
@@ -485,10 +486,9 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
 }
 
 /** Phase 4's training, the same for the fixed and the validated variant so that they differ only in when they stop. */
-const phase4Options = (options: StudyOptions, peer: Peer): TrainOptions => ({ steps: options.finetuneSteps, learningRate: options.learningRate / 2, weightDecay: 0.05, seed: `${peer.seed}:finetune`, batchSize: 64 })
+const phase4Options = (options: StudyOptions, peer: Peer): TrainOptions => ({ steps: options.finetuneSteps, learningRate: options.learningRate * FINETUNE_RATE, weightDecay: 0.05, seed: `${peer.seed}:finetune`, batchSize: 64 })
 
-/** Phase 4's validation check: every this many steps; early stopping ends it after PHASE4_PATIENCE checks without a better score. */
-const PHASE4_CHECK_STEPS = 20
+/** Early stopping ends phase 4 after this many checks (every FINETUNE_CHECK_STEPS, as the product checks) without a better score. */
 const PHASE4_PATIENCE = 3
 
 /** One phase-4 check: accuracy on the peer's held-out rows (what it can see) and on its test rows (what we report). */
@@ -496,7 +496,7 @@ interface Phase4Check { step: number, validation: number, test: number }
 
 /**
  * Phase 4 run once for its whole budget: the grown target fine-tuned on the peer's training rows, scored
- * on its held-out and test rows before training (step 0) and every PHASE4_CHECK_STEPS steps, so that every
+ * on its held-out and test rows before training (step 0) and every FINETUNE_CHECK_STEPS steps, so that every
  * way of choosing when to stop is judged on the same trajectory. Why: a fixed 200 steps over-fits a small
  * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%).
  */
@@ -507,7 +507,7 @@ function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, op
   try {
     train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), peer.train, {
       ...phase4Options(options, peer),
-      checkpoint: { every: PHASE4_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
+      checkpoint: { every: FINETUNE_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
     })
   } finally {
     vars.dispose()
@@ -530,9 +530,11 @@ export function phase4Choices (checks: Phase4Check[]): Phase4Choices {
   let best = trained[0]
   for (const c of trained) {
     if (c.validation > best.validation) best = c
-    if (c.step - best.step >= PHASE4_PATIENCE * PHASE4_CHECK_STEPS) break
+    if (c.step - best.step >= PHASE4_PATIENCE * FINETUNE_CHECK_STEPS) break
   }
-  const bestOf = checks.reduce((a, c) => c.validation > a.validation ? c : a)
+  // The product's rule (`--finetune-select best-held-out`), on the same checks.
+  const kept = keptCheck(checks.map(c => ({ step: c.step, accuracy: c.validation })))
+  const bestOf = checks.find(c => c.step === kept.step)!
   return { fixed: trained.at(-1)!.test, validated: best.validation > start.validation ? best.test : start.test, bestOf: bestOf.test }
 }
 
@@ -646,7 +648,7 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
   writeSection(`design-${peersPart(peers)}alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`, command, [
     `${o.peers} peers, label-Dirichlet alpha ${alpha}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
-    `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. The same run is scored on the peer's held-out rows (15% of its shard, never trained on) before training and every ${PHASE4_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
+    `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own rows. The same run is scored on the peer's held-out rows (15% of its shard, never trained on) before training and every ${FINETUNE_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',
     markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows)
   ].join('\n'))

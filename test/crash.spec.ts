@@ -14,7 +14,7 @@ import { federationId, validateManifest } from '../protocol/manifest.js'
 import { runCli, startNode } from './helpers.js'
 import type { TensorMap } from '../protocol/safetensors.js'
 
-const KILLS = 21
+const KILLS = 15
 
 const roundsOf = (lines: Array<Record<string, unknown>>): number[] => lines.filter(l => l.event === 'round').map(l => Number(l.round))
 

@@ -4,10 +4,8 @@
  */
 import * as tf from '../tf.js'
 import { splitTrainTest, VALIDATION_FRACTION } from '../data/index.js'
-import { crossEntropy, forward } from '../model/vit.js'
-import { finetune, predictWith } from '../train/pretrain.js'
-import { evaluate, train } from '../train/trainer.js'
-import { VariableSet } from '../train/variables.js'
+import { finetune, predictWith, trainUntilFlat } from '../train/pretrain.js'
+import { evaluate } from '../train/trainer.js'
 import type { Dataset, TrainTest } from '../data/dataset.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/payload.js'
@@ -94,52 +92,29 @@ export function keptCheck (checks: readonly FinetuneCheck[]): FinetuneCheck {
  * Takes ownership of `params`.
  */
 function finetuneBestHeldOut (config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string): FinalModel {
-  let step: number, kept: NamedTensors
+  let flat: ReturnType<typeof trainUntilFlat>
+  let kept: FinetuneCheck
   try {
-    ({ step, params: kept } = bestCheckParams(config, params, heldOutSplit(data.train, seed), options))
+    const split = heldOutSplit(data.train, seed)
+    const grown = { step: 0, accuracy: evaluate(predictWith(config, params), split.test).accuracy }
+    // No early stop: every check of the whole run competes (patience without end).
+    flat = trainUntilFlat(config, params, split.train, options, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity })
+    kept = keptCheck([grown, flat.best])
   } catch (err) {
     tf.dispose(Object.values(params))
     throw err
   }
-  if (step === 0) return { config, params, finetuneKeptStep: 0 }
+  if (kept.step === 0) {
+    tf.dispose(Object.values(flat.params))
+    return { config, params, finetuneKeptStep: 0 }
+  }
   tf.dispose(Object.values(params))
-  return { config, params: kept, finetunedScore: evaluate(predictWith(config, kept), data.test), finetuneKeptStep: step }
+  return { config, params: flat.params, finetunedScore: evaluate(predictWith(config, flat.params), data.test), finetuneKeptStep: kept.step }
 }
 
 /** `best-held-out`'s split of a participant's training rows: VALIDATION_FRACTION held out (`test`), seeded by its seed. */
 export function heldOutSplit<D extends Dataset> (train: D, seed: string): TrainTest<D> {
   return splitTrainTest(train, VALIDATION_FRACTION, `finetune-validation:${seed}`)
-}
-
-/**
- * Trains a copy of `start` on `split.train`, checking `split.test`; returns the kept check's step and,
- * when it is not step 0, a snapshot of its weights the caller owns (else `start` itself).
- */
-function bestCheckParams (config: ModelConfig, start: NamedTensors, split: TrainTest, options: TrainOptions): { step: number, params: NamedTensors } {
-  const score = (step: number, params: NamedTensors): FinetuneCheck => ({ step, accuracy: evaluate(predictWith(config, params), split.test).accuracy })
-  const checks = [score(0, start)]
-  const vars = new VariableSet(start)
-  let best: NamedTensors | undefined
-  try {
-    train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), split.train, {
-      ...options,
-      checkpoint: {
-        every: FINETUNE_CHECK_STEPS,
-        run: (step, live) => {
-          checks.push(score(step, live))
-          if (keptCheck(checks).step !== step) return
-          if (best !== undefined) tf.dispose(Object.values(best))
-          best = vars.snapshot()
-        }
-      }
-    })
-  } catch (err) {
-    if (best !== undefined) tf.dispose(Object.values(best))
-    throw err
-  } finally {
-    vars.dispose()
-  }
-  return { step: keptCheck(checks).step, params: best ?? start }
 }
 
 /** The manifest's settings for `steps` of local training in a phase (a round, or Local-LiGO). */

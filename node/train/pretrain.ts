@@ -10,7 +10,7 @@ import { evaluate, train } from './trainer.js'
 import type { Dataset } from '../data/dataset.js'
 import type { ModelConfig } from '../model/config.js'
 import type { NamedTensors } from '../model/vit.js'
-import type { Predict, TrainOptions, TrainReport } from './trainer.js'
+import type { BatchLoss, Predict, TrainOptions, TrainReport } from './trainer.js'
 
 /**
  * Throws DataError unless a model of `config` reads `data`'s rows and its classes mean the same: an image
@@ -39,6 +39,9 @@ export function predictWith (config: ModelConfig, params: NamedTensors): Predict
   return (inputs) => forward(config, params, inputs)
 }
 
+/** The loss of training a model's own weights (`vars`), as every fine-tuning and pre-training uses it. */
+export const ownWeightsLoss = (config: ModelConfig, vars: VariableSet): BatchLoss => (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels)
+
 /**
  * Trains a model's own weights from `params` (copied) for `options.steps`: a grown target fine-tuned
  * (the method's optional last phase), fedavg's rounds, a small model. Returns new tensors the caller owns.
@@ -46,7 +49,7 @@ export function predictWith (config: ModelConfig, params: NamedTensors): Predict
 export function finetune (config: ModelConfig, params: NamedTensors, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
   const vars = new VariableSet(params)
   try {
-    const report = train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), data, options)
+    const report = train(vars, ownWeightsLoss(config, vars), data, options)
     return { params: vars.snapshot(), report }
   } finally {
     vars.dispose()
@@ -88,7 +91,7 @@ export function trainUntilFlat (config: ModelConfig, start: NamedTensors, data: 
   const history: FlatReport['history'] = []
   let best: { step: number, accuracy: number, params: NamedTensors } | undefined
   try {
-    train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), data, {
+    train(vars, ownWeightsLoss(config, vars), data, {
       ...options,
       checkpoint: {
         every: stopping.everySteps,

@@ -19,7 +19,7 @@ import { grow } from '../../node/ligo/grow.js'
 import { countLigoParams, initLigo } from '../../node/ligo/operator.js'
 import { globalShape, localShape, materialise, trainOperator } from '../../node/ligo/dual.js'
 import { evaluate, stepsForEpochs, train } from '../../node/train/trainer.js'
-import { finetune, predictWith, trainUntilFlat } from '../../node/train/pretrain.js'
+import { finetune, ownWeightsLoss, predictWith, trainUntilFlat } from '../../node/train/pretrain.js'
 import { VariableSet } from '../../node/train/variables.js'
 import { weightedMean } from '../../node/federation/aggregate.js'
 import { FINETUNE_CHECK_STEPS, FINETUNE_RATE, keptCheck } from '../../node/federation/learner.js'
@@ -505,7 +505,7 @@ function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, op
   const checks: Phase4Check[] = [{ step: 0, ...score(target) }]
   const vars = new VariableSet(target)
   try {
-    train(vars, (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels), peer.train, {
+    train(vars, ownWeightsLoss(config, vars), peer.train, {
       ...phase4Options(options, peer),
       checkpoint: { every: FINETUNE_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
     })

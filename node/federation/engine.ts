@@ -34,12 +34,6 @@ import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
 
-/**
- * How often a waiting round re-announces its own update. Gossipsub only forwards along meshes that
- * exist when a message arrives, so an announcement made while peers are still joining can miss them;
- * receivers drop repeats by (round, sender).
- */
-
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
 export const NOT_HELD_AGAINST: ReadonlySet<DropReason> = new Set<DropReason>(['late', 'unreachable', 'stale-round', 'over-capacity', 'rate-limited'])
 
@@ -552,7 +546,7 @@ export class RoundEngine {
     const request = { type: 'fetch' as const, federationId: this.init.federationId, round: announce.round, payloadHash: announce.payloadHash }
     this.components.transport.fetch(from, request, announce.addresses, announce.payloadBytes).then(
       (payload) => { this.acceptFetched(entry, payload) },
-      (err: Error) => { this.fetchFailed(entry, err instanceof ProtocolError ? err.reason : 'unreachable', err) })
+      (err: Error) => { this.fetchFailed(entry, err) })
   }
 
   /**
@@ -572,7 +566,7 @@ export class RoundEngine {
       // An error other than a ProtocolError is a bug of ours on the sender's bytes: not held against the
       // sender (retried like a network failure), but said aloud.
       if (!(err instanceof ProtocolError)) this.warn(`checking round ${announce.round}'s update from ${from} failed unexpectedly: ${(err as Error).stack ?? String(err)}`)
-      this.fetchFailed(entry, err instanceof ProtocolError ? err.reason : 'unreachable', err as Error)
+      this.fetchFailed(entry, err as Error)
       return
     }
     entry.contribution = contribution
@@ -585,8 +579,10 @@ export class RoundEngine {
     this.nudge()
   }
 
-  private fetchFailed (entry: Pending, reason: DropReason, err: Error): void {
+  /** A ProtocolError is the sender's fault (its reason); anything else is treated as a network failure. */
+  private fetchFailed (entry: Pending, err: Error): void {
     const { announce, from } = entry
+    const reason: DropReason = err instanceof ProtocolError ? err.reason : 'unreachable'
     this.roundPool(announce.round).delete(from)
     // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
     // the sender's next re-announcement, so the round keeps waiting for it; only after

@@ -1,5 +1,7 @@
 /**
- * When a waiting peer announces its update again. Every announcement floods the whole topic, so a peer
+ * When a waiting peer announces its update again. Gossipsub only forwards along meshes that exist when a
+ * message arrives, so an announcement made while peers are still joining can miss them (receivers drop
+ * repeats by round and sender). But every announcement floods the whole topic, so a peer
  * that re-announced every REANNOUNCE_MS through a long wait (partners still training) sent more bytes in
  * announcements than in payloads: at 32 peers, 3.1 MB of a peer's 4.0 MB per round. Partners that are
  * still training hold the first announcement already (updates for later rounds are kept); repeats are for

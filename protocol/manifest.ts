@@ -22,8 +22,8 @@ export const METHODS = ['fedgrow', 'fedavg', 'authors-code'] as const
 /**
  * Which fine-tuning check a participant keeps: `last`, the weights after the last step; `best-held-out`,
  * the check (node/federation/learner.ts: every FINETUNE_CHECK_STEPS, and the model before them) that
- * scores best on a share of its own rows held out from fine-tuning, which guards small shards against
- * over-fitting.
+ * scores best on a share of its own rows held out from fine-tuning, which helps small near-IID shards and
+ * keeps too early a model on skewed ones.
  */
 export const FINETUNE_SELECTIONS = ['last', 'best-held-out'] as const
 

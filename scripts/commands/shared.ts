@@ -39,7 +39,7 @@ export const LOG_FLAGS: Record<string, FlagSpec> = {
 
 /** Phase 4's selection rule (the manifest's schedule.finetuneSelect), for the commands that set --finetune-steps. */
 export const FINETUNE_SELECT_FLAG: Record<string, FlagSpec> = {
-  'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it; guards small shards against over-fitting (needs --finetune-steps)`, default: 'last' }
+  'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-steps)`, default: 'last' }
 }
 
 /** --finetune-select, for `steps` of fine-tuning: a rule other than last needs steps to choose among. */

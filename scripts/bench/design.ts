@@ -44,9 +44,10 @@ type SmallSource = 'own' | 'public' | 'checkpoint'
  * ditto (frozen, plus a private copy of Global-LiGO trained each round with a pull of dittoLambda toward
  * the shared one, which the peer's model is grown from: Li et al., arXiv 2012.04221), fedrep (the peer's
  * private Local-LiGO and Global-LiGO trained in turn, each with the other frozen: Collins et al., arXiv
- * 2102.07078).
+ * 2102.07078), privatehead (frozen, with the target's classifier head kept private: trained with
+ * Global-LiGO each round but never grown nor sent, as in FedPer, Arivazhagan et al., arXiv 1912.00818).
  */
-type Regime = 'frozen' | 'joint' | 'authors' | 'scratch' | 'ditto' | 'fedrep'
+type Regime = 'frozen' | 'joint' | 'authors' | 'scratch' | 'ditto' | 'fedrep' | 'privatehead'
 
 interface Candidate {
   name: string
@@ -86,7 +87,9 @@ const CANDIDATES: Candidate[] = [
   { name: 'fedgrow checkpoint ditto 0.1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 0.1, twin: 'independent checkpoint' },
   { name: 'fedgrow checkpoint ditto 1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 1, twin: 'independent checkpoint' },
   { name: 'fedgrow checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: true, sharesModel: false },
-  { name: 'independent checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: false, sharesModel: false }
+  { name: 'independent checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: false, sharesModel: false },
+  { name: 'fedgrow checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: true, sharesModel: false, localLigoSteps: 0 },
+  { name: 'independent checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0 }
 ]
 
 interface StudyOptions {
@@ -369,9 +372,57 @@ function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyO
   }
 }
 
+/** The target's classifier, the part a private-head peer keeps to itself. */
+const HEAD_NAMES = ['head.w', 'head.b']
+const headOf = (t: NamedTensors): NamedTensors => Object.fromEntries(HEAD_NAMES.map(name => [name, t[name]]))
+
+/**
+ * Private head on the frozen regime: each round Global-LiGO and the peer's own classifier head (started
+ * from the head that the first round's shared Global-LiGO grows) train together through a target whose
+ * grown head is replaced by the private one; only Global-LiGO is shared. Why: with skewed labels one
+ * shared operator grows one classifier for every peer's label mix, and the head is where a mix lives.
+ */
+function privateHeadRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
+  const G = globalShape(plan)
+  let intermediate = frozenIntermediate(c, peer, plan)
+  let head: NamedTensors | undefined
+  const withHead = (op: NamedTensors, own: NamedTensors): NamedTensors => ({ ...grow(G, op, intermediate), ...own })
+  return {
+    round: (global, round) => {
+      const start = fromTensorMap(global)
+      try {
+        head ??= tf.tidy(() => headOf(grow(G, start, intermediate)))
+        const both = trainCopy({ ...prefixed('g/', start), ...prefixed('h/', head) }, (t, images, labels) => crossEntropy(forward(plan.target, withHead(unprefixed('g/', t), unprefixed('h/', t)), images), labels), peer.train, roundOptions(options, peer.seed, round))
+        tf.dispose(Object.values(head))
+        head = unprefixed('h/', both)
+        const shared = unprefixed('g/', both)
+        const out = toTensorMap(shared)
+        tf.dispose(Object.values(shared))
+        return out
+      } finally {
+        tf.dispose(Object.values(start))
+      }
+    },
+    target: (global) => {
+      const op = fromTensorMap(global)
+      const grown = materialise(G, op, intermediate)
+      tf.dispose(Object.values(op))
+      if (head === undefined) return grown
+      tf.dispose(Object.values(headOf(grown)))
+      return { ...grown, ...tf.tidy(() => Object.fromEntries(HEAD_NAMES.map(name => [name, head![name].clone()]))) }
+    },
+    dispose: () => {
+      tf.dispose([...Object.values(intermediate), ...Object.values(head ?? {})])
+      intermediate = {}
+      head = undefined
+    }
+  }
+}
+
 function peerRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
   const G = globalShape(plan)
   if (c.regime === 'ditto') return dittoRun(c, peer, plan, options)
+  if (c.regime === 'privatehead') return privateHeadRun(c, peer, plan, options)
   if (c.regime === 'fedrep') return fedrepRun(c, peer, plan, options)
   if (c.regime === 'scratch') {
     return {
@@ -438,10 +489,11 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   const intermediateParams = countParams(plan.intermediate)
   const sharedParams = c.regime === 'scratch' ? targetParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
   const localParams = countLigoParams(localShape(plan))
-  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' || c.regime === 'fedrep' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : globalParams
+  const headParams = (plan.target.dim + 1) * plan.target.numClasses
+  const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' || c.regime === 'fedrep' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : c.regime === 'privatehead' ? globalParams + headParams : globalParams
   // Private steps (Ditto's operator, FedRep's Local-LiGO) run through the whole target, like the shared part's.
   const roundFlops = flopsPerTrainStep(plan.target, 64) * (options.stepsPerRound + privateStepsPerRound(c, options))
-  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' || c.regime === 'ditto' ? (c.localLigoSteps ?? LOCAL_LIGO_STEPS) * flopsPerTrainStep(plan.intermediate, 64) : 0
+  const prepareFlops = c.regime === 'frozen' || c.regime === 'authors' || c.regime === 'ditto' || c.regime === 'privatehead' ? (c.localLigoSteps ?? LOCAL_LIGO_STEPS) * flopsPerTrainStep(plan.intermediate, 64) : 0
   let shared = peers.map(() => initialShared(c, plan, options))
   const curve: CandidateResult['curve'] = []
   const score = (i: number): number => {

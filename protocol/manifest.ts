@@ -72,7 +72,15 @@ export interface Manifest {
   task: ImageTask | TextTask
   intermediate: ModelSize
   target: ModelSize
-  ligo: { init: typeof LIGO_INIT_NAMES[number], seed: number }
+  ligo: {
+    init: typeof LIGO_INIT_NAMES[number]
+    seed: number
+    /**
+     * Each participant keeps its target's classifier (head.w, head.b) to itself: trained with Global-LiGO
+     * every round, never grown by it nor sent. fedgrow only. Absent: the head is grown like the rest.
+     */
+    privateHead?: true
+  }
   schedule: {
     rounds: number
     /** Global-LiGO optimiser steps per round. */
@@ -134,7 +142,7 @@ export function isMember (manifest: Manifest, peerId: string): boolean {
 const fail: Fail = (path, value, rule) => {
   throw new InvalidManifestError(`manifest ${path} = ${JSON.stringify(value)}: ${rule}`)
 }
-const { object, int, num, str, hash, strings } = checks(fail)
+const { object, int, num, str, bool, hash, strings } = checks(fail)
 
 const IMAGE_TASK_FIELDS = ['data', 'partition', 'imageSize', 'channels', 'numClasses', 'patchSize', 'heads'] as const
 const TEXT_TASK_FIELDS = ['data', 'partition', 'numClasses', 'heads', 'tokenizer'] as const
@@ -193,6 +201,13 @@ function finetuneSelect (s: Fields): Pick<Manifest['schedule'], 'finetuneSelect'
   return { finetuneSelect: 'best-held-out' }
 }
 
+/** `ligo.privateHead` as written: nothing for false (the default, so that older manifests keep their id). */
+function privateHead (l: Fields, method: Manifest['method']): Pick<Manifest['ligo'], 'privateHead'> {
+  if (l.privateHead === undefined || !bool(l.privateHead, 'ligo.privateHead')) return {}
+  if (method !== 'fedgrow') fail('ligo.privateHead', true, `keeps each participant's classifier private while Global-LiGO grows the rest of its model, which only the fedgrow method grows (this manifest's method is ${method}); remove it`)
+  return { privateHead: true }
+}
+
 /** Checks an untrusted manifest (parsed JSON) field by field; returns a typed copy. */
 export function validateManifest (value: unknown): Manifest {
   const m = object(value, 'manifest', ['version', 'name', 'task', 'intermediate', 'target', 'ligo', 'schedule', 'aggregation'], ['bootstrap', 'method', 'access'])
@@ -203,7 +218,8 @@ export function validateManifest (value: unknown): Manifest {
   if (target.dim < intermediate.dim || target.layers < intermediate.layers || target.dim * target.mlpRatio < intermediate.dim * intermediate.mlpRatio) {
     fail('target', m.target, 'must be at least as wide, deep and FFN-wide as intermediate (Global-LiGO grows)')
   }
-  const l = object(m.ligo, 'ligo', ['init', 'seed'])
+  const l = object(m.ligo, 'ligo', ['init', 'seed'], ['privateHead'])
+  const method = m.method === undefined ? 'fedgrow' : str(m.method, 'manifest.method', MAX_TEXT, METHODS) as Manifest['method']
   const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations', 'averaging', 'groupSize'])
   const averaging = a.averaging === undefined ? 'all-to-all' : str(a.averaging, 'aggregation.averaging', MAX_TEXT, AVERAGING_SCHEMES)
@@ -229,12 +245,12 @@ export function validateManifest (value: unknown): Manifest {
   }
   return {
     version: MANIFEST_VERSION,
-    method: m.method === undefined ? 'fedgrow' : str(m.method, 'manifest.method', MAX_TEXT, METHODS) as Manifest['method'],
+    method,
     name: str(m.name, 'manifest.name', MAX_TEXT),
     task,
     intermediate,
     target,
-    ligo: { init: str(l.init, 'ligo.init', MAX_TEXT, LIGO_INIT_NAMES) as Manifest['ligo']['init'], seed: int(l.seed, 'ligo.seed', 0, 2 ** 32 - 1) },
+    ligo: { init: str(l.init, 'ligo.init', MAX_TEXT, LIGO_INIT_NAMES) as Manifest['ligo']['init'], seed: int(l.seed, 'ligo.seed', 0, 2 ** 32 - 1), ...privateHead(l, method) },
     schedule: {
       rounds: int(s.rounds, 'schedule.rounds', 1, LIMITS.maxRounds),
       localSteps: int(s.localSteps, 'schedule.localSteps', 1, 1_000_000),

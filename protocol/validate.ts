@@ -19,6 +19,8 @@ export interface Checks {
   num: (value: unknown, path: string, min: number, max: number) => number
   /** A non-empty string of at most `maxLength` characters, one of `choices` when given. */
   str: (value: unknown, path: string, maxLength: number, choices?: readonly string[]) => string
+  /** true or false. */
+  bool: (value: unknown, path: string) => boolean
   /** A SHA-256 digest: 64 lowercase hex digits. */
   hash: (value: unknown, path: string) => string
   /** A list of at most `max` strings, each passing `isItem` (described by `item` in the error). */
@@ -46,6 +48,10 @@ export function checks (fail: Fail): Checks {
     str (value, path, maxLength, choices) {
       if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) fail(path, value, `must be a non-empty string of at most ${maxLength} characters`)
       if (choices !== undefined && !choices.includes(value)) fail(path, value, `must be one of ${choices.join(', ')}`)
+      return value
+    },
+    bool (value, path) {
+      if (typeof value !== 'boolean') fail(path, value, 'must be true or false')
       return value
     },
     hash (value, path) {

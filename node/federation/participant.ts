@@ -9,11 +9,12 @@ import * as tf from '../tf.js'
 import { loadModel, saveModel } from '../model/model-file.js'
 import { VariableSet } from '../train/variables.js'
 import { predictWith } from '../train/pretrain.js'
-import { globalShape, growIntermediate, initialGlobalLigo, localLigoInitSeed, materialise, trainOperator } from '../ligo/index.js'
+import { globalShape, growIntermediate, initialGlobalLigo, localLigoInitSeed, materialise } from '../ligo/index.js'
 import { ligoParamShapes } from '../ligo/operator.js'
 import { configFor, isTextConfig, taskDifference } from '../model/config.js'
 import { fromTensorMap, toTensorMap } from '../storage/files.js'
-import { crossEntropy, forward, initParams, paramShapes } from '../model/vit.js'
+import { CLASSIFIER_PARAMS, crossEntropy, forward, initParams, paramShapes } from '../model/vit.js'
+import { loadHeadBefore, saveHead } from './private-head.js'
 import { grow } from '../ligo/grow.js'
 import { evaluate, train } from '../train/trainer.js'
 import { InvalidConfigError, ModelFileError } from '../errors.js'
@@ -81,16 +82,28 @@ export function sharedSpec (manifest: Manifest, plan: DualLigoPlan): TensorSpec[
   return [...globalLigoSpec(plan), ...intermediate].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
+/** Splits tensors into those named with `prefix` (the prefix removed) and the rest. */
+function splitPrefixed (tensors: NamedTensors, prefix: string): { rest: NamedTensors, prefixed: NamedTensors } {
+  const rest: NamedTensors = {}
+  const prefixed: NamedTensors = {}
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name.startsWith(prefix)) prefixed[name.slice(prefix.length)] = t
+    else rest[name] = t
+  }
+  return { rest, prefixed }
+}
+
 /** Splits a shared TensorMap into Global-LiGO and (authors-code) the intermediate model. */
 function splitShared (shared: NamedTensors): { op: NamedTensors, intermediate: NamedTensors } {
-  const op: NamedTensors = {}
-  const intermediate: NamedTensors = {}
-  for (const [name, t] of Object.entries(shared)) {
-    if (name.startsWith(INTERMEDIATE_PREFIX)) intermediate[name.slice(INTERMEDIATE_PREFIX.length)] = t
-    else op[name] = t
-  }
-  return { op, intermediate }
+  const { rest, prefixed } = splitPrefixed(shared, INTERMEDIATE_PREFIX)
+  return { op: rest, intermediate: prefixed }
 }
+
+/** Under `ligo.privateHead`, a round trains the private classifier under this prefix beside Global-LiGO. */
+const PRIVATE_HEAD_PREFIX = 'private/'
+const classifierOf = (model: NamedTensors): NamedTensors => Object.fromEntries(CLASSIFIER_PARAMS.map(name => [name, model[name]]))
+/** Copies the caller owns. */
+const copies = (tensors: NamedTensors): NamedTensors => tf.tidy(() => Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.clone()])))
 
 const withPrefix = (prefix: string, tensors: NamedTensors): NamedTensors => Object.fromEntries(Object.entries(tensors).map(([name, t]) => [prefix + name, t]))
 
@@ -122,6 +135,10 @@ export const INTERMEDIATE_FILE = 'intermediate.fgm'
 
 export class Participant implements Learner {
   private intermediate: NamedTensors | undefined
+  /** `ligo.privateHead`: the newest head this participant trained, and its round. */
+  private head: { round: number, params: NamedTensors } | undefined
+  /** Where prepare() keeps this participant's state (absent: none is kept, as in tests that adopt a model). */
+  private stateDir: string | undefined
   readonly spec: TensorSpec[]
 
   constructor (private readonly init: ParticipantInit) {
@@ -138,6 +155,7 @@ export class Participant implements Learner {
 
   /** Phases 1-2, or their saved result: the frozen intermediate model. */
   prepare (stateDir: string, log: Logger<PeerEvent>): void {
+    this.stateDir = stateDir
     const path = join(stateDir, INTERMEDIATE_FILE)
     if (existsSync(path)) {
       try {
@@ -182,28 +200,72 @@ export class Participant implements Learner {
   /**
    * Phase 3, one round: train Global-LiGO from `global` for the manifest's local steps, through this
    * participant's frozen intermediate model. authors-code trains the shared intermediate model too
-   * (each peer's own in round 1, as the authors' clients start from their own grown model).
+   * (each peer's own in round 1, as the authors' clients start from their own grown model); a private
+   * head trains beside Global-LiGO and stays here.
    */
   trainRound (global: TensorMap, round: number): LocalUpdate {
     const { manifest, plan, data } = this.init
     const start = fromTensorMap(global)
-    const sharing = manifest.method === 'authors-code'
-    const vars = new VariableSet(sharing && round === 1 ? { ...start, ...withPrefix(INTERMEDIATE_PREFIX, this.requireIntermediate()) } : start)
-    tf.dispose(Object.values(start))
+    const extras = this.roundExtras(start, round)
+    const vars = new VariableSet({ ...start, ...extras })
+    tf.dispose([...Object.values(start), ...Object.values(extras)])
     try {
-      const report = sharing
-        ? train(vars, (images, labels) => {
-          const { op, intermediate } = splitShared(vars.tensors)
-          return crossEntropy(forward(plan.target, grow(globalShape(plan), op, intermediate), images), labels)
-        }, data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
-        : trainOperator(globalShape(plan), vars, this.requireIntermediate(), data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
+      const report = train(vars, (images, labels) => crossEntropy(forward(plan.target, this.grownFrom(vars.tensors), images), labels), data.train, roundTraining(manifest, this.init.seed, round, this.init.onProgress))
       const trained = vars.snapshot()
-      const tensors = toTensorMap(trained)
-      tf.dispose(Object.values(trained))
+      const { rest: shared, prefixed: head } = splitPrefixed(trained, PRIVATE_HEAD_PREFIX)
+      if (manifest.ligo.privateHead === true) this.keepHead(round, head)
+      const tensors = toTensorMap(shared)
+      tf.dispose(Object.values(shared))
       return { tensors, sampleCount: data.train.count, loss: report.finalLoss }
     } finally {
       vars.dispose()
     }
+  }
+
+  /**
+   * What a round trains beside the shared tensors (the caller owns them): the peer's own intermediate
+   * model in authors-code's round 1, the private head under `ligo.privateHead`.
+   */
+  private roundExtras (start: NamedTensors, round: number): NamedTensors {
+    const { manifest } = this.init
+    if (manifest.method === 'authors-code') return round === 1 ? withPrefix(INTERMEDIATE_PREFIX, copies(this.requireIntermediate())) : {}
+    if (manifest.ligo.privateHead !== true) return {}
+    return withPrefix(PRIVATE_HEAD_PREFIX, this.headBefore(round, start))
+  }
+
+  /** The target that a round's trainable tensors (shared, and the private extras) grow. */
+  private grownFrom (tensors: NamedTensors): NamedTensors {
+    const G = globalShape(this.init.plan)
+    if (this.init.manifest.method === 'authors-code') {
+      const { op, intermediate } = splitShared(tensors)
+      return grow(G, op, intermediate)
+    }
+    const { rest: op, prefixed: head } = splitPrefixed(tensors, PRIVATE_HEAD_PREFIX)
+    return { ...grow(G, op, this.requireIntermediate()), ...head }
+  }
+
+  /**
+   * The private head round `round` starts from (the caller owns it): the newest trained before it, here
+   * or in the state dir (a restart), else the head that Global-LiGO `op` grows.
+   */
+  private headBefore (round: number, op: NamedTensors): NamedTensors {
+    if (this.head !== undefined && this.head.round < round) return copies(this.head.params)
+    const saved = this.stateDir === undefined ? undefined : loadHeadBefore(this.stateDir, round)
+    if (saved !== undefined) return saved.params
+    return tf.tidy(() => classifierOf(grow(globalShape(this.init.plan), op, this.requireIntermediate())))
+  }
+
+  /** Keeps the head trained in `round` (takes ownership), in memory and in the state dir. */
+  private keepHead (round: number, params: NamedTensors): void {
+    if (this.stateDir !== undefined) saveHead(this.stateDir, round, params)
+    if (this.head !== undefined) tf.dispose(Object.values(this.head.params))
+    this.head = { round, params }
+  }
+
+  /** The newest private head (a restart finds it in the state dir), or undefined before any round trained one. */
+  private currentHead (): NamedTensors | undefined {
+    if (this.head === undefined && this.stateDir !== undefined) this.head = loadHeadBefore(this.stateDir, Infinity)
+    return this.head?.params
   }
 
   /** Phase 4: this participant's target model from a Global-LiGO (and, authors-code, the shared intermediate model). The caller owns the tensors. */
@@ -212,7 +274,10 @@ export class Participant implements Learner {
     const { op, intermediate } = splitShared(shared)
     const grown = materialise(globalShape(this.init.plan), op, this.init.manifest.method === 'authors-code' ? intermediate : this.requireIntermediate())
     tf.dispose(Object.values(shared))
-    return grown
+    const head = this.init.manifest.ligo.privateHead === true ? this.currentHead() : undefined
+    if (head === undefined) return grown
+    tf.dispose(Object.values(classifierOf(grown)))
+    return { ...grown, ...copies(head) }
   }
 
   /** Phase 4: the grown target, then (if the manifest asks) fine-tuned on this participant's own rows. */
@@ -229,6 +294,6 @@ export class Participant implements Learner {
   }
 
   dispose (): void {
-    tf.dispose([...Object.values(this.init.small), ...Object.values(this.intermediate ?? {})])
+    tf.dispose([...Object.values(this.init.small), ...Object.values(this.intermediate ?? {}), ...Object.values(this.head?.params ?? {})])
   }
 }

@@ -61,6 +61,9 @@ export function paramShapes (c: ModelConfig): Record<string, number[]> {
   return shapes
 }
 
+/** The classifier on the cls token: what a participant keeps to itself under the manifest's `ligo.privateHead`. */
+export const CLASSIFIER_PARAMS = ['head.w', 'head.b'] as const
+
 export function countParams (c: ModelConfig): number {
   return Object.values(paramShapes(c)).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0)
 }

@@ -71,6 +71,8 @@ export interface SimulationOptions {
   groupSize?: number
   /** Which phase-4 check each peer keeps (the manifest's schedule.finetuneSelect). @default 'last' */
   finetuneSelect?: Manifest['schedule']['finetuneSelect']
+  /** Dual-LiGO methods (fedgrow, independent) keep each peer's classifier private (the manifest's ligo.privateHead). @default false */
+  privateHead?: boolean
   /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
   byzantine?: number
   attack?: Attack
@@ -149,7 +151,7 @@ export type { SmallModelReport, SmallModelSource }
 export interface SimulationResult {
   /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
   smallModels: SmallModelReport[]
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, byzantine?: number, attack?: string, faults?: FaultOptions }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
@@ -187,15 +189,16 @@ export function smallConfigs (preset: Preset, peers: number, seed: number, task:
 
 export function simulationManifest (options: SimulationOptions, method: MethodName, task: TaskShape): Manifest {
   const { preset } = options
+  const manifestMethod = FROM_SCRATCH.has(method) ? 'fedavg' : method === 'authors-code' ? 'authors-code' : 'fedgrow'
   return validateManifest({
     version: MANIFEST_VERSION,
-    method: FROM_SCRATCH.has(method) ? 'fedavg' : method === 'authors-code' ? 'authors-code' : 'fedgrow',
+    method: manifestMethod,
     // Peers that share nothing never learn each other's addresses: each is a federation of one.
     name: `simulate-${preset.name}-${method}-${options.seed}`,
     task: manifestTask(task, options.data ?? 'mnist', `dirichlet:${options.alpha}`, preset.heads),
     intermediate: { ...preset.intermediate, mlpRatio: preset.mlpRatio },
     target: { ...preset.target, mlpRatio: preset.mlpRatio },
-    ligo: { init: 'ligo', seed: options.seed },
+    ligo: { init: 'ligo', seed: options.seed, ...(options.privateHead === true && manifestMethod === 'fedgrow' ? { privateHead: true } : {}) },
     schedule: {
       rounds: options.rounds,
       localSteps: preset.localSteps,
@@ -423,6 +426,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (options.groupSize !== undefined) config.groupSize = options.groupSize
   if ((options.finetuneSelect ?? 'last') !== 'last') config.finetuneSelect = options.finetuneSelect
+  if (options.privateHead === true) config.privateHead = true
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults
   const peak = peakRssBytes()

@@ -42,6 +42,11 @@ export const FINETUNE_SELECT_FLAG: Record<string, FlagSpec> = {
   'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-steps)`, default: 'last' }
 }
 
+/** The manifest's ligo.privateHead, for the commands that write a manifest. */
+export const PRIVATE_HEAD_FLAG: Record<string, FlagSpec> = {
+  'private-head': { type: 'boolean', help: 'each participant keeps its grown model\'s classifier to itself: trained with Global-LiGO every round, never sent (fedgrow only). With skewed labels one shared operator would grow one classifier for every participant\'s label mix (docs/method.md, "A private head")' }
+}
+
 /** --finetune-select, for `steps` of fine-tuning: a rule other than last needs steps to choose among. */
 export function readFinetuneSelect (flags: Flags, steps: number): NonNullable<Manifest['schedule']['finetuneSelect']> {
   const select = choiceFlag(flags, 'finetune-select', FINETUNE_SELECTIONS)

@@ -4,12 +4,9 @@
  * the peer's log events (observe) and sampled at scrape time (peers, bytes per protocol, tensors).
  */
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { transferBytes } from './p2p/host.js'
+import { trafficSoFar } from './p2p/traffic.js'
 import type { Registry } from 'prom-client'
 import type { FedgrowEvent } from './events.js'
-
-/** Protocol families fedgrow reports bytes for, by a substring of libp2p's protocol label. */
-const PROTOCOL_FAMILIES = { payload: '/payload/', state: '/state/', gossipsub: '/meshsub/' } as const
 
 export interface MetricsSources {
   /** Peers connected now. */
@@ -39,12 +36,12 @@ export class FedgrowMetrics {
     registry.registerMetric(new Gauge({ name: 'fedgrow_tensors_alive', help: 'tfjs tensors allocated now (steady in a healthy node)', registers: [], collect () { this.set(sources.tensorsAlive()) } }))
     registry.registerMetric(new Gauge({
       name: 'fedgrow_protocol_bytes',
-      help: 'Bytes sent and received so far per protocol family (from libp2p\'s transfer counters)',
+      help: 'Bytes sent and received so far per protocol family (from libp2p\'s transfer counters; "connection" is Noise, Yamux and multistream-select framing)',
       labelNames: ['protocol', 'direction'],
       registers: [],
       async collect () {
-        for (const [family, marker] of Object.entries(PROTOCOL_FAMILIES)) {
-          const bytes = await transferBytes(registry, (protocol) => protocol.includes(marker))
+        const { byProtocol } = await trafficSoFar(registry)
+        for (const [family, bytes] of Object.entries(byProtocol)) {
           this.set({ protocol: family, direction: 'sent' }, bytes.sent)
           this.set({ protocol: family, direction: 'received' }, bytes.received)
         }

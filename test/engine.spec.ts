@@ -67,7 +67,7 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
       return script.participants
     },
     penalise: () => {},
-    bytes: async () => ({ sent: 0, received: 0 })
+    bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })
   }
   return { transport, announced, stateAsked, deliver, participantQueries: () => participantQueries }
 }

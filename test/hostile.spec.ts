@@ -456,7 +456,7 @@ function memoryTransport (update: (round: number) => TensorMap): { transport: Up
     requestState: async () => { throw new Error('no state here') },
     participants: () => [],
     penalise: (from) => { penalised.push(from) },
-    bytes: async () => ({ sent: 0, received: 0 })
+    bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })
   }
   return { transport, penalised }
 }

@@ -132,6 +132,9 @@ describe('fedgrow node (three processes)', function () {
       assert.ok(value('fedgrow_tensors_alive') > 0)
       assert.ok(value('fedgrow_protocol_bytes{protocol="payload",direction="sent"}') > 0)
       assert.ok(value('fedgrow_protocol_bytes{protocol="gossipsub",direction="received"}') > 0)
+      // Every family libp2p counts is exported, down to the connections' own framing.
+      assert.ok(value('fedgrow_protocol_bytes{protocol="identify",direction="sent"}') > 0)
+      assert.ok(value('fedgrow_protocol_bytes{protocol="connection",direction="sent"}') > 0)
       assert.match(text, /^libp2p_data_transfer_bytes_total\{/m, 'libp2p\'s own metrics are in the same scrape')
       assert.ok(first.lines().some(l => l.event === 'update-accepted'), '--verbose logs each accepted update')
       assert.ok(!second.lines().some(l => l.event === 'round' || l.event === 'listening'), '--quiet logs no milestones')

@@ -7,7 +7,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND_CONNECTIONS, startHost } from '../node/p2p/host.js'
 import { federationTransport } from '../node/p2p/federation-transport.js'
 import { loadOrCreateIdentity } from '../node/p2p/identity.js'
-import { updatesTopic } from '../protocol/constants.js'
+import { CONNECTION_FAMILY, protocolFamily, trafficSoFar } from '../node/p2p/traffic.js'
+import { payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
 import { encodeMessage } from '../protocol/messages.js'
 import type { StartedHost } from '../node/p2p/host.js'
 import type { RejectionReason } from '../protocol/errors.js'
@@ -98,5 +99,23 @@ describe('libp2p host', function () {
     await new Promise(resolve => setTimeout(resolve, 1500))
     const score = (honest.libp2p.services.pubsub as unknown as { getScore: (peer: string) => number }).getScore(hostile.libp2p.peerId.toString())
     assert.ok(score <= -80, `the hostile peer's score is ${score}, not below the graylist threshold`)
+  })
+
+  it('splits its bytes by protocol family, and the families add up to every byte on its connections', async () => {
+    assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
+      ['payload', 'state', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])
+    const a = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })
+    hosts.push(a)
+    const b = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })
+    hosts.push(b)
+    const pings = 5
+    for (let i = 0; i < pings; i++) await a.libp2p.services.ping.ping(b.libp2p.getMultiaddrs()[0])
+    const traffic = await trafficSoFar(a.registry)
+    const families = Object.values(traffic.byProtocol)
+    assert.equal(families.reduce((s, f) => s + f.sent, 0), traffic.sent)
+    assert.equal(families.reduce((s, f) => s + f.received, 0), traffic.received)
+    // A ping is 32 bytes each way on a stream of its own.
+    assert.ok(traffic.byProtocol.ping.sent >= 32 * pings && traffic.byProtocol.ping.received >= 32 * pings, JSON.stringify(traffic))
+    assert.ok(traffic.byProtocol[CONNECTION_FAMILY].sent > 0, 'the Noise handshake is counted as the connection\'s own')
   })
 })

@@ -28,6 +28,11 @@ describe('fedgrow simulate', function () {
     assert.ok(fedgrow.bytesSentPerPeerPerRound > 0 && fedgrow.bytesReceivedPerPeerPerRound > 0, 'fedgrow bytes are measured')
     assert.ok(fedavg.bytesSentPerPeerPerRound > fedgrow.bytesSentPerPeerPerRound, 'sharing the whole target costs more than sharing Global-LiGO')
     assert.equal(independent.bytesSentPerPeerPerRound, 0, 'independent peers send nothing')
+    // The split by protocol accounts for every byte, and the payloads are what sharing costs most.
+    const families = Object.entries(fedgrow.bytesByProtocolPerPeerPerRound as Record<string, { sent: number, received: number }>)
+    assert.ok(Math.abs(families.reduce((sum, [, b]) => sum + b.sent, 0) - fedgrow.bytesSentPerPeerPerRound) < 1e-6, JSON.stringify(families))
+    assert.equal(families[0][0], 'payload', 'families are listed the most sent first')
+    assert.ok(Object.values(independent.bytesByProtocolPerPeerPerRound as Record<string, { sent: number }>).every(b => b.sent === 0))
     assert.ok(fedgrow.trainableParamsPerPeer < fedgrow.targetParams)
     assert.equal(fedavg.trainableParamsPerPeer, fedavg.targetParams)
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')), result)

@@ -26,7 +26,8 @@ import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
 import { ROBUST_RULES } from './strategy.js'
 import type { Strategy } from './strategy.js'
-import type { DropReason, UpdateTransport } from './transport.js'
+import { trafficSince } from './transport.js'
+import type { ByteCounts, DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
@@ -59,6 +60,8 @@ export type RoundResult = {
   /** Bytes on the wire during this round (all protocols). */
   bytesSent: number
   bytesReceived: number
+  /** The same bytes by protocol family (node/p2p/traffic.ts): where they went. */
+  bytesByProtocol: Record<string, ByteCounts>
   /**
    * How far our own update lies from the Global-LiGO the round ended on (the mean of the peers we averaged
    * with: everyone, or our group), relative to that Global-LiGO's norm: how much this round moved us.
@@ -768,9 +771,9 @@ export class RoundEngine {
       if (decision.action === 'catch-up') {
         lastCatchUp = Date.now()
         if (await this.catchUp([...decision.from]) >= round) {
-          const bytesAfter = await transport.bytes()
+          const traffic = trafficSince(bytesBefore, await transport.bytes())
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: bytesAfter.sent - bytesBefore.sent, bytesReceived: bytesAfter.received - bytesBefore.received, payloadsServed: this.payloadsServed - servedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
@@ -795,7 +798,7 @@ export class RoundEngine {
     if (next !== null) this.adoptAggregate(round, next)
     this.completed = round
     this.collecting = round + 1
-    const bytesAfter = await transport.bytes()
+    const traffic = trafficSince(bytesBefore, await transport.bytes())
     await this.components.onRound({
       round,
       peersHeard: contributions.length,
@@ -803,8 +806,9 @@ export class RoundEngine {
       caughtUp: false,
       lateUpdates: this.lateUpdates,
       globalDigest: globalDigest(this.global),
-      bytesSent: bytesAfter.sent - bytesBefore.sent,
-      bytesReceived: bytesAfter.received - bytesBefore.received,
+      bytesSent: traffic.sent,
+      bytesReceived: traffic.received,
+      bytesByProtocol: traffic.byProtocol,
       payloadsServed: this.payloadsServed - servedBefore,
       consensusDistance: this.distanceFromGlobal(update.tensors),
       trainLoss: update.loss,

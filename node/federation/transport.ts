@@ -6,6 +6,27 @@ import type { Announce, Fetch, State } from '../../protocol/messages.js'
 import type { RejectionReason } from '../../protocol/errors.js'
 import type { ExchangeHandlers } from '../p2p/exchange.js'
 
+/** Bytes in each direction. */
+export interface ByteCounts {
+  sent: number
+  received: number
+}
+
+/** Bytes on every connection, and the same split by protocol family (node/p2p/traffic.ts names them). */
+export interface Traffic extends ByteCounts {
+  byProtocol: Record<string, ByteCounts>
+}
+
+/** What was sent and received between two readings of one transport's counters, per family too. */
+export function trafficSince (before: Traffic, after: Traffic): Traffic {
+  const byProtocol: Record<string, ByteCounts> = {}
+  for (const [family, now] of Object.entries(after.byProtocol)) {
+    const then = before.byProtocol[family] ?? { sent: 0, received: 0 }
+    byProtocol[family] = { sent: now.sent - then.sent, received: now.received - then.received }
+  }
+  return { sent: after.sent - before.sent, received: after.received - before.received, byProtocol }
+}
+
 /** Why an update was dropped: a protocol rejection, or a local one (too late, or unreachable). */
 export type DropReason = RejectionReason | 'late' | 'unreachable'
 
@@ -28,6 +49,6 @@ export interface UpdateTransport {
   participants: () => string[]
   /** Reports a bad update from `from`, so its gossipsub score drops. */
   penalise: (from: string, reason: DropReason) => void
-  /** Bytes sent and received on every connection so far. */
-  bytes: () => Promise<{ sent: number, received: number }>
+  /** Bytes sent and received on every connection so far, in total and by protocol family. */
+  bytes: () => Promise<Traffic>
 }

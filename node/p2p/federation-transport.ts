@@ -13,7 +13,7 @@ import { ProtocolError } from '../../protocol/errors.js'
 import { fetchPayload, requestState, serveExchange } from './exchange.js'
 import type { LimitedRequest } from './exchange.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { transferBytes } from './host.js'
+import { trafficSoFar } from './traffic.js'
 import { RateLimiter } from './rate-limit.js'
 import type { Announce } from '../../protocol/messages.js'
 import type { RejectionReason } from '../../protocol/errors.js'
@@ -128,6 +128,6 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     requestState: async (peer, payloadBytes, signal) => await requestState(libp2p, peer, init.federationId, payloadBytes, signal),
     participants: () => pubsub.getSubscribers(topic).map(p => p.toString()),
     penalise: (from) => { penalised.add(from) },
-    bytes: async () => await transferBytes(registry)
+    bytes: async () => await trafficSoFar(registry)
   }
 }

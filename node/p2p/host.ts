@@ -140,24 +140,9 @@ export type Host = Libp2p<{ pubsub: GossipSub, identify: ReturnType<ReturnType<t
 
 export interface StartedHost {
   libp2p: Host
-  /** This host's own byte counters (prom-client registry), read by transferBytes(). */
+  /** This host's own byte counters (prom-client registry), read by trafficSoFar() (traffic.ts). */
   registry: Registry
   stop: () => Promise<void>
-}
-
-/**
- * Bytes sent and received so far, from libp2p's transfer counters, summed over the counters whose
- * protocol label passes `selects` ("global" counts every connection; others are protocol ids).
- */
-export async function transferBytes (registry: Registry, selects: (protocol: string) => boolean = (p) => p === 'global'): Promise<{ sent: number, received: number }> {
-  const metric = registry.getSingleMetric('libp2p_data_transfer_bytes_total')
-  const values = metric === undefined ? [] : (await metric.get()).values
-  // Labels read "PROTOCOL sent" or "PROTOCOL received".
-  const total = (direction: string): number => values.filter(v => {
-    const label = String(v.labels.protocol)
-    return label.endsWith(` ${direction}`) && selects(label.slice(0, -direction.length - 1))
-  }).reduce((s, v) => s + v.value, 0)
-  return { sent: total('sent'), received: total('received') }
 }
 
 export async function startHost (init: HostInit): Promise<StartedHost> {

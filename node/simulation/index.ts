@@ -25,6 +25,7 @@ import type { TensorMap } from '../../protocol/safetensors.js'
 import type { ComputePool } from '../compute/pool.js'
 import type { ModelData, WorkerMemory } from '../compute/messages.js'
 import type { BackendChoice } from '../backend.js'
+import type { ByteCounts } from '../federation/transport.js'
 import { prepareSmallModels, splitPublic } from './small-models.js'
 import type { SmallModelReport, SmallModelSource } from './small-models.js'
 import { FaultInjector, RESTART_DELAY_MS, checkFaults, hasFaults } from './faults.js'
@@ -117,6 +118,11 @@ export interface MethodResult {
   /** Whole Global-LiGO payloads a peer served a round, on average (all-to-all: peers - 1). */
   payloadsSentPerPeerPerRound: number
   bytesReceivedPerPeerPerRound: number
+  /**
+   * The same bytes by protocol family (node/p2p/traffic.ts: payload, state, gossipsub, identify, ping,
+   * connection framing, ...), the most sent first: a family's mean over every peer's rounds.
+   */
+  bytesByProtocolPerPeerPerRound: Record<string, ByteCounts>
   wallSeconds: number
   /** Each peer's final Global-LiGO digest (the target's, for fedavg), in peer order: equal within a federation that agrees. */
   finalDigests: string[]
@@ -333,11 +339,24 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesSent)),
     payloadsSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.payloadsServed)),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesReceived)),
+    bytesByProtocolPerPeerPerRound: meanByProtocol(allRounds),
     wallSeconds,
     finalDigests: done.map(d => d.globalDigest),
     curve: curveOf(manifest, plan, method, roundEvents, spreads, honestCount),
     ...(hasFaults(options.faults ?? {}) && method !== 'independent' ? { faults: { ...faults.report, distinctFinalDigests: new Set(done.map(d => d.globalDigest)).size } } : {})
   }
+}
+
+/** Each family's bytes averaged over `rounds` (a round that used no stream of a family counts 0), the most sent first. */
+function meanByProtocol (rounds: PeerRound[]): Record<string, ByteCounts> {
+  const sums = new Map<string, ByteCounts>()
+  for (const r of rounds) {
+    for (const [family, bytes] of Object.entries(r.bytesByProtocol)) {
+      const sum = sums.get(family) ?? { sent: 0, received: 0 }
+      sums.set(family, { sent: sum.sent + bytes.sent, received: sum.received + bytes.received })
+    }
+  }
+  return Object.fromEntries([...sums].sort(([, a], [, b]) => b.sent - a.sent).map(([family, sum]) => [family, { sent: sum.sent / rounds.length, received: sum.received / rounds.length }]))
 }
 
 function accuracyStats (accuracies: number[]): CurvePoint['accuracy'] {

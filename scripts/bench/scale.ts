@@ -12,6 +12,7 @@ import { simulate } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { DEFAULTS } from '../../protocol/constants.js'
+import type { ByteCounts } from '../../node/federation/transport.js'
 import { flagValue, markdownTable, utcMinute, writeSection } from './report.js'
 
 const DEFAULT_SIZES = [16, 64, 256]
@@ -30,6 +31,8 @@ interface ScaleRun {
   rounds: number
   row: Array<string | number>
   payloadBytes: number
+  /** Bytes a peer sent and received per round, by protocol family (node/p2p/traffic.ts); absent in runs older than the split. */
+  bytesByProtocol?: Record<string, ByteCounts>
   /** When, and on which commit of this repository, it was measured: rows of different code can share the table. */
   measuredAt: string
   commit: string
@@ -101,7 +104,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<S
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, rounds, row, payloadBytes, measuredAt: utcMinute(), commit: COMMIT_AT_START }
+  return { peers, scheme: scheme.name, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
@@ -119,13 +122,44 @@ export async function scaleBench (command: string, args: string[]): Promise<void
   }
 }
 
+/**
+ * What the per-protocol split showed, kept here so that a re-run keeps it (the section is rewritten
+ * whole); its numbers name the commit they were measured on.
+ */
+const WHERE_OTHER_GOES = 'Where "other" goes (b42d1aa, 16 peers, KiB sent per peer per round, all-to-all / group): gossipsub 192 / 176, connection framing 48 / 35, catch-up state answers 17 / 17 (a starting peer asks the peers it is connected to, at first peer 0 alone, for their state, and each answer is a whole Global-LiGO even when nobody has completed a round: about 15 answers in all, served within the answerers\' round 1 and received before the askers\' first round), identify 2.7 / 2.5, ping 1.7 / 1.2; no DHT runs in a simulation. So "other" is gossipsub, and gossipsub is the announcements themselves, not its control traffic: it sends nothing while no message flows, but every announcement reaches every peer of the topic, and each peer forwards it to the rest of its mesh (6 to 12 peers: D 6, Dhi 12) and advertises its id to 6 more (IHAVE), so each peer pays for every announcement of the federation several times over. That grows with the peers, whatever the groups: re-announcing less, or a smaller mesh, only lowers the slope. Group averaging stays near 3 payloads a round at every size only if an announcement stops reaching every peer (e.g. a topic per group, a change of protocol version); at 16 peers it sends 4.6 payloads and 239 KiB besides, 9.0 payloads\' worth.'
+
 function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]): void {
   const payload = `${(runs[0].payloadBytes / 1024).toFixed(1)} KiB`
   const rounds = [...new Set(runs.map(r => r.rounds))].join(' or ')
   writeSection('scale', 'Scale: all-to-all against group averaging (preset tiny, fedgrow)', command, [
     `One process holds every peer (real libp2p nodes on 127.0.0.1 on the main thread; training on the compute workers, one per core). ${rounds} rounds each, alpha 100, seed 0; every peer bootstraps from peer 0. Group averaging: groups of ${groupSize} to ${2 * groupSize - 1} peers, redrawn every round (protocol/groups.ts).`,
-    `"payloads" is how many whole Global-LiGO payloads (${payload} each) a peer served per round, on average; "other" is the rest of its bytes sent: gossipsub announcements (a peer re-announces while it waits, and gossipsub forwards each one to its mesh; rows before 99556d9 re-announced every 2 s and sent 903-byte announcements, later ones back off from 2 s to 16 s and send 338 bytes), catch-up state answers and libp2p control traffic. "round s" is the time from one round's last peer to the next's (round 1 includes preparing every peer). Memory per peer is the growth of the process's peak RSS during the run over the peers. "spread" is the consensus distance after the last round: each peer's Global-LiGO's distance from the peers' mean, relative to the mean's norm (mean / max over peers). Rows are kept from earlier runs of other sizes and name the commit they measured: the engine may have changed between them (\`git log -- node/federation protocol/groups.ts\`).`,
+    `"payloads" is how many whole Global-LiGO payloads (${payload} each) a peer served per round, on average; "other" is the rest of its bytes sent (rows before 99556d9 re-announced every 2 s and sent 903-byte announcements, later ones back off from 2 s to 16 s and send 338 bytes); the second table splits every byte by protocol. "round s" is the time from one round's last peer to the next's (round 1 includes preparing every peer). Memory per peer is the growth of the process's peak RSS during the run over the peers. "spread" is the consensus distance after the last round: each peer's Global-LiGO's distance from the peers' mean, relative to the mean's norm (mean / max over peers). Rows are kept from earlier runs of other sizes and name the commit they measured: the engine may have changed between them (\`git log -- node/federation protocol/groups.ts\`).`,
     '',
-    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [...r.row, `${r.measuredAt}, ${r.commit}`]))
+    WHERE_OTHER_GOES,
+    '',
+    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [...r.row, `${r.measuredAt}, ${r.commit}`])),
+    ...protocolTable(runs)
   ].join('\n'))
+}
+
+/**
+ * Where a peer's bytes went: KiB sent per round by protocol family (node/p2p/traffic.ts), the family
+ * that sent most first, for every run that measured it; received in parentheses.
+ */
+function protocolTable (runs: ScaleRun[]): string[] {
+  const measured = runs.filter((r): r is ScaleRun & { bytesByProtocol: Record<string, ByteCounts> } => r.bytesByProtocol !== undefined)
+  if (measured.length === 0) return []
+  const most = new Map<string, number>()
+  for (const r of measured) for (const [family, bytes] of Object.entries(r.bytesByProtocol)) most.set(family, Math.max(most.get(family) ?? 0, bytes.sent))
+  const families = [...most].sort(([, a], [, b]) => b - a).map(([family]) => family)
+  const kib = (bytes: number): string => (bytes / 1024).toFixed(1)
+  return [
+    '',
+    'KiB sent (received) per peer per round, by protocol: "payload" and "state" are fedgrow\'s streams (a state answer carries a whole Global-LiGO), "connection" is what no stream counts (the Noise handshake and tags, Yamux headers and window updates, multistream-select).',
+    '',
+    markdownTable(['peers', 'averaging', ...families, 'measured (UTC, commit)'], measured.map(r => [r.peers, r.scheme, ...families.map(f => {
+      const bytes = r.bytesByProtocol[f]
+      return bytes === undefined ? '0' : `${kib(bytes.sent)} (${kib(bytes.received)})`
+    }), `${r.measuredAt}, ${r.commit}`]))
+  ]
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import * as tf from '../../node/tf.js'
 import { initBackend } from '../../node/backend.js'
 import { loadData, partition, splitTrainTest, VALIDATION_FRACTION } from '../../node/data/index.js'
-import { countParams, crossEntropy, flopsPerTrainStep, forward, initParams } from '../../node/model/vit.js'
+import { CLASSIFIER_PARAMS, countParams, crossEntropy, flopsPerTrainStep, forward, initParams } from '../../node/model/vit.js'
 import { grow } from '../../node/ligo/grow.js'
 import { countLigoParams, initLigo } from '../../node/ligo/operator.js'
 import { globalShape, localShape, materialise, trainOperator } from '../../node/ligo/dual.js'
@@ -44,8 +44,9 @@ type SmallSource = 'own' | 'public' | 'checkpoint'
  * ditto (frozen, plus a private copy of Global-LiGO trained each round with a pull of dittoLambda toward
  * the shared one, which the peer's model is grown from: Li et al., arXiv 2012.04221), fedrep (the peer's
  * private Local-LiGO and Global-LiGO trained in turn, each with the other frozen: Collins et al., arXiv
- * 2102.07078), privatehead (frozen, with the target's classifier head kept private: trained with
- * Global-LiGO each round but never grown nor sent, as in FedPer, Arivazhagan et al., arXiv 1912.00818).
+ * 2102.07078), privatehead (frozen, with the target's classifier head, or only its bias, kept private:
+ * trained with Global-LiGO each round but never grown nor sent, as in FedPer, Arivazhagan et al., arXiv
+ * 1912.00818).
  */
 type Regime = 'frozen' | 'joint' | 'authors' | 'scratch' | 'ditto' | 'fedrep' | 'privatehead'
 
@@ -62,6 +63,8 @@ interface Candidate {
   localLigoSteps?: number
   /** The ditto regime's proximal weight: the loss adds dittoLambda/2 x |personal - shared|^2. */
   dittoLambda?: number
+  /** The privatehead regime's private tensors. @default CLASSIFIER_PARAMS (the whole head) */
+  privateParams?: readonly string[]
   /** The candidate that shares nothing it is compared with. @default its name with "independent" for "fedgrow" */
   twin?: string
 }
@@ -89,7 +92,9 @@ const CANDIDATES: Candidate[] = [
   { name: 'fedgrow checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: true, sharesModel: false },
   { name: 'independent checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: false, sharesModel: false },
   { name: 'fedgrow checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: true, sharesModel: false, localLigoSteps: 0 },
-  { name: 'independent checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0 }
+  { name: 'independent checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0 },
+  { name: 'fedgrow checkpoint privatebias', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: true, sharesModel: false, localLigoSteps: 0, privateParams: ['head.b'] },
+  { name: 'independent checkpoint privatebias', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0, privateParams: ['head.b'] }
 ]
 
 interface StudyOptions {
@@ -372,9 +377,6 @@ function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyO
   }
 }
 
-/** The target's classifier, the part a private-head peer keeps to itself. */
-const HEAD_NAMES = ['head.w', 'head.b']
-const headOf = (t: NamedTensors): NamedTensors => Object.fromEntries(HEAD_NAMES.map(name => [name, t[name]]))
 
 /**
  * Private head on the frozen regime: each round Global-LiGO and the peer's own classifier head (started
@@ -384,6 +386,8 @@ const headOf = (t: NamedTensors): NamedTensors => Object.fromEntries(HEAD_NAMES.
  */
 function privateHeadRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
   const G = globalShape(plan)
+  const names = c.privateParams ?? CLASSIFIER_PARAMS
+  const headOf = (t: NamedTensors): NamedTensors => Object.fromEntries(names.map(name => [name, t[name]]))
   let intermediate = frozenIntermediate(c, peer, plan)
   let head: NamedTensors | undefined
   const withHead = (op: NamedTensors, own: NamedTensors): NamedTensors => ({ ...grow(G, op, intermediate), ...own })
@@ -409,7 +413,7 @@ function privateHeadRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: 
       tf.dispose(Object.values(op))
       if (head === undefined) return grown
       tf.dispose(Object.values(headOf(grown)))
-      return { ...grown, ...tf.tidy(() => Object.fromEntries(HEAD_NAMES.map(name => [name, head![name].clone()]))) }
+      return { ...grown, ...tf.tidy(() => Object.fromEntries(names.map(name => [name, head![name].clone()]))) }
     },
     dispose: () => {
       tf.dispose([...Object.values(intermediate), ...Object.values(head ?? {})])
@@ -489,7 +493,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   const intermediateParams = countParams(plan.intermediate)
   const sharedParams = c.regime === 'scratch' ? targetParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
   const localParams = countLigoParams(localShape(plan))
-  const headParams = (plan.target.dim + 1) * plan.target.numClasses
+  const headParams = (c.privateParams ?? CLASSIFIER_PARAMS).includes('head.w') ? (plan.target.dim + 1) * plan.target.numClasses : plan.target.numClasses
   const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' || c.regime === 'fedrep' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : c.regime === 'privatehead' ? globalParams + headParams : globalParams
   // Private steps (Ditto's operator, FedRep's Local-LiGO) run through the whole target, like the shared part's.
   const roundFlops = flopsPerTrainStep(plan.target, 64) * (options.stepsPerRound + privateStepsPerRound(c, options))

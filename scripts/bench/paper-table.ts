@@ -3,7 +3,8 @@
  * alone (independent), the model-sharing baselines (fedavg, authors-code) and the target trained alone
  * (local), on label-Dirichlet alpha 100 ("iid") and 0.5, on three axes: rounds, bytes sent, training FLOPs.
  * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`,
- * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them).
+ * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them),
+ * `--private-head` (fedgrow and independent keep each peer's classifier private: the manifest's ligo.privateHead).
  * A run narrower than the full comparison (other sizes, one alpha, fewer methods) writes its own section.
  */
 import { mkdtempSync } from 'node:fs'
@@ -96,8 +97,9 @@ const DEFAULT_ALPHAS = [100, 0.5]
  * the plain name; a narrower run gets a section of its own, named by what it narrowed, so it never
  * replaces the full tables.
  */
-function sectionOf (sizes: number[], alphas: number[], methods: MethodName[]): { name: string, title: string } {
+function sectionOf (sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean): { name: string, title: string } {
   const parts: Array<{ key: string, label: string }> = []
+  if (privateHead) parts.push({ key: 'private-head', label: 'private heads' })
   if (sizes.join() !== String(TABLE_PEERS)) parts.push({ key: `peers-${sizes.join('-')}`, label: `${sizes.join(', ')} peers` })
   if (alphas.join() !== DEFAULT_ALPHAS.join()) parts.push({ key: `alpha-${alphas.join('-')}`, label: `alpha ${alphas.join(', ')}` })
   if (methods.length !== METHODS.length) parts.push({ key: methods.join('-'), label: `only ${methods.join(', ')}` })
@@ -114,6 +116,7 @@ function methodsFlag (args: string[]): MethodName[] {
 
 export async function paperTableBench (command: string, args: string[]): Promise<void> {
   const methods = methodsFlag(args)
+  const privateHead = args.includes('--private-head')
   await initBackend('wasm')
   const presetAt = args.indexOf('--preset')
   const preset = PRESETS[presetAt >= 0 ? args[presetAt + 1] : 'small']
@@ -130,6 +133,7 @@ export async function paperTableBench (command: string, args: string[]): Promise
         alpha,
         methods,
         seed: 0,
+        privateHead,
         outDir: mkdtempSync(join(tmpdir(), `fedgrow-paper-table-${peers}-${alpha}-`)),
         log: createLogger('text', (line) => { process.stderr.write(line + '\n') }),
         onProgress: consoleProgress()
@@ -137,10 +141,10 @@ export async function paperTableBench (command: string, args: string[]): Promise
     }
   }
   const p = preset
-  const { name, title } = sectionOf(sizes, alphas, methods)
+  const { name, title } = sectionOf(sizes, alphas, methods, privateHead)
   writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command, [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
-    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round. Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
+    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',
     '',
     ...results.map(comparisonSection)

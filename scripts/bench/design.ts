@@ -744,27 +744,31 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
   if (pairs.length === 0) throw new Error(`the seed report needs a fedgrow candidate and its twin on at least two seeds at alpha ${alpha}; found seeds ${seeds.join(', ') || 'none'} in runs/design`)
   const spread = (xs: number[]): string => { const s = stats(xs); return `${s.mean >= 0 ? '+' : ''}${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}` }
   const rows = pairs.map(c => {
+    const ranTo = (seed: number): number => Math.min(bySeed.get(seed)!.get(c.name)!.curve.length, bySeed.get(seed)!.get(twinOf(c))!.curve.length)
+    // One round for every seed: a seed run on for longer is compared where the others stopped.
+    const last = Math.min(...seeds.map(ranTo))
     const perSeed = seeds.map(seed => {
       const shared = bySeed.get(seed)!.get(c.name)!
       const alone = bySeed.get(seed)!.get(twinOf(c))!
-      const last = Math.min(shared.curve.length, alone.curve.length)
       const ahead = shared.final.perPeer.filter((a, i) => a > alone.final.perPeer[i]).length
       const variantGain = (variant: 'validated' | 'bestOf'): number | undefined => {
         const [a, b] = [shared[variant], alone[variant]]
         return a === undefined || b === undefined ? undefined : a.mean - b.mean
       }
-      return { seed, last, gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain: variantGain('validated'), bestOfGain: variantGain('bestOf'), ahead, peers: shared.final.perPeer.length }
+      return { seed, ranTo: ranTo(seed), gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain: variantGain('validated'), bestOfGain: variantGain('bestOf'), ahead, peers: shared.final.perPeer.length }
     })
+    /** Fine-tuning follows a run's last round: a seed run on for longer adds its own. */
+    const ranOnNote = (ps: typeof perSeed): string => ps.filter(p => p.ranTo > last).map(p => ` (seed ${p.seed}: after r${p.ranTo})`).join('')
     const variantCell = (g: number | undefined, label: string): string => g === undefined ? '' : `, ${points(g, 0)} ${label}`
     /** Mean ± std over seeds, or how many seeds ran the variant when not all did. */
     const variantSpread = (gains: Array<number | undefined>): string => {
       const ran = gains.filter((g): g is number => g !== undefined)
       return ran.length === gains.length ? spread(ran) : `- (${ran.length} of ${gains.length} seeds)`
     }
-    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${p.last}, ${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain))]
+    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain))]
   })
   writeSection(`design-seeds-${peersPart(peers)}alpha-${alpha}`, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
-    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round both ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
+    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round every seed ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
     markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std'], rows)
   ].join('\n'))

@@ -38,13 +38,13 @@ describe('fedgrow CLI', () => {
     assert.ok(f.steps >= 0 && f.accuracy > 0.2, JSON.stringify(f))
   })
 
-  it('writes phase 4\'s selection rule and a private head into the manifest, and refuses the rule without fine-tuning steps', async () => {
-    const [best, none] = await Promise.all([runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-select', 'best-held-out', '--private-head']), runCli(['federation', 'init', '--finetune-select', 'best-held-out'])])
+  it('writes phase 4\'s selection rule and a grown head into the manifest, and refuses the rule without fine-tuning steps', async () => {
+    const [best, none] = await Promise.all([runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-select', 'best-held-out', '--head', 'grown']), runCli(['federation', 'init', '--finetune-select', 'best-held-out'])])
     assert.equal(best.code, 0, best.stderr)
     const written = JSON.parse(best.stdout)
     const { finetuneSteps, finetuneSelect } = written.schedule
     assert.deepEqual({ finetuneSteps, finetuneSelect }, { finetuneSteps: 200, finetuneSelect: 'best-held-out' })
-    assert.equal(written.ligo.privateHead, true)
+    assert.equal(written.ligo.privateHead, undefined, '--head grown writes no field')
     assert.equal(none.code, 2)
     assert.match(none.stderr, /--finetune-select best-held-out chooses among fine-tuning checks; give --finetune-steps N/)
   })

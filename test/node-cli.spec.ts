@@ -67,6 +67,7 @@ describe('fedgrow node (three processes)', function () {
     const fed = join(dir, 'default-fed.json')
     const init = await runCli(['federation', 'init', '--out', fed])
     assert.equal(init.code, 0, init.stderr)
+    assert.equal(JSON.parse(readFileSync(fed, 'utf8')).ligo.privateHead, true, 'the default keeps each classifier private')
     await pretrainThree('d', [16, 24, 32], 10)
     // The manifest's 5 rounds, stopped after 3 to keep the suite short: a peer's last round waits for all.
     const common = (i: number): string[] => ['--federation', fed, '--model', join(dir, `d${i}`, 'small.fgm'), '--shard', `${i}/3`, '--state-dir', join(dir, `d${i}`), '--rounds', '3']
@@ -81,6 +82,7 @@ describe('fedgrow node (three processes)', function () {
     assert.deepEqual(codes, [0, 0, 0], peers.map(p => p.stderr()).join('\n'))
     const digests = peers.map(p => p.lines().find(l => l.event === 'done')?.globalDigest)
     assert.equal(new Set(digests).size, 1, `every peer ends on one Global-LiGO: ${digests.join(', ')}`)
+    for (const i of [0, 1, 2]) assert.ok(existsSync(join(dir, `d${i}`, 'private-head-3.safetensors')), `peer ${i} kept its head of the last round`)
     const rounds = peers.map(p => p.lines().filter(l => l.event === 'round'))
     // A peer has joined once it ran a round itself; in that round the others may have closed before its update came.
     const allJoined = Math.max(...rounds.map(own => Math.min(...own.filter(r => r.caughtUp !== true).map(r => Number(r.round)))))

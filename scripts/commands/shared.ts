@@ -42,10 +42,15 @@ export const FINETUNE_SELECT_FLAG: Record<string, FlagSpec> = {
   'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-steps)`, default: 'last' }
 }
 
-/** The manifest's ligo.privateHead, for the commands that write a manifest. */
-export const PRIVATE_HEAD_FLAG: Record<string, FlagSpec> = {
-  'private-head': { type: 'boolean', help: 'each participant keeps its grown model\'s classifier to itself: trained with Global-LiGO every round, never sent (fedgrow only). With skewed labels one shared operator would grow one classifier for every participant\'s label mix (docs/method.md, "A private head")' }
+/** Where each participant's classifier comes from: the manifest's ligo.privateHead. */
+const HEADS = ['private', 'grown'] as const
+
+/** --head, for the commands that write a manifest, with the command's default and why it is that. */
+export function headFlag (fallback: typeof HEADS[number], why: string): Record<string, FlagSpec> {
+  return { head: { type: 'string', value: 'FROM', help: `each participant's classifier: private (trained with Global-LiGO every round and kept, never sent; fedgrow only) or grown (by Global-LiGO, like the rest of the model). ${why} (docs/method.md, "A private head")`, default: fallback } }
 }
+
+export const readPrivateHead = (flags: Flags): boolean => choiceFlag(flags, 'head', HEADS) === 'private'
 
 /** --finetune-select, for `steps` of fine-tuning: a rule other than last needs steps to choose among. */
 export function readFinetuneSelect (flags: Flags, steps: number): NonNullable<Manifest['schedule']['finetuneSelect']> {

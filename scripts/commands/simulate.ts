@@ -16,7 +16,7 @@ import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { LIMITS } from '../../protocol/constants.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
-import { FINETUNE_SELECT_FLAG, FORMAT_FLAG, PRIVATE_HEAD_FLAG, LOG_FLAGS, percent, printResult, readFinetuneSelect, readFormat, readLogging } from './shared.js'
+import { FINETUNE_SELECT_FLAG, FORMAT_FLAG, headFlag, readPrivateHead, LOG_FLAGS, percent, printResult, readFinetuneSelect, readFormat, readLogging } from './shared.js'
 import type { MethodName, SimulationResult } from '../../node/simulation/index.js'
 import type { Command } from '../args.js'
 
@@ -89,7 +89,7 @@ export const simulateCommand: Command = {
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
     'finetune-steps': { type: 'string', value: 'N', help: 'steps each peer fine-tunes its final model\'s own weights on its own rows after the last round (phase 4, private; 0: none) (default: the preset\'s, 200)' },
     ...FINETUNE_SELECT_FLAG,
-    ...PRIVATE_HEAD_FLAG,
+    ...headFlag('grown', 'Grown here, because after phase 4 (--finetune-steps) the two end within 0.1 point; before it, a private head is what made sharing pay on skewed data'),
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     'group-size': { type: 'string', value: 'G', help: 'average in groups of G to 2G-1 peers, redrawn every round, instead of with everyone (group averaging: a peer\'s traffic stops growing with the federation; peers then end on nearby, not equal, Global-LiGOs) (default: all-to-all)' },
@@ -142,7 +142,7 @@ export const simulateCommand: Command = {
         outDir,
         aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
         finetuneSelect,
-        privateHead: flags['private-head'] === true,
+        privateHead: readPrivateHead(flags),
         ...(optionalString(flags, 'group-size') !== undefined ? { groupSize: numberFlag(flags, 'group-size', 2, LIMITS.maxGroupSize, true) } : {}),
         byzantine: numberFlag(flags, 'byzantine', 0, 0.99),
         attack: choiceFlag(flags, 'attack', ATTACKS),

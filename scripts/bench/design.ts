@@ -249,6 +249,21 @@ function trainCopy (start: NamedTensors, lossOf: (t: NamedTensors, images: tf.Te
   }
 }
 
+/** `tensors` as a TensorMap; takes ownership of the tensors. */
+function handOver (tensors: NamedTensors): TensorMap {
+  const out = toTensorMap(tensors)
+  tf.dispose(Object.values(tensors))
+  return out
+}
+
+/** The target a shared Global-LiGO grows from a frozen intermediate model; the caller owns it. */
+function grownByShared (plan: DualLigoPlan, global: TensorMap, intermediate: NamedTensors): NamedTensors {
+  const op = fromTensorMap(global)
+  const grown = materialise(globalShape(plan), op, intermediate)
+  tf.dispose(Object.values(op))
+  return grown
+}
+
 function snapshotMap (vars: VariableSet): TensorMap {
   const snap = vars.snapshot()
   const out = toTensorMap(snap)
@@ -355,20 +370,12 @@ function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyO
         const next = trainThroughFrozen(plan, intermediate, personal ?? start, peer.train, roundOptions(options, `${peer.seed}:personal`, round), { anchor: start, lambda: c.dittoLambda! })
         if (personal !== undefined) tf.dispose(Object.values(personal))
         personal = next
-        const out = toTensorMap(shared)
-        tf.dispose(Object.values(shared))
-        return out
+        return handOver(shared)
       } finally {
         tf.dispose(Object.values(start))
       }
     },
-    target: (global) => {
-      if (personal !== undefined) return materialise(G, personal, intermediate)
-      const op = fromTensorMap(global)
-      const grown = materialise(G, op, intermediate)
-      tf.dispose(Object.values(op))
-      return grown
-    },
+    target: (global) => personal !== undefined ? materialise(G, personal, intermediate) : grownByShared(plan, global, intermediate),
     dispose: () => {
       tf.dispose([...Object.values(intermediate), ...Object.values(personal ?? {})])
       intermediate = {}
@@ -376,7 +383,6 @@ function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyO
     }
   }
 }
-
 
 /**
  * Private head on the frozen regime: each round Global-LiGO and the peer's own classifier head (started
@@ -399,18 +405,13 @@ function privateHeadRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: 
         const both = trainCopy({ ...prefixed('g/', start), ...prefixed('h/', head) }, (t, images, labels) => crossEntropy(forward(plan.target, withHead(unprefixed('g/', t), unprefixed('h/', t)), images), labels), peer.train, roundOptions(options, peer.seed, round))
         tf.dispose(Object.values(head))
         head = unprefixed('h/', both)
-        const shared = unprefixed('g/', both)
-        const out = toTensorMap(shared)
-        tf.dispose(Object.values(shared))
-        return out
+        return handOver(unprefixed('g/', both))
       } finally {
         tf.dispose(Object.values(start))
       }
     },
     target: (global) => {
-      const op = fromTensorMap(global)
-      const grown = materialise(G, op, intermediate)
-      tf.dispose(Object.values(op))
+      const grown = grownByShared(plan, global, intermediate)
       if (head === undefined) return grown
       tf.dispose(Object.values(headOf(grown)))
       return { ...grown, ...tf.tidy(() => Object.fromEntries(names.map(name => [name, head![name].clone()]))) }

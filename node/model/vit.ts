@@ -64,6 +64,12 @@ export function paramShapes (c: ModelConfig): Record<string, number[]> {
 /** The classifier on the cls token: what a participant keeps to itself under the manifest's `ligo.privateHead`. */
 export const CLASSIFIER_PARAMS = ['head.w', 'head.b'] as const
 
+/** Parameters of the classifier (CLASSIFIER_PARAMS): what a private head trains beside Global-LiGO. */
+export function countClassifierParams (c: ModelConfig): number {
+  const shapes = paramShapes(c)
+  return CLASSIFIER_PARAMS.reduce((s, name) => s + shapes[name].reduce((a, b) => a * b, 1), 0)
+}
+
 export function countParams (c: ModelConfig): number {
   return Object.values(paramShapes(c)).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0)
 }

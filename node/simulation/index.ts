@@ -14,7 +14,7 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { isTextData, loadData, partition } from '../data/index.js'
 import { configFor } from '../model/config.js'
 import { validateTokenizer } from '../model/tokenizer.js'
-import { countParams, flopsPerTrainStep } from '../model/vit.js'
+import { countClassifierParams, countParams, flopsPerTrainStep } from '../model/vit.js'
 import { countLigoParams, globalShape } from '../ligo/index.js'
 import type { DualLigoPlan } from '../ligo/index.js'
 import { manifestTask, planFor } from '../federation/participant.js'
@@ -334,7 +334,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     name: method,
     accuracy: { ...accuracyStats(perPeer), perPeer },
     targetParams,
-    trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : sharedParams,
+    trainableParamsPerPeer: FROM_SCRATCH.has(method) ? targetParams : sharedParams + (manifest.ligo.privateHead === true ? countClassifierParams(plan.target) : 0),
     sharedParamsPerRound: ALONE.has(method) ? 0 : FROM_SCRATCH.has(method) ? targetParams : sharedParams,
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesSent)),
     payloadsSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.payloadsServed)),

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import * as tf from '../../node/tf.js'
 import { initBackend } from '../../node/backend.js'
 import { loadData, partition, splitTrainTest, VALIDATION_FRACTION } from '../../node/data/index.js'
-import { CLASSIFIER_PARAMS, countParams, crossEntropy, flopsPerTrainStep, forward, initParams } from '../../node/model/vit.js'
+import { CLASSIFIER_PARAMS, countClassifierParams, countParams, crossEntropy, flopsPerTrainStep, forward, initParams } from '../../node/model/vit.js'
 import { grow } from '../../node/ligo/grow.js'
 import { countLigoParams, initLigo } from '../../node/ligo/operator.js'
 import { globalShape, localShape, materialise, trainOperator } from '../../node/ligo/dual.js'
@@ -494,7 +494,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
   const intermediateParams = countParams(plan.intermediate)
   const sharedParams = c.regime === 'scratch' ? targetParams : c.regime === 'authors' ? globalParams + intermediateParams : globalParams
   const localParams = countLigoParams(localShape(plan))
-  const headParams = (c.privateParams ?? CLASSIFIER_PARAMS).includes('head.w') ? (plan.target.dim + 1) * plan.target.numClasses : plan.target.numClasses
+  const headParams = (c.privateParams ?? CLASSIFIER_PARAMS).includes('head.w') ? countClassifierParams(plan.target) : plan.target.numClasses
   const trainable = c.regime === 'scratch' ? targetParams : c.regime === 'joint' || c.regime === 'fedrep' ? globalParams + localParams : c.regime === 'authors' ? globalParams + intermediateParams : c.regime === 'ditto' ? 2 * globalParams : c.regime === 'privatehead' ? globalParams + headParams : globalParams
   // Private steps (Ditto's operator, FedRep's Local-LiGO) run through the whole target, like the shared part's.
   const roundFlops = flopsPerTrainStep(plan.target, 64) * (options.stepsPerRound + privateStepsPerRound(c, options))

@@ -57,7 +57,7 @@ export const federationCommand: Command = {
     'local-ligo-steps': num(0, 'Local-LiGO training steps before the first round. 0 suits participants who grow a published checkpoint of their shape: they then share one intermediate model, which is what makes averaging Global-LiGO pay (docs/method.md); give e.g. 100 when each brings a model of its own'),
     'finetune-steps': num(0, 'steps each participant trains its final model\'s own weights on its own rows after the last round (private; 0: none). Simulations measured it worth +6.8 points on skewed data and neutral on even data (docs/method.md), and use 200; off here because it runs on every participant\'s machine'),
     ...FINETUNE_SELECT_FLAG,
-    ...headFlag('private', 'Private by default: without fine-tuning (--finetune-steps 0, the default here) it measured 3.4 points better on skewed data and 0.8 worse on even data than grown, and was the only choice under which sharing beat growing alone at both'),
+    ...headFlag('private', 'Private by default: without fine-tuning (--finetune-steps 0, the default here) it measured 3.4 points better on skewed data and 0.8 worse on even data than grown, and was the only choice under which sharing beat growing alone on both kinds of data'),
     lr: num(0.001, 'AdamW learning rate', 'RATE'),
     'batch-size': num(64, 'examples per step'),
     'weight-decay': num(0.05, 'AdamW weight decay', 'W'),

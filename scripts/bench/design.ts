@@ -27,7 +27,7 @@ import { fromTensorMap, toTensorMap } from '../../node/storage/files.js'
 import { smallConfigs, taskShapeOf } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { validateVitConfig } from '../../node/model/config.js'
-import { markdownTable, writeSection } from './report.js'
+import { tableKeepingRows, writeSection } from './report.js'
 import type { TrainTest, Dataset } from '../../node/data/index.js'
 import type { NamedTensors } from '../../node/model/vit.js'
 import type { ModelConfig } from '../../node/model/config.js'
@@ -65,11 +65,20 @@ interface Candidate {
   dittoLambda?: number
   /** The privatehead regime's private tensors. @default CLASSIFIER_PARAMS (the whole head) */
   privateParams?: readonly string[]
+  /**
+   * Makes the privatehead regime's private tensors a correction added to the grown head (starting at zero)
+   * instead of a replacement for it, with a loss of headPull/2 x |correction|^2 pulling it toward zero.
+   */
+  headPull?: number
   /** The candidate that shares nothing it is compared with. @default its name with "independent" for "fedgrow" */
   twin?: string
 }
 
 const twinOf = (c: Pick<Candidate, 'name' | 'twin'>): string => c.twin ?? c.name.replace(/^fedgrow/, 'independent')
+/** A candidate's name in the study's tables. */
+const displayName = (c: Pick<Candidate, 'name' | 'sharesModel'>): string => c.name + (c.sharesModel ? ' (shares a model)' : '')
+/** A fedgrow candidate and its twin in the seed report. */
+const pairName = (c: Pick<Candidate, 'name' | 'twin'>): string => `${c.name} vs ${twinOf(c)}`
 
 const LOCAL_LIGO_STEPS = PRESETS.tiny.localLigoSteps * 3
 
@@ -94,7 +103,8 @@ const CANDIDATES: Candidate[] = [
   { name: 'fedgrow checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: true, sharesModel: false, localLigoSteps: 0 },
   { name: 'independent checkpoint privatehead', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0 },
   { name: 'fedgrow checkpoint privatebias', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: true, sharesModel: false, localLigoSteps: 0, privateParams: ['head.b'] },
-  { name: 'independent checkpoint privatebias', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0, privateParams: ['head.b'] }
+  { name: 'independent checkpoint privatebias', small: 'checkpoint', localInit: 'common', regime: 'privatehead', share: false, sharesModel: false, localLigoSteps: 0, privateParams: ['head.b'] },
+  ...[0, 0.1, 1].flatMap(pull => [true, false].map(share => ({ name: `${share ? 'fedgrow' : 'independent'} checkpoint headdelta ${pull}`, small: 'checkpoint' as const, localInit: 'common' as const, regime: 'privatehead' as const, share, sharesModel: false, localLigoSteps: 0, headPull: pull })))
 ]
 
 interface StudyOptions {
@@ -389,20 +399,34 @@ function dittoRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyO
  * from the head that the first round's shared Global-LiGO grows) train together through a target whose
  * grown head is replaced by the private one; only Global-LiGO is shared. Why: with skewed labels one
  * shared operator grows one classifier for every peer's label mix, and the head is where a mix lives.
+ * With headPull the private part is instead a correction added to the grown head, started at zero and
+ * pulled toward it, so the shared operator still learns a classifier from every peer's rows and each
+ * peer's correction holds only what its own label mix needs.
  */
 function privateHeadRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: StudyOptions): PeerRun {
   const G = globalShape(plan)
   const names = c.privateParams ?? CLASSIFIER_PARAMS
+  const correcting = c.headPull !== undefined
   const headOf = (t: NamedTensors): NamedTensors => Object.fromEntries(names.map(name => [name, t[name]]))
   let intermediate = frozenIntermediate(c, peer, plan)
   let head: NamedTensors | undefined
-  const withHead = (op: NamedTensors, own: NamedTensors): NamedTensors => ({ ...grow(G, op, intermediate), ...own })
+  /** The grown target with the private part in its head; the grown head tensors it replaces stay in `grown`. */
+  const withHead = (grown: NamedTensors, own: NamedTensors): NamedTensors => ({ ...grown, ...(correcting ? Object.fromEntries(names.map(name => [name, tf.add(grown[name], own[name])])) : own) })
+  const lossOf = (t: NamedTensors, images: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar => {
+    const own = unprefixed('h/', t)
+    const loss = crossEntropy(forward(plan.target, withHead(grow(G, unprefixed('g/', t), intermediate), own), images), labels)
+    if (!correcting) return loss
+    return tf.add(loss, tf.mul(tf.addN(names.map(name => tf.sum(tf.square(own[name])))), c.headPull! / 2))
+  }
   return {
     round: (global, round) => {
       const start = fromTensorMap(global)
       try {
-        head ??= tf.tidy(() => headOf(grow(G, start, intermediate)))
-        const both = trainCopy({ ...prefixed('g/', start), ...prefixed('h/', head) }, (t, images, labels) => crossEntropy(forward(plan.target, withHead(unprefixed('g/', t), unprefixed('h/', t)), images), labels), peer.train, roundOptions(options, peer.seed, round))
+        head ??= tf.tidy(() => {
+          const grownHead = headOf(grow(G, start, intermediate))
+          return correcting ? Object.fromEntries(names.map(name => [name, tf.zerosLike(grownHead[name])])) : grownHead
+        })
+        const both = trainCopy({ ...prefixed('g/', start), ...prefixed('h/', head) }, lossOf, peer.train, roundOptions(options, peer.seed, round))
         tf.dispose(Object.values(head))
         head = unprefixed('h/', both)
         return handOver(unprefixed('g/', both))
@@ -413,8 +437,10 @@ function privateHeadRun (c: Candidate, peer: Peer, plan: DualLigoPlan, options: 
     target: (global) => {
       const grown = grownByShared(plan, global, intermediate)
       if (head === undefined) return grown
+      const own = head
+      const target = tf.tidy(() => withHead(grown, Object.fromEntries(names.map(name => [name, own[name].clone()]))))
       tf.dispose(Object.values(headOf(grown)))
-      return { ...grown, ...tf.tidy(() => Object.fromEntries(names.map(name => [name, head![name].clone()]))) }
+      return target
     },
     dispose: () => {
       tf.dispose([...Object.values(intermediate), ...Object.values(head ?? {})])
@@ -640,7 +666,7 @@ export async function designBench (command: string, args: string[]): Promise<voi
   const results: CandidateResult[] = []
   const outDir = join('runs', 'design')
   mkdirSync(outDir, { recursive: true })
-  const file = join(outDir, `${peersPart(options.peers)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z]+/g, '-')).join('_').slice(0, 80)}.json`)
+  const file = join(outDir, `${peersPart(options.peers)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z0-9.]+/g, '-')).join('_').slice(0, 80)}.json`)
   const save = (): void => { writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1)) }
   save()
   for (const c of candidates) {
@@ -677,7 +703,7 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
   const results = CANDIDATES.map(c => byName.get(c.name)?.result).filter((r): r is CandidateResult => r !== undefined)
   const smallMean = (source: SmallSource): string => {
     const all = files.flatMap(f => f.smalls.map(s => s[source]?.test)).filter((x): x is number => x !== undefined)
-    return all.length === 0 ? '-' : pct(all.reduce((a, b) => a + b, 0) / all.length)
+    return all.length === 0 ? '(not in these run files)' : pct(all.reduce((a, b) => a + b, 0) / all.length)
   }
   const at = (r: CandidateResult, round: number): string => {
     const a = accuracyAt(r, round)
@@ -699,15 +725,16 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     const twin = twinResult(r)?.[variant]
     return pct(own.mean) + (twin === undefined ? '' : ` (${points(own.mean, twin.mean)})`)
   }
-  const rows = results.map(r => [r.name + (r.sharesModel ? ' (shares a model)' : ''), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), phase4Cell(r, 'validated'), phase4Cell(r, 'bestOf'), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
+  const rows = results.map(r => [displayName(r), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), phase4Cell(r, 'validated'), phase4Cell(r, 'bestOf'), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
   const o = files[0]?.options
   if (o === undefined) return
-  writeSection(`design-${peersPart(peers)}alpha-${alpha}`, `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`, command, [
+  const section = `design-${peersPart(peers)}alpha-${alpha}`
+  writeSection(section, `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`, command, [
     `${o.peers} peers, label-Dirichlet alpha ${alpha}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own training rows (85% of its shard, as in the rounds). The same run is scored on the peer's held-out rows (the other 15%, never trained on) before training and every ${FINETUNE_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',
-    markdownTable(['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows)
+    tableKeepingRows(section, ['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows, CANDIDATES.map(displayName), 'runs/design')
   ].join('\n'))
 }
 
@@ -766,12 +793,13 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
       const ran = gains.filter((g): g is number => g !== undefined)
       return ran.length === gains.length ? spread(ran) : `- (${ran.length} of ${gains.length} seeds)`
     }
-    return [`${c.name} vs ${twinOf(c)}`, ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain))]
+    return [pairName(c), ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain))]
   })
-  writeSection(`design-seeds-${peersPart(peers)}alpha-${alpha}`, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
+  const section = `design-seeds-${peersPart(peers)}alpha-${alpha}`
+  writeSection(section, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
     `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round every seed ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
-    markdownTable(['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std'], rows)
+    tableKeepingRows(section, ['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std'], rows, CANDIDATES.map(pairName), 'runs/design')
   ].join('\n'))
 }
 

@@ -21,10 +21,33 @@ export function markdownTable (header: string[], rows: Array<Array<string | numb
 /** A time as benchmarks print it: "2026-12-01 21:07" (UTC, to the minute). */
 export const utcMinute = (at: Date = new Date()): string => at.toISOString().slice(0, 16).replace('T', ' ')
 
+const sectionMarks = (name: string): { start: string, end: string } => ({ start: `<!-- bench:${name} -->`, end: `<!-- /bench:${name} -->` })
+
+/**
+ * A markdown table of `rows` merged with the rows of the same table in the section of BENCHMARKS.md
+ * named `section` whose first cell no row of `rows` has, with a line naming them; rows sorted by their
+ * first cell's place in `order` (others last). A report regenerated from the run files on this machine
+ * so keeps the rows of runs whose files it does not have, rather than dropping them. Rows of a table
+ * with other columns are not kept.
+ */
+export function tableKeepingRows (section: string, header: string[], rows: string[][], order: string[], runFiles: string): string {
+  const [headerLine, ...lines] = markdownTable(header, rows).split('\n')
+  const firstCell = (line: string): string => line.slice(2, line.indexOf(' |'))
+  const names = new Set(rows.map(r => r[0]))
+  const { start, end } = sectionMarks(section)
+  const text = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : ''
+  const from = text.indexOf(start)
+  const previous = from < 0 ? [] : text.slice(from, text.indexOf(end, from)).split('\n').filter(line => line.startsWith('| '))
+  const kept = previous[0] === headerLine ? previous.slice(2).filter(line => !names.has(firstCell(line))) : []
+  const rank = (line: string): number => { const i = order.indexOf(firstCell(line)); return i < 0 ? order.length : i }
+  const body = [...lines.slice(1), ...kept].sort((x, y) => rank(x) - rank(y))
+  const note = kept.length === 0 ? [] : ['', `Kept from the previous report, as it was, since their run files are not in ${runFiles} on the machine that wrote this one: ${kept.map(firstCell).join('; ')}.`]
+  return [headerLine, lines[0], ...body, ...note].join('\n')
+}
+
 /** Replaces (or appends) the section of BENCHMARKS.md that belongs to `name`. */
 export function writeSection (name: string, title: string, command: string, body: string): void {
-  const start = `<!-- bench:${name} -->`
-  const end = `<!-- /bench:${name} -->`
+  const { start, end } = sectionMarks(name)
   const section = [start, `## ${title}`, '', `Command: \`${command}\``, '', `Machine: ${machineLine()}; run ${utcMinute()} UTC.`, '', body.trim(), end].join('\n')
   const existing = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : '# Benchmarks\n\nWritten by `npm run bench -- NAME`; each section is replaced when its benchmark runs again.\n'
   const pattern = new RegExp(`${start}[\\s\\S]*?${end}`)

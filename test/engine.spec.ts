@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { RoundEngine } from '../node/federation/engine.js'
-import type { DefenceEvent, EngineComponents } from '../node/federation/engine.js'
+import type { DefenceEvent, EngineComponents, RoundResult } from '../node/federation/engine.js'
 import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 import type { Strategy } from '../node/federation/strategy.js'
 import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
@@ -72,11 +72,11 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
   return { transport, announced, stateAsked, deliver, participantQueries: () => participantQueries }
 }
 
-const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject']): RoundEngine => new RoundEngine({
+const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject'], onRound: EngineComponents['onRound'] = () => {}): RoundEngine => new RoundEngine({
   transport,
   strategy: fedAvg,
   trainRound: async () => ({ tensors: constant(1.5), sampleCount: 1, loss: 1 }),
-  onRound: () => {},
+  onRound,
   onReject
 }, { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
 
@@ -149,6 +149,26 @@ describe('round engine, scripted peers', () => {
     assert.equal(announced.length, 1, 'C fetched our update and B never will: nothing to re-announce for')
     // The round waits 2.5 s for C with nothing to announce: it wakes on arrivals and every 2 s, never in a loop.
     assert.ok(participantQueries() < 30, `the wait looked for participants ${participantQueries()} times`)
+  })
+
+  it('re-announces while a partner has not fetched its update, and counts every announcement in the round event', async () => {
+    const good = encodePayload(constant(2))
+    // B hears of us (and announces itself) only after our first re-announcement, 2 s in.
+    const { transport, announced } = scripted({
+      participants: ['B'],
+      fetch: async () => good,
+      onAnnounce: (own, handlers, deliver) => {
+        if (announced.length !== 2) return
+        deliver('B', announceOf('B', 1, good))
+        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+      }
+    })
+    const events: RoundResult[] = []
+    const engine = engineOn(transport, 10_000, undefined, (event) => { events.push(event) })
+    await engine.join()
+    await engine.run()
+    assert.equal(announced.length, 2)
+    assert.deepEqual(events.map(e => [e.round, e.peersHeard, e.announcementsSent]), [[1, 2, 2]])
   })
 
   it('re-announces a closed round for a straggler still in it, unless that straggler has fetched our update', async () => {

@@ -69,6 +69,8 @@ export type RoundResult = {
   consensusDistance: number
   /** Updates of ours served to peers during this round, each a whole payload (all-to-all: one per peer). */
   payloadsServed: number
+  /** Announcements we published on the topic during this round, first ones and re-announcements alike. */
+  announcementsSent: number
   trainLoss: number
   /** How long after the round's first update the round would stop waiting for more (adaptive: deadline.ts). */
   waitMs: number
@@ -204,6 +206,7 @@ export class RoundEngine {
   private wakeWaiter: (() => void) | undefined
   /** Payload answers sent so far; each round reports its share. */
   private payloadsServed = 0
+  private announcementsSent = 0
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -542,6 +545,12 @@ export class RoundEngine {
     this.nudge()
   }
 
+  /** Publishes one of our announcements on the topic, counted for the round events. */
+  private async publish (announce: Announce): Promise<void> {
+    this.announcementsSent++
+    await this.components.transport.announce(announce)
+  }
+
   /** Fetches and validates an announced update once; a network failure lets its next re-announcement retry. */
   private fetchUpdate (entry: Pending): void {
     const { announce, from } = entry
@@ -639,7 +648,7 @@ export class RoundEngine {
     if (own.fetchedBy?.has(straggler) === true) return
     if (this.init.groupSize !== undefined && !this.partners(this.completed).members.has(straggler)) return
     this.lastCompletedReannounce = Date.now()
-    this.components.transport.announce(own.announce).catch((err: Error) => {
+    this.publish(own.announce).catch((err: Error) => {
       this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
   }
@@ -679,7 +688,7 @@ export class RoundEngine {
       if ([...partners].every(p => p === transport.selfId || own.fetchedBy?.has(p) === true)) return
       if (Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await transport.announce(own.announce)
+        await this.publish(own.announce)
       }
       await this.sleepUntil(Math.min(until, reannounce.dueAt(partners)))
     }
@@ -690,6 +699,7 @@ export class RoundEngine {
     const started = Date.now()
     const bytesBefore = await transport.bytes()
     const servedBefore = this.payloadsServed
+    const announcedBefore = this.announcementsSent
     this.collecting = round
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
@@ -711,7 +721,7 @@ export class RoundEngine {
     const ownEntry: Pending = { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() }
     this.roundPool(round).set(transport.selfId, ownEntry)
     this.components.onContribution?.(round, own, payload)
-    await transport.announce(announce)
+    await this.publish(announce)
     const ready = Date.now()
     ownEntry.arrivedAt = ready
     // The last round decides the model every peer keeps: it waits for every known peer, up to the timeout.
@@ -745,7 +755,7 @@ export class RoundEngine {
       const wantsReannounce = unfetched || heardFrom < this.init.quorum
       if (wantsReannounce && Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await transport.announce(announce)
+        await this.publish(announce)
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
@@ -773,7 +783,7 @@ export class RoundEngine {
         if (await this.catchUp([...decision.from]) >= round) {
           const traffic = trafficSince(bytesBefore, await transport.bytes())
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, announcementsSent: this.announcementsSent - announcedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
@@ -810,6 +820,7 @@ export class RoundEngine {
       bytesReceived: traffic.received,
       bytesByProtocol: traffic.byProtocol,
       payloadsServed: this.payloadsServed - servedBefore,
+      announcementsSent: this.announcementsSent - announcedBefore,
       consensusDistance: this.distanceFromGlobal(update.tensors),
       trainLoss: update.loss,
       waitMs,

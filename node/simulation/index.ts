@@ -117,6 +117,8 @@ export interface MethodResult {
   bytesSentPerPeerPerRound: number
   /** Whole Global-LiGO payloads a peer served a round, on average (all-to-all: peers - 1). */
   payloadsSentPerPeerPerRound: number
+  /** Announcements a peer published a round, on average: its first, and each re-announcement. */
+  announcementsPerPeerPerRound: number
   bytesReceivedPerPeerPerRound: number
   /**
    * The same bytes by protocol family (node/p2p/traffic.ts: payload, state, gossipsub, identify, ping,
@@ -338,6 +340,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     sharedParamsPerRound: ALONE.has(method) ? 0 : FROM_SCRATCH.has(method) ? targetParams : sharedParams,
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesSent)),
     payloadsSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.payloadsServed)),
+    announcementsPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.announcementsSent)),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesReceived)),
     bytesByProtocolPerPeerPerRound: meanByProtocol(allRounds),
     wallSeconds,

@@ -21,7 +21,26 @@ export interface RoundGroup {
 
 /** The key that orders participants in `round`: a hash, so no peer can choose its place in the order. */
 // `/2`: the rule that cuts the order into groups changed (blocks, not `i mod G`); the suffix names it.
-const groupingKey = (federationId: string, round: number, peer: string): string => sha256Hex(`fedgrow/group/2 ${federationId} ${round} ${peer}`)
+const groupingInput = (federationId: string, round: number, peer: string): string => `fedgrow/group/2 ${federationId} ${round} ${peer}`
+
+/**
+ * Keys already hashed: a peer asks for its group on every announcement and every wake of a waiting round,
+ * which with hundreds of participants (a simulation holds them all in one process) is hashing them all
+ * each time. Emptied when full, so it stays bounded.
+ */
+const knownKeys = new Map<string, string>()
+const KNOWN_KEYS_LIMIT = 65_536
+
+function groupingKey (federationId: string, round: number, peer: string): string {
+  const input = groupingInput(federationId, round, peer)
+  let key = knownKeys.get(input)
+  if (key === undefined) {
+    if (knownKeys.size >= KNOWN_KEYS_LIMIT) knownKeys.clear()
+    key = sha256Hex(input)
+    knownKeys.set(input, key)
+  }
+  return key
+}
 
 /**
  * The group of `self` in `round` among `participants` (self included or not): the participants are sorted

@@ -24,6 +24,15 @@ export const payloadProtocol = (federationId: string): string => `/fedgrow/${fed
  */
 export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/2.0.0`
 
+/**
+ * Stream protocol: deliver one of the dialler's own announcements to one peer, which treats it as if it
+ * had come from the topic. A re-announcement for a partner that has not fetched an update goes here: on
+ * the topic it would reach every peer of the federation, each forwarding it along its mesh, for the sake
+ * of one. Its author is the dialler, whom the connection's Noise handshake authenticates. Added beside
+ * version 2 (no message changed); a peer without it makes the dialler fall back to the topic.
+ */
+export const announceProtocol = (federationId: string): string => `/fedgrow/${federationId}/announce/1.0.0`
+
 /** Stream protocol: ask a peer for a federation's manifest by id (the answer must hash to that id). */
 export const MANIFEST_PROTOCOL = '/fedgrow/manifest/1.0.0'
 /** The DHT key a federation's peers provide: the SHA-256 of this string, as a raw CIDv1. */

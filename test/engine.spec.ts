@@ -35,12 +35,15 @@ interface Script {
   requestState?: (peer: string) => Promise<{ header: State, payload: Uint8Array }>
   /** Called after each of A's announcements, with A's handlers and a way to deliver others' announcements. */
   onAnnounce?: (own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce) => void) => void
+  /** Called when A tells `peer` its announcement directly; throwing fails the tell. @default delivered, nothing happens */
+  onTell?: (peer: string, own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce) => void) => void
 }
 
-/** A scripted transport for A: what A announced, and whose state it asked for. */
-function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], stateAsked: string[], deliver: (from: string, announce: Announce) => void, participantQueries: () => number } {
+/** A scripted transport for A: what A announced on the topic, whom it told directly, and whose state it asked for. */
+function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], deliver: (from: string, announce: Announce) => void, participantQueries: () => number } {
   let participantQueries = 0
   const announced: Announce[] = []
+  const told: string[] = []
   const stateAsked: string[] = []
   let handlers: ExchangeHandlers | undefined
   let onAnnounce: ((from: string, announce: Announce) => void) | undefined
@@ -56,6 +59,10 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
       announced.push(own)
       if (handlers !== undefined) script.onAnnounce?.(own, handlers, deliver)
     },
+    tell: async (peer, own) => {
+      told.push(peer)
+      if (handlers !== undefined) script.onTell?.(peer, own, handlers, deliver)
+    },
     fetch: async (from, request) => await script.fetch(from, request),
     requestState: async (peer) => {
       stateAsked.push(peer)
@@ -69,7 +76,7 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
     penalise: () => {},
     bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })
   }
-  return { transport, announced, stateAsked, deliver, participantQueries: () => participantQueries }
+  return { transport, announced, told, stateAsked, deliver, participantQueries: () => participantQueries }
 }
 
 const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject'], onRound: EngineComponents['onRound'] = () => {}): RoundEngine => new RoundEngine({
@@ -151,7 +158,7 @@ describe('round engine, scripted peers', () => {
     assert.ok(participantQueries() < 30, `the wait looked for participants ${participantQueries()} times`)
   })
 
-  it('re-announces while a partner has not fetched its update, and counts every announcement in the round event', async () => {
+  it('re-announces on the topic while the round has heard from fewer peers than its quorum, and counts every announcement', async () => {
     const good = encodePayload(constant(2))
     // B hears of us (and announces itself) only after our first re-announcement, 2 s in.
     const { transport, announced } = scripted({
@@ -168,13 +175,44 @@ describe('round engine, scripted peers', () => {
     await engine.join()
     await engine.run()
     assert.equal(announced.length, 2)
-    assert.deepEqual(events.map(e => [e.round, e.peersHeard, e.announcementsSent]), [[1, 2, 2]])
+    assert.deepEqual(events.map(e => [e.round, e.peersHeard, e.announcementsSent, e.announcementsTold]), [[1, 2, 2, 0]])
   })
+
+  for (const tellFails of [false, true]) {
+    it(tellFails ? 'falls back to the topic when a partner cannot be told' : 'tells a partner that has not fetched its update, with the quorum met, instead of the whole topic', async () => {
+      const good = encodePayload(constant(2))
+      // B fetches ours at once; C only once it hears of us again, 2 s in (a missed announcement).
+      const { transport, announced, told } = scripted({
+        participants: ['B', 'C'],
+        fetch: async () => good,
+        onAnnounce: (own, handlers, deliver) => {
+          if (announced.length === 1) {
+            deliver('B', announceOf('B', 1, good))
+            handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+          } else {
+            deliver('C', announceOf('C', 1, good))
+          }
+        },
+        onTell: (peer, own, handlers, deliver) => {
+          if (tellFails) throw new Error('protocol not supported')
+          deliver(peer, announceOf(peer, 1, good))
+          handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, peer)
+        }
+      })
+      const events: RoundResult[] = []
+      const engine = engineOn(transport, 10_000, undefined, (event) => { events.push(event) })
+      await engine.join()
+      await engine.run()
+      assert.deepEqual(told, ['C'])
+      assert.equal(announced.length, tellFails ? 2 : 1)
+      assert.deepEqual(events.map(e => [e.peersHeard, e.announcementsSent, e.announcementsTold]), [[3, tellFails ? 2 : 1, 1]])
+    })
+  }
 
   it('re-announces a closed round for a straggler still in it, unless that straggler has fetched our update', async () => {
     const fromB = encodePayload(constant(2))
     const fromC = encodePayload(constant(3))
-    const { transport, announced, deliver } = scripted({
+    const { transport, announced, told, deliver } = scripted({
       participants: ['B', 'C'],
       fetch: async (from) => from === 'B' ? fromB : fromC,
       onAnnounce: (own, handlers, deliverNow) => {
@@ -189,9 +227,10 @@ describe('round engine, scripted peers', () => {
     await engine.run()
     const afterRound = announced.length
     deliver('B', announceOf('B', 1, fromB))
-    assert.equal(announced.length, afterRound, 'B has our update: nothing to tell it')
+    assert.deepEqual(told, [], 'B has our update: nothing to tell it')
     deliver('C', announceOf('C', 1, fromC))
-    assert.equal(announced.length, afterRound + 1, 'C never fetched ours: it hears it again')
+    assert.deepEqual(told, ['C'], 'C never fetched ours: it hears it again, from us alone')
+    assert.equal(announced.length, afterRound, 'nobody else hears it')
     engine.stop()
   })
 

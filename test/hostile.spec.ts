@@ -452,6 +452,7 @@ function memoryTransport (update: (round: number) => TensorMap): { transport: Up
       payloads.set(announce.payloadHash, payload)
       deliver?.('M', announce)
     },
+    tell: async () => { throw new Error('no direct streams here') },
     fetch: async (_from, request) => payloads.get(request.payloadHash) ?? new Uint8Array(),
     requestState: async () => { throw new Error('no state here') },
     participants: () => [],

@@ -8,10 +8,12 @@ import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND_CONNECTIONS, startHost 
 import { federationTransport } from '../node/p2p/federation-transport.js'
 import { loadOrCreateIdentity } from '../node/p2p/identity.js'
 import { CONNECTION_FAMILY, protocolFamily, trafficSoFar } from '../node/p2p/traffic.js'
-import { payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
+import { announceProtocol, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
+import { tellAnnouncement } from '../node/p2p/exchange.js'
 import { encodeMessage } from '../protocol/messages.js'
 import type { StartedHost } from '../node/p2p/host.js'
 import type { RejectionReason } from '../protocol/errors.js'
+import type { Announce } from '../protocol/messages.js'
 
 const FED = 'f'.repeat(64)
 
@@ -101,9 +103,31 @@ describe('libp2p host', function () {
     assert.ok(score <= -80, `the hostile peer's score is ${score}, not below the graylist threshold`)
   })
 
+  it('takes an announcement told over a direct stream as its dialler\'s, checked as the topic\'s are', async () => {
+    const [a, b] = await Promise.all([0, 1].map(async () => await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })))
+    hosts.push(a, b)
+    await a.libp2p.peerStore.merge(b.libp2p.peerId, { multiaddrs: b.libp2p.getMultiaddrs() })
+    const rejected: RejectionReason[] = []
+    const received: Array<[string, number]> = []
+    const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
+    const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
+    // The screen stands for the engine's checks: it refuses a sample count of 2.
+    await listener.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from, announce) => { received.push([from, announce.sampleCount]) }, (_from, announce) => announce.sampleCount !== 2)
+    const announce = (sampleCount: number): Announce => ({ type: 'announce', federationId: FED, round: 1, sampleCount, payloadHash: FED, payloadBytes: 10, addresses: [] })
+    const bPeer = b.libp2p.peerId.toString()
+    await teller.tell(bPeer, announce(1))
+    await teller.tell(bPeer, announce(2))
+    await tellAnnouncement(a.libp2p, bPeer, FED, Uint8Array.from([1, 2, 3]))
+    await tellAnnouncement(a.libp2p, bPeer, FED, encodeMessage({ ...announce(3), federationId: 'e'.repeat(64) }))
+    const until = Date.now() + 10_000
+    while (received.length + rejected.length < 3 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual(received, [[a.libp2p.peerId.toString(), 1]], 'only the valid one reaches the engine, as the dialler\'s')
+    assert.deepEqual(rejected, ['bad-envelope', 'wrong-federation'])
+  })
+
   it('splits its bytes by protocol family, and the families add up to every byte on its connections', async () => {
-    assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
-      ['payload', 'state', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])
+    assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), announceProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
+      ['payload', 'state', 'announce', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])
     const a = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })
     hosts.push(a)
     const b = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })

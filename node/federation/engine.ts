@@ -71,6 +71,8 @@ export type RoundResult = {
   payloadsServed: number
   /** Announcements we published on the topic during this round, first ones and re-announcements alike. */
   announcementsSent: number
+  /** Re-announcements we told one partner directly during this round (one per partner told). */
+  announcementsTold: number
   trainLoss: number
   /** How long after the round's first update the round would stop waiting for more (adaptive: deadline.ts). */
   waitMs: number
@@ -207,6 +209,7 @@ export class RoundEngine {
   /** Payload answers sent so far; each round reports its share. */
   private payloadsServed = 0
   private announcementsSent = 0
+  private announcementsTold = 0
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -551,6 +554,31 @@ export class RoundEngine {
     await this.components.transport.announce(announce)
   }
 
+  /**
+   * Announces our update again for `unfetched`, the partners that have not fetched it: told to each
+   * directly, so that one partner's missing fetch costs one small stream rather than a flood of the topic;
+   * on the topic when the round still needs peers it does not know (`toTopic`). A partner that cannot be
+   * told (unreachable, or a peer without the announce protocol) is reached through the topic instead:
+   * the first failed tell publishes once. Tells are not awaited, so a slow partner never holds up the
+   * round's decisions.
+   */
+  private async reannounce (announce: Announce, unfetched: string[], toTopic: boolean): Promise<void> {
+    if (toTopic || unfetched.length === 0) {
+      await this.publish(announce)
+      return
+    }
+    let fellBack = false
+    const viaTopic = (): void => {
+      if (fellBack || this.stopped) return
+      fellBack = true
+      this.publish(announce).catch((err: Error) => { this.warn(`re-announcing round ${announce.round} on the topic failed: ${err.message}`) })
+    }
+    for (const peer of unfetched) {
+      this.announcementsTold++
+      this.components.transport.tell(peer, announce).catch(viaTopic)
+    }
+  }
+
   /** Fetches and validates an announced update once; a network failure lets its next re-announcement retry. */
   private fetchUpdate (entry: Pending): void {
     const { announce, from } = entry
@@ -648,7 +676,7 @@ export class RoundEngine {
     if (own.fetchedBy?.has(straggler) === true) return
     if (this.init.groupSize !== undefined && !this.partners(this.completed).members.has(straggler)) return
     this.lastCompletedReannounce = Date.now()
-    this.publish(own.announce).catch((err: Error) => {
+    this.reannounce(own.announce, [straggler], false).catch((err: Error) => {
       this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
   }
@@ -685,10 +713,11 @@ export class RoundEngine {
     const reannounce = new ReannounceSchedule(0, this.partners(this.completed).members)
     while (!this.stopped && Date.now() < until) {
       const partners = this.partners(this.completed).members
-      if ([...partners].every(p => p === transport.selfId || own.fetchedBy?.has(p) === true)) return
+      const unfetched = [...partners].filter(p => p !== transport.selfId && own.fetchedBy?.has(p) !== true)
+      if (unfetched.length === 0) return
       if (Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.publish(own.announce)
+        await this.reannounce(own.announce, unfetched, false)
       }
       await this.sleepUntil(Math.min(until, reannounce.dueAt(partners)))
     }
@@ -700,6 +729,7 @@ export class RoundEngine {
     const bytesBefore = await transport.bytes()
     const servedBefore = this.payloadsServed
     const announcedBefore = this.announcementsSent
+    const toldBefore = this.announcementsTold
     this.collecting = round
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
@@ -745,17 +775,18 @@ export class RoundEngine {
       // The group may grow as peers appear: fetch the updates of partners first heard as outsiders.
       for (const entry of pool.values()) if (entry.fetching !== true && entry.contribution === undefined && group.members.has(entry.from)) this.fetchUpdate(entry)
       const partners = group.members
-      // Re-announce while a partner has not fetched our update, or while the round has heard from fewer
-      // peers than its quorum (peers we do not know yet learn of us from it). Otherwise not: every
-      // announcement floods the whole topic, and re-announcing through a long wait cost each peer more
-      // bytes than the payloads did. A banned partner, or one whose update failed, is not waited for and
-      // need not fetch ours.
-      const unfetched = [...partners].some(peer => peer !== transport.selfId && !failed.has(peer) && !this.banned.has(peer) && ownEntry.fetchedBy?.has(peer) !== true)
+      // Re-announce while a partner has not fetched our update (told to it alone), or while the round has
+      // heard from fewer peers than its quorum (on the topic: peers we do not know yet learn of us from
+      // it). Otherwise not: every announcement on the topic floods it, and re-announcing there through a
+      // long wait cost each peer more bytes than the payloads did. A banned partner, or one whose update
+      // failed, is not waited for and need not fetch ours.
+      const unfetched = [...partners].filter(peer => peer !== transport.selfId && !failed.has(peer) && !this.banned.has(peer) && ownEntry.fetchedBy?.has(peer) !== true)
       const heardFrom = new Set([...pool.keys(), ...failed]).size
-      const wantsReannounce = unfetched || heardFrom < this.init.quorum
+      const quorumShort = heardFrom < this.init.quorum
+      const wantsReannounce = unfetched.length > 0 || quorumShort
       if (wantsReannounce && Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.publish(announce)
+        await this.reannounce(announce, unfetched, quorumShort)
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
@@ -783,7 +814,7 @@ export class RoundEngine {
         if (await this.catchUp([...decision.from]) >= round) {
           const traffic = trafficSince(bytesBefore, await transport.bytes())
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, announcementsSent: this.announcementsSent - announcedBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, announcementsSent: this.announcementsSent - announcedBefore, announcementsTold: this.announcementsTold - toldBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
@@ -821,6 +852,7 @@ export class RoundEngine {
       bytesByProtocol: traffic.byProtocol,
       payloadsServed: this.payloadsServed - servedBefore,
       announcementsSent: this.announcementsSent - announcedBefore,
+      announcementsTold: this.announcementsTold - toldBefore,
       consensusDistance: this.distanceFromGlobal(update.tensors),
       trainLoss: update.loss,
       waitMs,

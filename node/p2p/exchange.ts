@@ -1,12 +1,13 @@
 /**
  * Direct streams between two peers of a federation, beside gossip: fetch an announced payload from its
- * announcer, and ask for the last completed round (catch-up). One request and one answer per stream,
+ * announcer, ask for the last completed round (catch-up), and tell one peer an announcement. One request
+ * and one answer per stream (a told announcement has none),
  * each a length-prefixed frame: a control message (protocol/messages.ts), then for answers with tensors a
  * payload frame. Frame sizes are bounded before anything is buffered.
  */
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { LIMITS, payloadProtocol, stateProtocol } from '../../protocol/constants.js'
+import { LIMITS, announceProtocol, payloadProtocol, stateProtocol } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage, expectMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { RateLimiter } from './rate-limit.js'
@@ -102,6 +103,37 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
       stream.abort(err as Error)
     }
   }, STREAM_LIMITS)
+}
+
+/**
+ * Serves announcements told directly (announceProtocol): one frame per stream, no answer. `onTell` gets
+ * each one's bytes and its author, the remote peer.
+ */
+export async function serveTells (libp2p: Host, federationId: string, onTell: (from: string, data: Uint8Array) => void): Promise<void> {
+  await libp2p.handle(announceProtocol(federationId), async (stream, connection) => {
+    const lp = frames(stream, 0)
+    try {
+      const data = (await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray()
+      await stream.close()
+      onTell(connection.remotePeer.toString(), data)
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }, STREAM_LIMITS)
+}
+
+/** Tells `peer` one of our announcements (`message`, encoded) over a direct stream. */
+export async function tellAnnouncement (libp2p: Host, peer: string, federationId: string, message: Uint8Array, signal?: AbortSignal): Promise<void> {
+  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  const options = { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]), runOnLimitedConnection: true }
+  const stream = await libp2p.dialProtocol(peerIdFromString(peer), announceProtocol(federationId), options)
+  try {
+    await frames(stream, 0).write(message, options)
+    await stream.close(options)
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
 }
 
 /** Sends one request; returns the answer's control message and the payload frame that follows it. */

@@ -1,8 +1,9 @@
 /**
  * UpdateTransport over libp2p: announcements on the federation's gossipsub topic, with a topic validator
  * that rejects (and so scores down, and never forwards) what the round engine would hold against the
- * sender: malformed or foreign announcements, and those its screen refuses; payloads and state over
- * direct streams (node/p2p/exchange.ts).
+ * sender: malformed or foreign announcements, and those its screen refuses; payloads, state and
+ * announcements told to one peer over direct streams (node/p2p/exchange.ts), the last checked as the
+ * topic's are.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -10,7 +11,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { LIMITS, updatesTopic } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
-import { fetchPayload, requestState, serveExchange } from './exchange.js'
+import { fetchPayload, requestState, serveExchange, serveTells, tellAnnouncement } from './exchange.js'
 import type { LimitedRequest } from './exchange.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { trafficSoFar } from './traffic.js'
@@ -78,8 +79,11 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     selfId: libp2p.peerId.toString(),
     addresses: () => libp2p.getMultiaddrs().map(a => a.toString()),
     async join (handlers, onAnnounce, screen) {
-      pubsub.topicValidators.set(topic, (peer, msg) => {
-        const from = msg.type === 'signed' ? msg.from.toString() : peer.toString()
+      /**
+       * What the round engine would hold against `from` before its announcement is delivered (or, on the
+       * topic, forwarded): Reject scores the author down, Ignore drops it unscored.
+       */
+      const admit = (from: string, data: Uint8Array): TopicValidatorResult => {
         if (penalised.has(from)) return TopicValidatorResult.Reject
         if (init.isMember?.(from) === false) {
           init.onReject?.(from, 'not-member')
@@ -92,14 +96,15 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
         }
         let announce: Announce
         try {
-          announce = decodeAnnounce(msg.data)
+          announce = decodeAnnounce(data)
         } catch (err) {
           init.onReject?.(from, err instanceof ProtocolError ? err.reason : 'malformed')
           return TopicValidatorResult.Reject
         }
         // The engine's own checks (size, schedule, replays): it logs and bans what fails.
         return screen(from, announce) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
-      })
+      }
+      pubsub.topicValidators.set(topic, (peer, msg) => admit(msg.type === 'signed' ? msg.from.toString() : peer.toString(), msg.data))
       pubsub.addEventListener('message', (evt) => {
         const msg = evt.detail
         if (msg.topic !== topic || msg.type !== 'signed') return
@@ -107,11 +112,16 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
         onAnnounce(msg.from.toString(), decodeAnnounce(msg.data))
       })
       await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers, init.onLimited)
+      await serveTells(libp2p, init.federationId, (from, data) => {
+        if (admit(from, data) !== TopicValidatorResult.Accept || init.dropAnnouncement?.() === true) return
+        onAnnounce(from, decodeAnnounce(data))
+      })
       pubsub.subscribe(topic)
     },
     async announce (announce) {
       await pubsub.publish(topic, encodeMessage(announce))
     },
+    tell: async (peer, announce) => { await tellAnnouncement(libp2p, peer, init.federationId, encodeMessage(announce)) },
     async fetch (from, request, addresses, payloadBytes, signal) {
       const peer = peerIdFromString(from)
       const dialable = authorAddresses(from, addresses)

@@ -23,6 +23,7 @@ export const CONNECTION_FAMILY = 'connection'
 const FAMILIES: ReadonlyArray<readonly [string, RegExp]> = [
   ['payload', /^\/fedgrow\/[^/]+\/payload\//],
   ['state', /^\/fedgrow\/[^/]+\/state\//],
+  ['announce', /^\/fedgrow\/[^/]+\/announce\//],
   ['manifest', /^\/fedgrow\/manifest\//],
   ['gossipsub', /^\/(meshsub|floodsub)\//],
   // Pushed to every connected peer whenever our addresses or protocols change; the plain id runs once a connection.

@@ -117,8 +117,10 @@ export interface MethodResult {
   bytesSentPerPeerPerRound: number
   /** Whole Global-LiGO payloads a peer served a round, on average (all-to-all: peers - 1). */
   payloadsSentPerPeerPerRound: number
-  /** Announcements a peer published a round, on average: its first, and each re-announcement. */
+  /** Announcements a peer published on the topic a round, on average: its first, and re-announcements. */
   announcementsPerPeerPerRound: number
+  /** Re-announcements a peer told one partner directly a round, on average (one per partner told). */
+  announcementsToldPerPeerPerRound: number
   bytesReceivedPerPeerPerRound: number
   /**
    * The same bytes by protocol family (node/p2p/traffic.ts: payload, state, gossipsub, identify, ping,
@@ -341,6 +343,7 @@ async function runMethod (options: SimulationOptions, pool: ComputePool, memory:
     bytesSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesSent)),
     payloadsSentPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.payloadsServed)),
     announcementsPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.announcementsSent)),
+    announcementsToldPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.announcementsTold)),
     bytesReceivedPerPeerPerRound: allRounds.length === 0 ? 0 : mean(allRounds.map(r => r.bytesReceived)),
     bytesByProtocolPerPeerPerRound: meanByProtocol(allRounds),
     wallSeconds,

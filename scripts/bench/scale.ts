@@ -33,8 +33,9 @@ interface ScaleRun {
   payloadBytes: number
   /** Bytes a peer sent and received per round, by protocol family (node/p2p/traffic.ts); absent in runs older than the split. */
   bytesByProtocol?: Record<string, ByteCounts>
-  /** Announcements a peer published per round; absent in runs older than the count. */
+  /** Announcements a peer published on the topic, and told one partner, per round; absent in runs older than the counts. */
   announcementsPerPeerPerRound?: number
+  announcementsToldPerPeerPerRound?: number
   /** When, and on which commit of this repository, it was measured: rows of different code can share the table. */
   measuredAt: string
   commit: string
@@ -106,7 +107,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<S
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, measuredAt: utcMinute(), commit: COMMIT_AT_START }
+  return { peers, scheme: scheme.name, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
@@ -157,9 +158,9 @@ function protocolTable (runs: ScaleRun[]): string[] {
   const kib = (bytes: number): string => (bytes / 1024).toFixed(1)
   return [
     '',
-    'KiB sent (received) per peer per round, by protocol: "payload" and "state" are fedgrow\'s streams (a state answer carries a whole Global-LiGO), "connection" is what no stream counts (the Noise handshake and tags, Yamux headers and window updates, multistream-select). "announcements" is how many a peer published on the topic per round, re-announcements included (\'-\': a run older than the count).',
+    'KiB sent (received) per peer per round, by protocol: "payload" and "state" are fedgrow\'s streams (a state answer carries a whole Global-LiGO), "connection" is what no stream counts (the Noise handshake and tags, Yamux headers and window updates, multistream-select). "announcements" is how many a peer published on the topic per round, re-announcements included, and "told" how many re-announcements it delivered to one partner directly instead (\'-\': a run older than the count).',
     '',
-    markdownTable(['peers', 'averaging', 'announcements', ...families, 'measured (UTC, commit)'], measured.map(r => [r.peers, r.scheme, r.announcementsPerPeerPerRound?.toFixed(1) ?? '-', ...families.map(f => {
+    markdownTable(['peers', 'averaging', 'announcements', 'told', ...families, 'measured (UTC, commit)'], measured.map(r => [r.peers, r.scheme, r.announcementsPerPeerPerRound?.toFixed(1) ?? '-', r.announcementsToldPerPeerPerRound?.toFixed(1) ?? '-', ...families.map(f => {
       const bytes = r.bytesByProtocol[f]
       return bytes === undefined ? '0' : `${kib(bytes.sent)} (${kib(bytes.received)})`
     }), `${r.measuredAt}, ${r.commit}`]))

@@ -19,7 +19,6 @@ export interface RoundGroup {
   groupCount: number
 }
 
-/** The key that orders participants in `round`: a hash, so no peer can choose its place in the order. */
 // `/2`: the rule that cuts the order into groups changed (blocks, not `i mod G`); the suffix names it.
 const groupingInput = (federationId: string, round: number, peer: string): string => `fedgrow/group/2 ${federationId} ${round} ${peer}`
 
@@ -31,6 +30,7 @@ const groupingInput = (federationId: string, round: number, peer: string): strin
 const knownKeys = new Map<string, string>()
 const KNOWN_KEYS_LIMIT = 65_536
 
+/** The key that orders participants in `round`: a hash, so no peer can choose its place in the order. */
 function groupingKey (federationId: string, round: number, peer: string): string {
   const input = groupingInput(federationId, round, peer)
   let key = knownKeys.get(input)

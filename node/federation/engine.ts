@@ -562,7 +562,7 @@ export class RoundEngine {
    * the first failed tell publishes once. Tells are not awaited, so a slow partner never holds up the
    * round's decisions.
    */
-  private async reannounce (announce: Announce, unfetched: string[], toTopic: boolean): Promise<void> {
+  private async announceAgain (announce: Announce, unfetched: string[], toTopic: boolean): Promise<void> {
     if (toTopic || unfetched.length === 0) {
       await this.publish(announce)
       return
@@ -676,7 +676,7 @@ export class RoundEngine {
     if (own.fetchedBy?.has(straggler) === true) return
     if (this.init.groupSize !== undefined && !this.partners(this.completed).members.has(straggler)) return
     this.lastCompletedReannounce = Date.now()
-    this.reannounce(own.announce, [straggler], false).catch((err: Error) => {
+    this.announceAgain(own.announce, [straggler], false).catch((err: Error) => {
       this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
   }
@@ -717,7 +717,7 @@ export class RoundEngine {
       if (unfetched.length === 0) return
       if (Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.reannounce(own.announce, unfetched, false)
+        await this.announceAgain(own.announce, unfetched, false)
       }
       await this.sleepUntil(Math.min(until, reannounce.dueAt(partners)))
     }
@@ -786,7 +786,7 @@ export class RoundEngine {
       const wantsReannounce = unfetched.length > 0 || quorumShort
       if (wantsReannounce && Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.reannounce(announce, unfetched, quorumShort)
+        await this.announceAgain(announce, unfetched, quorumShort)
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)

@@ -105,6 +105,12 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
   }, STREAM_LIMITS)
 }
 
+/** A request's stream options: the caller's signal, if any, bounded by REQUEST_TIMEOUT_MS. */
+function requestOptions (signal?: AbortSignal): { signal: AbortSignal, runOnLimitedConnection: true } {
+  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  return { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]), runOnLimitedConnection: true }
+}
+
 /**
  * Serves announcements told directly (announceProtocol): one frame per stream, no answer. `onTell` gets
  * each one's bytes and its author, the remote peer.
@@ -124,8 +130,7 @@ export async function serveTells (libp2p: Host, federationId: string, onTell: (f
 
 /** Tells `peer` one of our announcements (`message`, encoded) over a direct stream. */
 export async function tellAnnouncement (libp2p: Host, peer: string, federationId: string, message: Uint8Array, signal?: AbortSignal): Promise<void> {
-  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-  const options = { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]), runOnLimitedConnection: true }
+  const options = requestOptions(signal)
   const stream = await libp2p.dialProtocol(peerIdFromString(peer), announceProtocol(federationId), options)
   try {
     await frames(stream, 0).write(message, options)
@@ -138,8 +143,7 @@ export async function tellAnnouncement (libp2p: Host, peer: string, federationId
 
 /** Sends one request; returns the answer's control message and the payload frame that follows it. */
 async function request (libp2p: Host, peer: string, protocol: string, message: Uint8Array, maxPayloadBytes: number, signal?: AbortSignal): Promise<{ header: Message, payload: Uint8Array }> {
-  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-  const options = { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]), runOnLimitedConnection: true }
+  const options = requestOptions(signal)
   const stream = await libp2p.dialProtocol(peerIdFromString(peer), protocol, options)
   const lp = frames(stream, maxPayloadBytes)
   try {

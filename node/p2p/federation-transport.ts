@@ -60,6 +60,9 @@ export function authorAddresses (author: string, addresses: string[]): Multiaddr
   })
 }
 
+/** The topic validator's verdict on an announcement, with the announcement when it is accepted. */
+type Admission = { verdict: TopicValidatorResult.Accept, announce: Announce } | { verdict: TopicValidatorResult.Reject | TopicValidatorResult.Ignore }
+
 export function federationTransport (init: FederationTransportInit): UpdateTransport {
   const { libp2p, registry } = init.host
   const pubsub = libp2p.services.pubsub
@@ -81,30 +84,31 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     async join (handlers, onAnnounce, screen) {
       /**
        * What the round engine would hold against `from` before its announcement is delivered (or, on the
-       * topic, forwarded): Reject scores the author down, Ignore drops it unscored.
+       * topic, forwarded): Reject scores the author down, Ignore drops it unscored; an accepted one comes
+       * back decoded.
        */
-      const admit = (from: string, data: Uint8Array): TopicValidatorResult => {
-        if (penalised.has(from)) return TopicValidatorResult.Reject
+      const admit = (from: string, data: Uint8Array): Admission => {
+        if (penalised.has(from)) return { verdict: TopicValidatorResult.Reject }
         if (init.isMember?.(from) === false) {
           init.onReject?.(from, 'not-member')
-          return TopicValidatorResult.Reject
+          return { verdict: TopicValidatorResult.Reject }
         }
         if (!limiter.allow(from)) {
           // Not proof of malice (a burst of re-announcements after a reconnect), so not scored down.
           init.onReject?.(from, 'rate-limited')
-          return TopicValidatorResult.Ignore
+          return { verdict: TopicValidatorResult.Ignore }
         }
         let announce: Announce
         try {
           announce = decodeAnnounce(data)
         } catch (err) {
           init.onReject?.(from, err instanceof ProtocolError ? err.reason : 'malformed')
-          return TopicValidatorResult.Reject
+          return { verdict: TopicValidatorResult.Reject }
         }
         // The engine's own checks (size, schedule, replays): it logs and bans what fails.
-        return screen(from, announce) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject
+        return screen(from, announce) ? { verdict: TopicValidatorResult.Accept, announce } : { verdict: TopicValidatorResult.Reject }
       }
-      pubsub.topicValidators.set(topic, (peer, msg) => admit(msg.type === 'signed' ? msg.from.toString() : peer.toString(), msg.data))
+      pubsub.topicValidators.set(topic, (peer, msg) => admit(msg.type === 'signed' ? msg.from.toString() : peer.toString(), msg.data).verdict)
       pubsub.addEventListener('message', (evt) => {
         const msg = evt.detail
         if (msg.topic !== topic || msg.type !== 'signed') return
@@ -113,8 +117,9 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
       })
       await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers, init.onLimited)
       await serveTells(libp2p, init.federationId, (from, data) => {
-        if (admit(from, data) !== TopicValidatorResult.Accept || init.dropAnnouncement?.() === true) return
-        onAnnounce(from, decodeAnnounce(data))
+        const admission = admit(from, data)
+        if (admission.verdict !== TopicValidatorResult.Accept || init.dropAnnouncement?.() === true) return
+        onAnnounce(from, admission.announce)
       })
       pubsub.subscribe(topic)
     },

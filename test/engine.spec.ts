@@ -79,13 +79,13 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
   return { transport, announced, told, stateAsked, deliver, participantQueries: () => participantQueries }
 }
 
-const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject'], onRound: EngineComponents['onRound'] = () => {}): RoundEngine => new RoundEngine({
+const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject'], onRound: EngineComponents['onRound'] = () => {}, rounds = 1): RoundEngine => new RoundEngine({
   transport,
   strategy: fedAvg,
   trainRound: async () => ({ tensors: constant(1.5), sampleCount: 1, loss: 1 }),
   onRound,
   onReject
-}, { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
+}, { federationId: FED, expected: SPEC, rounds, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
@@ -176,6 +176,27 @@ describe('round engine, scripted peers', () => {
     await engine.run()
     assert.equal(announced.length, 2)
     assert.deepEqual(events.map(e => [e.round, e.peersHeard, e.announcementsSent, e.announcementsTold]), [[1, 2, 2, 0]])
+  })
+
+  it('waits quietly for a known peer still training: after its first round, nothing is re-announced while the peer has our update', async () => {
+    const good = encodePayload(constant(2))
+    // B fetches each of our updates at once; its own round-2 update comes 4.5 s after ours (it trains slower).
+    const { transport, announced, told } = scripted({
+      participants: ['B'],
+      fetch: async () => good,
+      onAnnounce: (own, handlers, deliver) => {
+        handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, 'B')
+        if (own.round === 1) deliver('B', announceOf('B', 1, good))
+        else setTimeout(() => { deliver('B', announceOf('B', 2, good)) }, 4_500)
+      }
+    })
+    const events: RoundResult[] = []
+    const engine = engineOn(transport, 10_000, undefined, (event) => { events.push(event) }, 2)
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(announced.map(a => a.round), [1, 2], 'no re-announcement on the topic at 2 s: B is known and holds ours')
+    assert.deepEqual(told, [])
+    assert.deepEqual(events.map(e => [e.round, e.peersHeard, e.announcementsSent]), [[1, 2, 1], [2, 2, 1]])
   })
 
   for (const tellFails of [false, true]) {

@@ -557,7 +557,7 @@ export class RoundEngine {
   /**
    * Announces our update again for `unfetched`, the partners that have not fetched it: told to each
    * directly, so that one partner's missing fetch costs one small stream rather than a flood of the topic;
-   * on the topic when the round still needs peers it does not know (`toTopic`). A partner that cannot be
+   * on the topic when the round needs peers that may not know of us (`toTopic`). A partner that cannot be
    * told (unreachable, or a peer without the announce protocol) is reached through the topic instead:
    * the first failed tell publishes once. Tells are not awaited, so a slow partner never holds up the
    * round's decisions.
@@ -771,22 +771,25 @@ export class RoundEngine {
       // not at all; when it comes back (announces), it is waited for again.
       const awaited = this.awaited(round)
       this.reportForgotten(round, awaited)
-      group = this.partners(round, this.roundMembers(round, awaited))
+      const members = this.roundMembers(round, awaited)
+      group = this.partners(round, members)
       // The group may grow as peers appear: fetch the updates of partners first heard as outsiders.
       for (const entry of pool.values()) if (entry.fetching !== true && entry.contribution === undefined && group.members.has(entry.from)) this.fetchUpdate(entry)
       const partners = group.members
-      // Re-announce while a partner has not fetched our update (told to it alone), or while the round has
-      // heard from fewer peers than its quorum (on the topic: peers we do not know yet learn of us from
-      // it). Otherwise not: every announcement on the topic floods it, and re-announcing there through a
-      // long wait cost each peer more bytes than the payloads did. A banned partner, or one whose update
-      // failed, is not waited for and need not fetch ours.
+      // Re-announce while a partner has not fetched our update (told to it alone), and on the topic only
+      // while the round needs peers that may not know of us: it has heard from fewer than its quorum and
+      // either knows of fewer than that or is this peer's first (a peer new to the network may not be in
+      // others' meshes yet). A round waiting for known peers still training does not: they hold the first
+      // announcement (or, as partners, are told), and every announcement on the topic floods it: at 16
+      // peers such waits cost 1.3 announcements a peer a round, all of them on the topic. A banned
+      // partner, or one whose update failed, is not waited for and need not fetch ours.
       const unfetched = [...partners].filter(peer => peer !== transport.selfId && !failed.has(peer) && !this.banned.has(peer) && ownEntry.fetchedBy?.has(peer) !== true)
       const heardFrom = new Set([...pool.keys(), ...failed]).size
-      const quorumShort = heardFrom < this.init.quorum
-      const wantsReannounce = unfetched.length > 0 || quorumShort
+      const needsStrangers = heardFrom < this.init.quorum && (members.size < this.init.quorum || this.roundsRun === 0)
+      const wantsReannounce = unfetched.length > 0 || needsStrangers
       if (wantsReannounce && Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.announceAgain(announce, unfetched, quorumShort)
+        await this.announceAgain(announce, unfetched, needsStrangers)
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)

@@ -6,8 +6,9 @@
  * announcements than in payloads: at 32 peers, 3.1 MB of a peer's 4.0 MB per round. Partners that are
  * still training hold the first announcement already (updates for later rounds are kept); repeats are for
  * the peers that missed it, which a few doublings still reach. A partner never heard of before resets the
- * interval, so a peer that joins mid-round learns of the update within REANNOUNCE_MS. Once the round has
- * its quorum, a repeat is told to the partners that lack the update, not published (engine.ts).
+ * interval, so a peer that joins mid-round learns of the update within REANNOUNCE_MS. A repeat is told to
+ * the partners that lack the update, not published; it goes on the topic only while the round may need
+ * peers that do not know of us yet (engine.ts, runRound).
  */
 
 /** The first interval between announcements of one update. */

@@ -141,6 +141,8 @@ export interface CurvePoint {
   accuracy: { mean: number, std: number, min: number }
   /** Mean over peers of the bytes each had sent up to the end of this round. */
   bytesSentPerPeer: number
+  /** Mean over peers of the Global-LiGO payloads (fedavg: targets) each served in this round alone. */
+  payloadsServedPerPeer: number
   /**
    * Training FLOPs a peer had spent by the end of this round: forward and backward of the model it
    * trains (Local-LiGO's intermediate model first, for Dual-LiGO methods), per step. It leaves out the
@@ -385,7 +387,7 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
     const events = roundEvents.get(round)!.filter(e => e.peerIndex < honestCount).sort((a, b) => a.peerIndex - b.peerIndex)
     if (events.length === 0) continue
     for (const e of events) sentSoFar.set(e.peerIndex, (sentSoFar.get(e.peerIndex) ?? 0) + e.bytesSent)
-    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 } })
+    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), payloadsServedPerPeer: mean(events.map(e => e.payloadsServed)), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 } })
   }
   return points
 }

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { simulate } from '../../node/simulation/index.js'
+import type { CurvePoint } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { DEFAULTS } from '../../protocol/constants.js'
@@ -36,9 +37,31 @@ interface ScaleRun {
   /** Announcements a peer published on the topic, and told one partner, per round; absent in runs older than the counts. */
   announcementsPerPeerPerRound?: number
   announcementsToldPerPeerPerRound?: number
+  /** What a peer paid per round from round 2 on (steadyRounds); absent in runs older than it, or of one round. */
+  afterFirstRound?: SteadyRounds
   /** When, and on which commit of this repository, it was measured: rows of different code can share the table. */
   measuredAt: string
   commit: string
+}
+
+/** Per peer per round, rounds after the first. */
+interface SteadyRounds {
+  bytesSent: number
+  payloadsServed: number
+}
+
+/**
+ * Rounds after the first, on their own: round 1 also pays for start-up (a new peer's catch-up asks for
+ * whole states; peers that do not yet know each other form groups from partial views and fetch outside
+ * their later groups), which a federation pays once, not every round.
+ */
+function steadyRounds (curve: CurvePoint[]): SteadyRounds | undefined {
+  if (curve.length < 2) return undefined
+  const later = curve.slice(1)
+  return {
+    bytesSent: (curve[curve.length - 1].bytesSentPerPeer - curve[0].bytesSentPerPeer) / later.length,
+    payloadsServed: later.reduce((sum, p) => sum + p.payloadsServedPerPeer, 0) / later.length
+  }
 }
 
 const RUNS_DIR = join('runs', 'scale')
@@ -107,7 +130,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<S
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, measuredAt: utcMinute(), commit: COMMIT_AT_START }
+  return { peers, scheme: scheme.name, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
@@ -141,8 +164,24 @@ function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]
     WHERE_OTHER_GOES,
     '',
     markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [...r.row, `${r.measuredAt}, ${r.commit}`])),
+    ...steadyTable(runs),
     ...protocolTable(runs)
   ].join('\n'))
+}
+
+/** What each run paid per round once started, in bytes and in payloads' worth, for runs that measured it. */
+function steadyTable (runs: ScaleRun[]): string[] {
+  const measured = runs.filter((r): r is ScaleRun & { afterFirstRound: SteadyRounds } => r.afterFirstRound !== undefined)
+  if (measured.length === 0) return []
+  return [
+    '',
+    'From round 2 on (round 1 also pays for start-up: catch-up states, and groups formed from partial views), per peer per round: bytes sent, payloads served, the rest, and all of it in payloads\' worth (the group scheme\'s aim: about 3).',
+    '',
+    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'payloads\' worth', 'measured (UTC, commit)'], measured.map(r => {
+      const { bytesSent, payloadsServed } = r.afterFirstRound
+      return [r.peers, r.scheme, Math.round(bytesSent).toLocaleString('en-US'), payloadsServed.toFixed(1), `${((bytesSent - payloadsServed * r.payloadBytes) / 1024).toFixed(0)} KiB`, (bytesSent / r.payloadBytes).toFixed(1), `${r.measuredAt}, ${r.commit}`]
+    }))
+  ]
 }
 
 /**

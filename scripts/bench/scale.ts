@@ -29,6 +29,8 @@ interface Scheme {
 interface ScaleRun {
   peers: number
   scheme: string
+  /** The simulation's seed (shards, small models, training order); absent in runs older than the flag, which used 0. */
+  seed?: number
   rounds: number
   row: Array<string | number>
   payloadBytes: number
@@ -79,29 +81,30 @@ const COMMIT_AT_START = currentCommit()
 
 function saveRun (run: ScaleRun): void {
   mkdirSync(RUNS_DIR, { recursive: true })
-  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}.json`), JSON.stringify(run, null, 1))
+  const seedPart = (run.seed ?? 0) === 0 ? '' : `-seed-${run.seed}`
+  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}${seedPart}.json`), JSON.stringify(run, null, 1))
 }
 
-/** Every run kept, by federation size, all-to-all first. */
+/** Every run kept, by federation size, then seed, all-to-all first. */
 function savedRuns (): ScaleRun[] {
   const runs = readdirSync(RUNS_DIR).filter(f => f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(RUNS_DIR, f), 'utf8')) as ScaleRun)
-  return runs.sort((a, b) => a.peers - b.peers || Number(b.scheme === 'all-to-all') - Number(a.scheme === 'all-to-all'))
+  return runs.sort((a, b) => a.peers - b.peers || (a.seed ?? 0) - (b.seed ?? 0) || Number(b.scheme === 'all-to-all') - Number(a.scheme === 'all-to-all'))
 }
 
-async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<ScaleRun> {
+async function runOne (peers: number, rounds: number, scheme: Scheme, seed: number): Promise<ScaleRun> {
   const rssBefore = process.memoryUsage().rss
   let peakRss = rssBefore
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 200)
   const roundSeconds: number[] = []
   let previous = 0
-  const tag = `[${peers} peers, ${scheme.name}]`
+  const tag = `[${peers} peers, ${scheme.name}, seed ${seed}]`
   const result = await simulate({
     peers,
     rounds,
     preset: PRESETS.tiny,
     alpha: 100,
     methods: ['fedgrow'],
-    seed: 0,
+    seed,
     backend: 'wasm',
     ...(scheme.groupSize !== undefined ? { groupSize: scheme.groupSize } : {}),
     outDir: mkdtempSync(join(tmpdir(), `fedgrow-scale-${peers}-`)),
@@ -130,22 +133,34 @@ async function runOne (peers: number, rounds: number, scheme: Scheme): Promise<S
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), measuredAt: utcMinute(), commit: COMMIT_AT_START }
+  return { peers, scheme: scheme.name, seed, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
   const sizes = (flagValue(args, '--peers') ?? DEFAULT_SIZES.join(',')).split(',').map(Number)
   const rounds = Number(flagValue(args, '--rounds') ?? DEFAULT_ROUNDS)
   const groupSize = Number(flagValue(args, '--group-size') ?? DEFAULTS.groupSize)
-  const schemes: Scheme[] = [{ name: 'all-to-all' }, { name: `group (${groupSize}+)`, groupSize }]
+  const seed = Number(flagValue(args, '--seed') ?? 0)
+  const schemes = chosenSchemes(flagValue(args, '--schemes') ?? SCHEME_NAMES.join(','), groupSize)
   // Each run is saved and the section rewritten at once, so that a long run that fails late keeps what
   // it measured, and a run of other sizes adds its rows to the earlier ones (each row names its code).
   for (const peers of sizes) {
     for (const scheme of schemes) {
-      saveRun(await runOne(peers, rounds, scheme))
+      saveRun(await runOne(peers, rounds, scheme, seed))
       writeScaleSection(command, groupSize, savedRuns())
     }
   }
+}
+
+const SCHEME_NAMES = ['all-to-all', 'group'] as const
+
+/** The schemes `--schemes` names, in the order given: all-to-all at 256 peers would run for hours. */
+function chosenSchemes (list: string, groupSize: number): Scheme[] {
+  return list.split(',').map(name => {
+    if (name === 'all-to-all') return { name }
+    if (name === 'group') return { name: `group (${groupSize}+)`, groupSize }
+    throw new Error(`--schemes: unknown averaging scheme '${name}'; use ${SCHEME_NAMES.join(' and/or ')}, comma-separated`)
+  })
 }
 
 /**
@@ -158,15 +173,20 @@ function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]
   const payload = `${(runs[0].payloadBytes / 1024).toFixed(1)} KiB`
   const rounds = [...new Set(runs.map(r => r.rounds))].join(' or ')
   writeSection('scale', 'Scale: all-to-all against group averaging (preset tiny, fedgrow)', command, [
-    `One process holds every peer (real libp2p nodes on 127.0.0.1 on the main thread; training on the compute workers, one per core). ${rounds} rounds each, alpha 100, seed 0; every peer bootstraps from peer 0. Group averaging: groups of ${groupSize} to ${2 * groupSize - 1} peers, redrawn every round (protocol/groups.ts).`,
+    `One process holds every peer (real libp2p nodes on 127.0.0.1 on the main thread; training on the compute workers, one per core). ${rounds} rounds each, alpha 100, seed 0 unless the averaging column names another; every peer bootstraps from peer 0. Group averaging: groups of ${groupSize} to ${2 * groupSize - 1} peers, redrawn every round (protocol/groups.ts).`,
     `"payloads" is how many whole Global-LiGO payloads (${payload} each) a peer served per round, on average; "other" is the rest of its bytes sent (rows before 99556d9 re-announced every 2 s and sent 903-byte announcements, later ones back off from 2 s to 16 s and send 338 bytes); the second table splits every byte by protocol. "round s" is the time from one round's last peer to the next's (round 1 includes preparing every peer). Memory per peer is the growth of the process's peak RSS during the run over the peers. "spread" is the consensus distance after the last round: each peer's Global-LiGO's distance from the peers' mean, relative to the mean's norm (mean / max over peers). Rows are kept from earlier runs of other sizes and name the commit they measured: the engine may have changed between them (\`git log -- node/federation protocol/groups.ts\`).`,
     '',
     WHERE_OTHER_GOES,
     '',
-    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [...r.row, `${r.measuredAt}, ${r.commit}`])),
+    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [r.row[0], schemeLabel(r), ...r.row.slice(2), `${r.measuredAt}, ${r.commit}`])),
     ...steadyTable(runs),
     ...protocolTable(runs)
   ].join('\n'))
+}
+
+/** A run's scheme, with its seed when that is not the first. */
+function schemeLabel (run: ScaleRun): string {
+  return (run.seed ?? 0) === 0 ? run.scheme : `${run.scheme}, seed ${run.seed}`
 }
 
 /** What each run paid per round once started, in bytes and in payloads' worth, for runs that measured it. */
@@ -179,7 +199,7 @@ function steadyTable (runs: ScaleRun[]): string[] {
     '',
     markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'payloads\' worth', 'measured (UTC, commit)'], measured.map(r => {
       const { bytesSent, payloadsServed } = r.afterFirstRound
-      return [r.peers, r.scheme, Math.round(bytesSent).toLocaleString('en-US'), payloadsServed.toFixed(1), `${((bytesSent - payloadsServed * r.payloadBytes) / 1024).toFixed(0)} KiB`, (bytesSent / r.payloadBytes).toFixed(1), `${r.measuredAt}, ${r.commit}`]
+      return [r.peers, schemeLabel(r), Math.round(bytesSent).toLocaleString('en-US'), payloadsServed.toFixed(1), `${((bytesSent - payloadsServed * r.payloadBytes) / 1024).toFixed(0)} KiB`, (bytesSent / r.payloadBytes).toFixed(1), `${r.measuredAt}, ${r.commit}`]
     }))
   ]
 }
@@ -199,7 +219,7 @@ function protocolTable (runs: ScaleRun[]): string[] {
     '',
     'KiB sent (received) per peer per round, by protocol: "payload" and "state" are fedgrow\'s streams (a state answer carries a whole Global-LiGO), "connection" is what no stream counts (the Noise handshake and tags, Yamux headers and window updates, multistream-select). "announcements" is how many a peer published on the topic per round, re-announcements included, and "told" how many re-announcements it delivered to one partner directly instead (\'-\': a run older than the count).',
     '',
-    markdownTable(['peers', 'averaging', 'announcements', 'told', ...families, 'measured (UTC, commit)'], measured.map(r => [r.peers, r.scheme, r.announcementsPerPeerPerRound?.toFixed(1) ?? '-', r.announcementsToldPerPeerPerRound?.toFixed(1) ?? '-', ...families.map(f => {
+    markdownTable(['peers', 'averaging', 'announcements', 'told', ...families, 'measured (UTC, commit)'], measured.map(r => [r.peers, schemeLabel(r), r.announcementsPerPeerPerRound?.toFixed(1) ?? '-', r.announcementsToldPerPeerPerRound?.toFixed(1) ?? '-', ...families.map(f => {
       const bytes = r.bytesByProtocol[f]
       return bytes === undefined ? '0' : `${kib(bytes.sent)} (${kib(bytes.received)})`
     }), `${r.measuredAt}, ${r.commit}`]))

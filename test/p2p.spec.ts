@@ -125,6 +125,24 @@ describe('libp2p host', function () {
     assert.deepEqual(rejected, ['bad-envelope', 'wrong-federation'])
   })
 
+  it('dials the peers it discovers until it is connected to its dial target, and no more', async () => {
+    const start = async (init: { discoveryDialTarget?: number } = {}): Promise<StartedHost> => {
+      const host = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, ...init })
+      hosts.push(host)
+      return host
+    }
+    const others = await Promise.all([0, 1, 2, 3].map(async () => await start()))
+    /** How many peers `host` is connected to once it has discovered all of `others` at once and its dials settled. */
+    const connectedAfterDiscovering = async (host: StartedHost): Promise<number> => {
+      await Promise.all(others.map(async o => { await host.libp2p.peerStore.merge(o.libp2p.peerId, { multiaddrs: o.libp2p.getMultiaddrs() }) }))
+      const until = Date.now() + 5_000
+      while (host.libp2p.getPeers().length < others.length && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
+      return host.libp2p.getPeers().length
+    }
+    assert.equal(await connectedAfterDiscovering(await start({ discoveryDialTarget: 2 })), 2)
+    assert.equal(await connectedAfterDiscovering(await start()), others.length, 'under the default target every discovered peer is dialled')
+  })
+
   it('splits its bytes by protocol family, and the families add up to every byte on its connections', async () => {
     assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), announceProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
       ['payload', 'state', 'announce', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])

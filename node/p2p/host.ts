@@ -2,7 +2,8 @@
  * The libp2p host of a participant: TCP, Noise, Yamux, identify, ping, bootstrap and gossipsub
  * (StrictSign), with byte counters from @libp2p/prometheus-metrics in a registry of its own.
  * libp2p 3 neither auto-dials discovered peers nor re-dials bootstrap peers (docs/performance.md): this host
- * dials every discovered peer and re-dials its bootstrap list while it is not connected to it.
+ * dials discovered peers while it holds fewer than DISCOVERY_DIAL_TARGET, and re-dials its bootstrap list
+ * while it is not connected to it.
  */
 import '../polyfill.js'
 import { createLibp2p } from 'libp2p'
@@ -58,6 +59,15 @@ export const MAX_PENDING_INBOUND_CONNECTIONS = 256
  * relay); libp2p's 10 s default let an idle socket hold its slot twice as long.
  */
 export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
+/**
+ * Discovered peers are dialled only while a host is connected to fewer peers than this. Dialling every
+ * one made a federation a full mesh, since every announcement names its sender and so "discovers" it:
+ * n(n-1)/2 connections, 32,640 at 256 peers, which with two sockets each are more open files than one
+ * process of a simulation may hold (20,000 here). Gossipsub needs only its mesh (6 to 12 of the topic's
+ * connected peers) and a peer fetches an update by dialling its sender, so a federation stays
+ * connected and every announcement still reaches every peer with far fewer links.
+ */
+export const DISCOVERY_DIAL_TARGET = 32
 
 export interface HostInit {
   privateKey: PrivateKey
@@ -96,6 +106,8 @@ export interface HostInit {
    * DENY_SWEEP_MS against open connections (allowlists, simulated partitions).
    */
   denyPeer?: (peerId: string) => boolean
+  /** Discovered peers are dialled while this host is connected to fewer peers than this. @default DISCOVERY_DIAL_TARGET */
+  discoveryDialTarget?: number
   /** Where libp2p's metrics go (e.g. one served on --metrics). @default a registry of this host's own */
   registry?: Registry
   /**
@@ -205,8 +217,14 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     throw new NetworkError(`cannot start listening on ${init.listen.join(', ')}: ${err.message.split('\n')[0]}; pick another port or address with --listen`)
   }) as unknown as Host
 
+  const dialTarget = init.discoveryDialTarget ?? DISCOVERY_DIAL_TARGET
+  // Dials under way count toward the target: peers are discovered in bursts, before any dial completes.
+  let discoveryDials = 0
   libp2p.addEventListener('peer:discovery', (evt) => {
-    if (libp2p.getConnections(evt.detail.id).length === 0) libp2p.dial(evt.detail.id).catch(() => {})
+    if (libp2p.getConnections(evt.detail.id).length > 0 || libp2p.getPeers().length + discoveryDials >= dialTarget) return
+    discoveryDials++
+    // A discovered peer that cannot be dialled is one of many: the federation reaches us through others.
+    libp2p.dial(evt.detail.id).catch(() => {}).finally(() => { discoveryDials-- })
   })
   const redial = setInterval(() => {
     for (const addr of bootstrapList) {

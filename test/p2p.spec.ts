@@ -143,6 +143,30 @@ describe('libp2p host', function () {
     assert.equal(await connectedAfterDiscovering(await start()), others.length, 'under the default target every discovered peer is dialled')
   })
 
+  it(`gives every peer that joined through one bootstrap peer a gossipsub mesh, by the bootstrap peer's peer exchange`, async () => {
+    // Past gossipsub's 12-peer mesh ceiling, so the bootstrap peer must prune some of those joining it.
+    const peerCount = 20
+    const topic = updatesTopic(FED)
+    const start = async (bootstrap: string[]): Promise<StartedHost> => {
+      const host = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, bootstrap })
+      hosts.push(host)
+      host.libp2p.services.pubsub.subscribe(topic)
+      return host
+    }
+    const hub = await start([])
+    const bootstrap = [hub.libp2p.getMultiaddrs()[0].toString()]
+    const joiners = await Promise.all(Array.from({ length: peerCount - 1 }, async () => await start(bootstrap)))
+    // The mesh is not on gossipsub's exported interface, only on its implementation.
+    const meshOf = (host: StartedHost): string[] => (host.libp2p.services.pubsub as unknown as { getMeshPeers: (topic: string) => string[] }).getMeshPeers(topic)
+    const meshless = (): StartedHost[] => joiners.filter(h => meshOf(h).length === 0)
+    // Gossipsub prunes and grafts on its 1 s heartbeat; a few heartbeats settle it.
+    const until = Date.now() + 30_000
+    while ((meshless().length > 0 || hub.libp2p.getPeers().length < peerCount - 1) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 250))
+    assert.equal(hub.libp2p.getPeers().length, peerCount - 1, 'every peer reached the bootstrap peer')
+    assert.ok(meshOf(hub).length <= 12, 'the bootstrap peer pruned its mesh')
+    assert.deepEqual(meshless().map(h => h.libp2p.peerId.toString()), [], 'peers with an empty mesh')
+  })
+
   it('splits its bytes by protocol family, and the families add up to every byte on its connections', async () => {
     assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), announceProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
       ['payload', 'state', 'announce', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])

@@ -65,9 +65,28 @@ export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
  * n(n-1)/2 connections, 32,640 at 256 peers, which with two sockets each are more open files than one
  * process of a simulation may hold (20,000 here). Gossipsub needs only its mesh (6 to 12 of the topic's
  * connected peers) and a peer fetches an update by dialling its sender, so a federation stays
- * connected and every announcement still reaches every peer with far fewer links.
+ * connected with far fewer links, provided every peer gets a mesh: see BOOTSTRAP_PEER_SCORE.
  */
 export const DISCOVERY_DIAL_TARGET = 32
+
+/**
+ * Gossipsub's application-specific score given to this host's bootstrap peers (times gossipsub's default
+ * weight of 10: 20, past its default acceptPXThreshold of 10), so that their peer exchange is followed.
+ * A bootstrap peer is a hub: its mesh holds at most 12 of the peers that joined through it and it prunes
+ * the rest, and a pruned peer connected to no one else has an empty mesh and hears a message only if the
+ * hub's gossip happens to name it (64 peers bootstrapped from one, no other links: 51 empty meshes, a
+ * message reached 68% of the peers on average and 2% at worst; runs/exp is not kept, docs/performance.md).
+ * With peer exchange a pruned peer dials PX_PEERS of the hub's other topic peers, as the gossipsub v1.1
+ * spec intends; only peers the user chose to bootstrap from are trusted with it, as the spec advises,
+ * since peer exchange lets the sender pick whom we dial.
+ */
+export const BOOTSTRAP_PEER_SCORE = 2
+/**
+ * Peers named in a gossipsub PRUNE's peer exchange. Gossipsub's default of 16 made every pruned peer dial
+ * 16 peers at once: at 256 peers in one simulation process that dial storm timed out Noise handshakes and
+ * left half the peers unconnected. Six, gossipsub's target mesh degree, is enough to fill a mesh.
+ */
+export const PX_PEERS = 6
 
 export interface HostInit {
   privateKey: PrivateKey
@@ -157,9 +176,13 @@ export interface StartedHost {
   stop: () => Promise<void>
 }
 
+/** The peer id a multiaddr names (its /p2p/ part), if any. */
+const peerOf = (addr: string): string | undefined => multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
+
 export async function startHost (init: HostInit): Promise<StartedHost> {
   const registry = init.registry ?? new Registry()
   const bootstrapList = init.bootstrap ?? []
+  const bootstrapPeers = new Set(bootstrapList.map(peerOf).filter(peer => peer !== undefined))
   const deny = init.denyPeer
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
@@ -198,7 +221,10 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         ...(init.maxGossipBytes !== undefined ? { maxInboundDataLength: init.maxGossipBytes } : {}),
+        doPX: true,
+        prunePeers: PX_PEERS,
         scoreParams: {
+          appSpecificScore: (peer) => bootstrapPeers.has(peer) ? BOOTSTRAP_PEER_SCORE : 0,
           ...(init.ipColocationPenalty === false ? { IPColocationFactorWeight: 0 } : {}),
           topics: Object.fromEntries((init.scoredTopics ?? []).map(topic => [topic, createTopicScoreParams({
             topicWeight: 1,
@@ -229,7 +255,7 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
   const redial = setInterval(() => {
     for (const addr of bootstrapList) {
       const ma = multiaddr(addr)
-      const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
+      const peer = peerOf(addr)
       if (peer !== undefined && peer === libp2p.peerId.toString()) continue
       if (peer === undefined || !libp2p.getPeers().some(p => p.toString() === peer)) libp2p.dial(ma).catch(() => {})
     }

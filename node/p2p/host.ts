@@ -75,7 +75,7 @@ export const DISCOVERY_DIAL_TARGET = 32
  * A bootstrap peer is a hub: its mesh holds at most 12 of the peers that joined through it and it prunes
  * the rest, and a pruned peer connected to no one else has an empty mesh and hears a message only if the
  * hub's gossip happens to name it (64 peers bootstrapped from one, no other links: 51 empty meshes, a
- * message reached 68% of the peers on average and 2% at worst; runs/exp is not kept, docs/performance.md).
+ * message reached 68% of the peers on average and 2% at worst; docs/performance.md).
  * With peer exchange a pruned peer dials PX_PEERS of the hub's other topic peers, as the gossipsub v1.1
  * spec intends; only peers the user chose to bootstrap from are trusted with it, as the spec advises,
  * since peer exchange lets the sender pick whom we dial.
@@ -176,13 +176,15 @@ export interface StartedHost {
   stop: () => Promise<void>
 }
 
-/** The peer id a multiaddr names (its /p2p/ part), if any. */
-const peerOf = (addr: string): string | undefined => multiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value
-
 export async function startHost (init: HostInit): Promise<StartedHost> {
   const registry = init.registry ?? new Registry()
   const bootstrapList = init.bootstrap ?? []
-  const bootstrapPeers = new Set(bootstrapList.map(peerOf).filter(peer => peer !== undefined))
+  // Each bootstrap address with the peer id it names (its /p2p/ part), if any, parsed once.
+  const bootstrapTargets = bootstrapList.map(addr => {
+    const ma = multiaddr(addr)
+    return { ma, peer: ma.getComponents().find(c => c.name === 'p2p')?.value }
+  })
+  const bootstrapPeers = new Set(bootstrapTargets.map(t => t.peer).filter(peer => peer !== undefined))
   const deny = init.denyPeer
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
@@ -253,9 +255,7 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     libp2p.dial(evt.detail.id).catch(() => {}).finally(() => { discoveryDials-- })
   })
   const redial = setInterval(() => {
-    for (const addr of bootstrapList) {
-      const ma = multiaddr(addr)
-      const peer = peerOf(addr)
+    for (const { ma, peer } of bootstrapTargets) {
       if (peer !== undefined && peer === libp2p.peerId.toString()) continue
       if (peer === undefined || !libp2p.getPeers().some(p => p.toString() === peer)) libp2p.dial(ma).catch(() => {})
     }

@@ -35,7 +35,7 @@ function describe (e: FedgrowEvent | TaggedPeerEvent): string {
     case 'listening':
       return `peer ${e.peerId} listening on:\n${e.multiaddrs.map(a => `  ${a}`).join('\n')}\n(give one of these to other peers as --bootstrap)`
     case 'round':
-      return `round ${e.round}: ${e.peersHeard} of ${e.peersExpected} peers heard, accuracy ${pct(e.accuracy)}, train loss ${e.trainLoss.toFixed(4)}, sent ${e.bytesSent} B, received ${e.bytesReceived} B, ${pct(e.consensusDistance)} from the mean it took, digest ${e.globalDigest.slice(0, 16)}…, ${e.seconds.toFixed(1)} s`
+      return `round ${e.round}: ${e.peersHeard} of ${e.peersExpected} peers heard (closed: ${e.closedBy}), accuracy ${pct(e.accuracy)}, train loss ${e.trainLoss.toFixed(4)}, sent ${e.bytesSent} B, received ${e.bytesReceived} B, ${pct(e.consensusDistance)} from the mean it took, digest ${e.globalDigest.slice(0, 16)}…, ${e.seconds.toFixed(1)} s`
     case 'simulation-round':
       return `[${e.method}] round ${e.round}/${e.of}: mean accuracy ${pct(e.meanAccuracy)}, mean sent per peer ${(e.meanBytesSent / 1024).toFixed(1)} KiB, spread across peers ${pct(e.spread)}, ${e.seconds.toFixed(1)} s`
     case 'alone':

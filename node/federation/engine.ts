@@ -31,6 +31,7 @@ import type { ByteCounts, DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
+import type { CloseReason } from './round-state.js'
 import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
@@ -54,6 +55,8 @@ export type RoundResult = {
   peersExpected: number
   /** The round closed without us and we adopted a peer's result (catch-up). */
   caughtUp: boolean
+  /** Why the round stopped waiting (round-state.ts): everyone it waited for reported, a deadline, or a catch-up. */
+  closedBy: CloseReason | 'caught-up'
   /** Updates for rounds already closed, received so far (counted once per sender and round, then dropped). */
   lateUpdates: number
   globalDigest: string
@@ -763,6 +766,7 @@ export class RoundEngine {
     let aheadSince: number | undefined
     let lastCatchUp = 0
     let group: RoundGroup = { members: new Set([transport.selfId]), groupCount: 1 }
+    let closedBy: CloseReason = 'all-reported'
     while (!this.stopped) {
       const pool = this.roundPool(round)
       const failed = this.failed.get(round) ?? new Set()
@@ -811,13 +815,16 @@ export class RoundEngine {
         aheadSince,
         lastCatchUpAt: lastCatchUp
       }, Date.now())
-      if (decision.action === 'close') break
+      if (decision.action === 'close') {
+        closedBy = decision.because
+        break
+      }
       if (decision.action === 'catch-up') {
         lastCatchUp = Date.now()
         if (await this.catchUp([...decision.from]) >= round) {
           const traffic = trafficSince(bytesBefore, await transport.bytes())
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, announcementsSent: this.announcementsSent - announcedBefore, announcementsTold: this.announcementsTold - toldBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, closedBy: 'caught-up', lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, announcementsSent: this.announcementsSent - announcedBefore, announcementsTold: this.announcementsTold - toldBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
@@ -848,6 +855,7 @@ export class RoundEngine {
       peersHeard: contributions.length,
       peersExpected: group.members.size,
       caughtUp: false,
+      closedBy,
       lateUpdates: this.lateUpdates,
       globalDigest: globalDigest(this.global),
       bytesSent: traffic.sent,

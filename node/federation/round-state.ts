@@ -45,8 +45,11 @@ export interface RoundView {
   lastCatchUpAt: number
 }
 
+/** Why a round closes: everyone expected reported (and the quorum was met), the adaptive deadline, or the hard one. */
+export type CloseReason = 'all-reported' | 'deadline' | 'hard-deadline'
+
 export type RoundDecision =
-  | { action: 'close', because: 'all-reported' | 'deadline' | 'hard-deadline' }
+  | { action: 'close', because: CloseReason }
   | { action: 'catch-up', from: readonly string[] }
   /** Nothing to do until `until` (ms; Infinity: never by time alone) or until the view changes. */
   | { action: 'wait', until: number }

@@ -156,6 +156,12 @@ export interface CurvePoint {
    * that share nothing stay apart.
    */
   spread: { mean: number, max: number }
+  /**
+   * How full the honest peers' rounds were: updates averaged over participants waited for (peersHeard /
+   * peersExpected), mean over the peers that aggregated (not caught up); and how many peers' rounds
+   * closed for each reason (round-state.ts; 'caught-up': adopted from peers).
+   */
+  fill: { heardOfExpected: number, closedBy: Partial<Record<EventOf<'round'>['closedBy'], number>> }
 }
 
 export type { SmallModelReport, SmallModelSource }
@@ -387,9 +393,16 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
     const events = roundEvents.get(round)!.filter(e => e.peerIndex < honestCount).sort((a, b) => a.peerIndex - b.peerIndex)
     if (events.length === 0) continue
     for (const e of events) sentSoFar.set(e.peerIndex, (sentSoFar.get(e.peerIndex) ?? 0) + e.bytesSent)
-    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), payloadsServedPerPeer: mean(events.map(e => e.payloadsServed)), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 } })
+    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), payloadsServedPerPeer: mean(events.map(e => e.payloadsServed)), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 }, fill: roundFill(events) })
   }
   return points
+}
+
+function roundFill (events: PeerRound[]): CurvePoint['fill'] {
+  const aggregated = events.filter(e => !e.caughtUp)
+  const closedBy: CurvePoint['fill']['closedBy'] = {}
+  for (const e of events) closedBy[e.closedBy] = (closedBy[e.closedBy] ?? 0) + 1
+  return { heardOfExpected: aggregated.length === 0 ? 0 : mean(aggregated.map(e => e.peersHeard / e.peersExpected)), closedBy }
 }
 
 /** Samples each worker's memory now and then (never two samples at once), keeping the largest seen. */

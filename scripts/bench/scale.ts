@@ -41,6 +41,8 @@ interface ScaleRun {
   announcementsToldPerPeerPerRound?: number
   /** What a peer paid per round from round 2 on (steadyRounds); absent in runs older than it, or of one round. */
   afterFirstRound?: SteadyRounds
+  /** Per round: how full rounds were and why they closed; absent in runs older than the count. */
+  fillByRound?: Array<CurvePoint['fill']>
   /** When, and on which commit of this repository, it was measured: rows of different code can share the table. */
   measuredAt: string
   commit: string
@@ -133,7 +135,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme, seed: numb
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, seed, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), measuredAt: utcMinute(), commit: COMMIT_AT_START }
+  return { peers, scheme: scheme.name, seed, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), fillByRound: m.curve.map(p => p.fill), measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
@@ -180,6 +182,7 @@ function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]
     '',
     markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'round s', 'wall s', 'peak RSS', 'memory per peer', 'spread mean / max', 'accuracy mean', 'measured (UTC, commit)'], runs.map(r => [r.row[0], schemeLabel(r), ...r.row.slice(2), `${r.measuredAt}, ${r.commit}`])),
     ...steadyTable(runs),
+    ...fillTable(runs),
     ...protocolTable(runs)
   ].join('\n'))
 }
@@ -201,6 +204,27 @@ function steadyTable (runs: ScaleRun[]): string[] {
       const { bytesSent, payloadsServed } = r.afterFirstRound
       return [r.peers, schemeLabel(r), Math.round(bytesSent).toLocaleString('en-US'), payloadsServed.toFixed(1), `${((bytesSent - payloadsServed * r.payloadBytes) / 1024).toFixed(0)} KiB`, (bytesSent / r.payloadBytes).toFixed(1), `${r.measuredAt}, ${r.commit}`]
     }))
+  ]
+}
+
+const CLOSE_REASONS = ['all-reported', 'deadline', 'hard-deadline', 'caught-up'] as const
+
+/** How full each run's rounds were and why they closed, round by round, for runs that counted it. */
+function fillTable (runs: ScaleRun[]): string[] {
+  const measured = runs.filter((r): r is ScaleRun & { fillByRound: Array<CurvePoint['fill']> } => r.fillByRound !== undefined)
+  if (measured.length === 0) return []
+  const perRound = (r: { fillByRound: Array<CurvePoint['fill']> }, f: (fill: CurvePoint['fill']) => string): string => r.fillByRound.map(f).join(', ')
+  return [
+    '',
+    'Round by round: "heard" is the updates a peer averaged over the participants it waited for (its group, or everyone), mean over peers that aggregated; then how many peers\' rounds closed because everyone waited for had reported, at the adaptive deadline, at the hard deadline (`schedule.roundTimeoutMs` after the peer\'s own update, closing with what arrived), or by adopting peers\' state.',
+    '',
+    markdownTable(['peers', 'averaging', 'heard', ...CLOSE_REASONS, 'measured (UTC, commit)'], measured.map(r => [
+      r.peers,
+      schemeLabel(r),
+      perRound(r, f => `${(100 * f.heardOfExpected).toFixed(0)}%`),
+      ...CLOSE_REASONS.map(reason => perRound(r, f => String(f.closedBy[reason] ?? 0))),
+      `${r.measuredAt}, ${r.commit}`
+    ]))
   ]
 }
 

@@ -9,6 +9,7 @@ import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 import type { Strategy } from '../node/federation/strategy.js'
 import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { LIMITS } from '../protocol/constants.js'
+import { roundGroup } from '../protocol/groups.js'
 import { encodeMessage } from '../protocol/messages.js'
 import { ligoParamShapes } from '../node/ligo/operator.js'
 import { validateVitConfig } from '../node/model/config.js'
@@ -313,6 +314,26 @@ describe('round engine, scripted peers', () => {
     stopHostile = true
     assert.equal(engine.completedRound, 1)
     assert.deepEqual(stateAsked, ['H', 'C'], 'one catch-up, asking H and the participant C')
+  })
+
+  it('closes a group round once its group has reported, when it knows of the quorum: other groups\' updates are not waited for', async () => {
+    const others = ['B', 'C', 'D', 'E', 'F', 'G', 'H', 'I']
+    const partners = roundGroup(FED, 1, 'A', others, 4).members
+    const payload = encodePayload(constant(2))
+    const { transport, announced } = scripted({
+      participants: others,
+      fetch: async () => payload,
+      // Only A's group announces: the other group trains on, as at the back of a shared queue.
+      onAnnounce: (_own, _handlers, deliver) => { for (const peer of partners) if (peer !== 'A') deliver(peer, announceOf(peer, 1, payload)) }
+    })
+    const results: RoundResult[] = []
+    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
+      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 60_000, quorum: 1 + others.length, groupSize: 4, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    assert.equal(results[0].closedBy, 'all-reported', 'not at the hard deadline, waiting to hear the other group')
+    assert.deepEqual([results[0].peersHeard, results[0].peersExpected], [partners.size, partners.size])
+    assert.equal(announced.length, 1, 'knowing of the quorum, it need not re-announce on the topic')
   })
 
   describe('group catch-up', () => {

@@ -9,7 +9,7 @@ function view (overrides: Partial<RoundView> = {}): RoundView {
     expected: new Set(['a', 'b', 'c']),
     contributed: new Set(['a']),
     excluded: new Set(),
-    reportedElsewhere: new Set(),
+    knownElsewhere: new Set(),
     quorum: 2,
     firstSeenAt: 1_000,
     waitMs: 3_000,
@@ -32,10 +32,10 @@ describe('round decisions', () => {
     assert.deepEqual(decide(view({ expected: new Set(['a']), contributed: new Set(['a']), quorum: 1 }), 1_500), { action: 'close', because: 'all-reported' })
   })
 
-  it('counts the other groups\' announcements toward the quorum, not toward whom it waits for', () => {
+  it('counts the other groups\' participants toward the quorum, not toward whom it waits for', () => {
     const ownGroupDone = view({ expected: new Set(['a', 'b']), contributed: new Set(['a', 'b']), quorum: 4 })
-    assert.deepEqual(decide(ownGroupDone, 1_500), { action: 'wait', until: 31_000 }, 'two peers heard of four')
-    assert.deepEqual(decide({ ...ownGroupDone, reportedElsewhere: new Set(['c', 'd']) }, 1_500), { action: 'close', because: 'all-reported' })
+    assert.deepEqual(decide(ownGroupDone, 1_500), { action: 'wait', until: 31_000 }, 'two peers known of four')
+    assert.deepEqual(decide({ ...ownGroupDone, knownElsewhere: new Set(['c', 'd']) }, 1_500), { action: 'close', because: 'all-reported' })
   })
 
   it('closes at the adaptive deadline with a quorum, and not a moment before', () => {

@@ -806,7 +806,8 @@ export class RoundEngine {
         // A sender banned for this round's update has left `partners` (banned peers are not awaited), but it
         // did report: it still counts toward the quorum, as round-state.ts says.
         excluded: new Set([...failed, ...[...partners].filter(peer => this.banned.has(peer))]),
-        reportedElsewhere: new Set([...pool.keys()].filter(peer => !partners.has(peer) && !this.banned.has(peer))),
+        // All-to-all: none (everyone known is a partner).
+        knownElsewhere: new Set([...members].filter(peer => !partners.has(peer) && !this.banned.has(peer))),
         quorum: this.init.quorum,
         firstSeenAt: firstSeen(),
         waitMs,

@@ -22,11 +22,13 @@ export interface RoundView {
    */
   excluded: ReadonlySet<string>
   /**
-   * Peers outside `expected` that announced this round: with group averaging, the other groups. They
-   * count toward the quorum, which says how many peers the round must have heard from (so that a peer
-   * that knows few peers yet does not close on a group it computed from them), not how many it averages with.
+   * Participants outside `expected` that the round knows of (heard from lately, or announcing it): with
+   * group averaging, the other groups. They count toward the quorum, which says how many participants a
+   * round must know of (so that a peer that knows few peers yet does not close on a group it computed
+   * from them), not how many it averages with: a round that had to hear every other group's update
+   * would wait on the whole federation, the cost groups are there to avoid.
    */
-  reportedElsewhere: ReadonlySet<string>
+  knownElsewhere: ReadonlySet<string>
   quorum: number
   /** When the round's first update arrived, ours or a peer's. */
   firstSeenAt: number
@@ -57,7 +59,7 @@ export type RoundDecision =
 export function decide (view: RoundView, now: number): RoundDecision {
   const allReported = [...view.expected].every(peer => view.excluded.has(peer) || view.contributed.has(peer))
   // A peer whose update was rejected did report, invalidly: it counts towards the quorum.
-  const quorate = view.contributed.size + view.excluded.size + view.reportedElsewhere.size >= view.quorum
+  const quorate = view.contributed.size + view.excluded.size + view.knownElsewhere.size >= view.quorum
   if (allReported && quorate) return { action: 'close', because: 'all-reported' }
   if (quorate && now >= view.firstSeenAt + view.waitMs) return { action: 'close', because: 'deadline' }
   if (now >= view.hardDeadlineAt && view.contributed.size >= 1) return { action: 'close', because: 'hard-deadline' }

@@ -205,19 +205,6 @@ export function smallConfigs (preset: Preset, peers: number, seed: number, task:
   }))
 }
 
-/**
- * The round timeout of a simulation without faults. Its peers share the pool's workers, so one peer's
- * update can come a whole pass of the pool (every peer's training) after another's, where real peers,
- * each on its own machine, train side by side. A timeout shorter than that pass closed the rounds of the
- * peers trained first by their place in the queue, not by anything a federation would see: at 256 peers
- * on 2 workers a round took 170-410 s against 120 s. Here it only bounds a stall, as every peer reports:
- * a pass at up to 5 s a job on one worker (a tiny-preset round takes about 1.3 s a job). It depends on
- * the peers alone, never on the workers, since the manifest (its id: the groups, the update hashes) must
- * be the same for any pool.
- */
-const SIMULATED_JOB_ALLOWANCE_MS = 5_000
-const faultFreeRoundTimeoutMs = (peers: number): number => Math.max(120_000, peers * SIMULATED_JOB_ALLOWANCE_MS)
-
 export function simulationManifest (options: SimulationOptions, method: MethodName, task: TaskShape): Manifest {
   const { preset } = options
   const manifestMethod = FROM_SCRATCH.has(method) ? 'fedavg' : method === 'authors-code' ? 'authors-code' : 'fedgrow'
@@ -241,7 +228,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       batchSize: preset.batchSize,
       weightDecay: 0.05,
       // With faults, a round that lacks peers stalls at most this long before adaptive deadlines kick in.
-      roundTimeoutMs: hasFaults(options.faults ?? {}) ? 30_000 : faultFreeRoundTimeoutMs(options.peers),
+      roundTimeoutMs: hasFaults(options.faults ?? {}) ? 30_000 : 120_000,
       // Every peer waits for all others, unless faults are injected: then half (a partition's side) will do.
       quorum: ALONE.has(method) ? 1 : hasFaults(options.faults ?? {}) ? Math.max(1, Math.floor(options.peers / 2)) : options.peers
     },

@@ -31,7 +31,7 @@ import type { ByteCounts, DropReason, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
-import type { CloseReason } from './round-state.js'
+import type { CloseReason, RoundEnding } from './round-state.js'
 import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
@@ -56,7 +56,7 @@ export type RoundResult = {
   /** The round closed without us and we adopted a peer's result (catch-up). */
   caughtUp: boolean
   /** Why the round stopped waiting (round-state.ts): everyone it waited for reported, a deadline, or a catch-up. */
-  closedBy: CloseReason | 'caught-up'
+  closedBy: RoundEnding
   /** Updates for rounds already closed, received so far (counted once per sender and round, then dropped). */
   lateUpdates: number
   globalDigest: string

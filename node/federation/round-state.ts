@@ -48,7 +48,12 @@ export interface RoundView {
 }
 
 /** Why a round closes: everyone expected reported (and the quorum was met), the adaptive deadline, or the hard one. */
-export type CloseReason = 'all-reported' | 'deadline' | 'hard-deadline'
+export const CLOSE_REASONS = ['all-reported', 'deadline', 'hard-deadline'] as const
+export type CloseReason = typeof CLOSE_REASONS[number]
+
+/** How a round can end: closed for one of CLOSE_REASONS, or adopted whole from peers ahead of us (a catch-up). */
+export const ROUND_ENDINGS = [...CLOSE_REASONS, 'caught-up'] as const
+export type RoundEnding = typeof ROUND_ENDINGS[number]
 
 export type RoundDecision =
   | { action: 'close', because: CloseReason }

@@ -26,6 +26,7 @@ import type { ComputePool } from '../compute/pool.js'
 import type { ModelData, WorkerMemory } from '../compute/messages.js'
 import type { BackendChoice } from '../backend.js'
 import type { ByteCounts } from '../federation/transport.js'
+import type { RoundEnding } from '../federation/round-state.js'
 import { prepareSmallModels, splitPublic } from './small-models.js'
 import type { SmallModelReport, SmallModelSource } from './small-models.js'
 import { FaultInjector, RESTART_DELAY_MS, checkFaults, hasFaults } from './faults.js'
@@ -161,7 +162,7 @@ export interface CurvePoint {
    * peersExpected), mean over the peers that aggregated (not caught up); and how many peers' rounds
    * closed for each reason (round-state.ts; 'caught-up': adopted from peers).
    */
-  fill: { heardOfExpected: number, closedBy: Partial<Record<EventOf<'round'>['closedBy'], number>> }
+  fill: { heardOfExpected: number, closedBy: Partial<Record<RoundEnding, number>> }
 }
 
 export type { SmallModelReport, SmallModelSource }

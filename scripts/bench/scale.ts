@@ -14,6 +14,7 @@ import { PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { DEFAULTS } from '../../protocol/constants.js'
 import type { ByteCounts } from '../../node/federation/transport.js'
+import { ROUND_ENDINGS } from '../../node/federation/round-state.js'
 import { flagValue, markdownTable, utcMinute, writeSection } from './report.js'
 
 const DEFAULT_SIZES = [16, 64, 256]
@@ -207,8 +208,6 @@ function steadyTable (runs: ScaleRun[]): string[] {
   ]
 }
 
-const CLOSE_REASONS = ['all-reported', 'deadline', 'hard-deadline', 'caught-up'] as const
-
 /** How full each run's rounds were and why they closed, round by round, for runs that counted it. */
 function fillTable (runs: ScaleRun[]): string[] {
   const measured = runs.filter((r): r is ScaleRun & { fillByRound: Array<CurvePoint['fill']> } => r.fillByRound !== undefined)
@@ -218,11 +217,11 @@ function fillTable (runs: ScaleRun[]): string[] {
     '',
     'Round by round: "heard" is the updates a peer averaged over the participants it waited for (its group, or everyone), mean over peers that aggregated; then how many peers\' rounds closed because everyone waited for had reported, at the adaptive deadline, at the hard deadline (`schedule.roundTimeoutMs` after the peer\'s own update, closing with what arrived), or by adopting peers\' state.',
     '',
-    markdownTable(['peers', 'averaging', 'heard', ...CLOSE_REASONS, 'measured (UTC, commit)'], measured.map(r => [
+    markdownTable(['peers', 'averaging', 'heard', ...ROUND_ENDINGS, 'measured (UTC, commit)'], measured.map(r => [
       r.peers,
       schemeLabel(r),
       perRound(r, f => `${(100 * f.heardOfExpected).toFixed(0)}%`),
-      ...CLOSE_REASONS.map(reason => perRound(r, f => String(f.closedBy[reason] ?? 0))),
+      ...ROUND_ENDINGS.map(reason => perRound(r, f => String(f.closedBy[reason] ?? 0))),
       `${r.measuredAt}, ${r.commit}`
     ]))
   ]

@@ -231,6 +231,34 @@ describe('round engine, scripted peers', () => {
     })
   }
 
+  it('counts a payload served while it reports a round in the next round\'s report, not in none', async () => {
+    const good = encodePayload(constant(2))
+    let handlersOfA: ExchangeHandlers | undefined
+    const ownAnnounces: Announce[] = []
+    // B announces at once each round; it fetches our round-1 update only while we report round 1 (we were
+    // evaluating), and our round-2 update at once.
+    const { transport } = scripted({
+      participants: ['B'],
+      fetch: async () => good,
+      onAnnounce: (own, handlers, deliver) => {
+        handlersOfA = handlers
+        ownAnnounces.push(own)
+        deliver('B', announceOf('B', own.round, good))
+        if (own.round === 2) handlers.payload({ type: 'fetch', federationId: FED, round: 2, payloadHash: own.payloadHash }, 'B')
+      }
+    })
+    const events: RoundResult[] = []
+    const engine = engineOn(transport, 10_000, undefined, async (event) => {
+      events.push(event)
+      if (event.round !== 1) return
+      await sleep(20)
+      assert.ok(handlersOfA?.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: ownAnnounces[0].payloadHash }, 'B') !== null, 'round 1\'s update is still served')
+    }, 2)
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(events.map(e => e.payloadsServed), [0, 2], 'each payload served is in exactly one round\'s report')
+  })
+
   it('re-announces a closed round for a straggler still in it, unless that straggler has fetched our update', async () => {
     const fromB = encodePayload(constant(2))
     const fromC = encodePayload(constant(3))

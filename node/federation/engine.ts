@@ -27,7 +27,7 @@ import type { Contribution } from './aggregate.js'
 import { ROBUST_RULES } from './strategy.js'
 import type { Strategy } from './strategy.js'
 import { trafficSince } from './transport.js'
-import type { ByteCounts, DropReason, UpdateTransport } from './transport.js'
+import type { ByteCounts, DropReason, Traffic, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
@@ -147,6 +147,14 @@ export interface EngineInit {
 }
 
 /** What a catch-up adopts: a round and its Global-LiGO. */
+/** The engine's running totals at one moment: what a round's report takes the difference of. */
+interface RoundCounters {
+  bytes: Traffic
+  payloadsServed: number
+  announcementsSent: number
+  announcementsTold: number
+}
+
 type AdoptableState = Pick<CheckedState, 'round' | 'tensors' | 'payload'>
 
 /** A state answer that passed every check: a candidate for catch-up. */
@@ -213,6 +221,12 @@ export class RoundEngine {
   private payloadsServed = 0
   private announcementsSent = 0
   private announcementsTold = 0
+  /**
+   * The counters when the last round was reported. Each round reports what happened since then, so that
+   * traffic between a round's close and the next round's start (a slower partner fetching our payload
+   * while we evaluate) is counted in the next round rather than in none.
+   */
+  private reportedUpTo: RoundCounters | undefined
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
     this.global = init.initial
@@ -726,13 +740,29 @@ export class RoundEngine {
     }
   }
 
+  private async counters (): Promise<RoundCounters> {
+    return { bytes: await this.components.transport.bytes(), payloadsServed: this.payloadsServed, announcementsSent: this.announcementsSent, announcementsTold: this.announcementsTold }
+  }
+
+  /** A round's share of the counters, from `before` to now; the next round counts from here. */
+  private async countedSince (before: RoundCounters): Promise<Pick<RoundResult, 'bytesSent' | 'bytesReceived' | 'bytesByProtocol' | 'payloadsServed' | 'announcementsSent' | 'announcementsTold'>> {
+    const now = await this.counters()
+    this.reportedUpTo = now
+    const traffic = trafficSince(before.bytes, now.bytes)
+    return {
+      bytesSent: traffic.sent,
+      bytesReceived: traffic.received,
+      bytesByProtocol: traffic.byProtocol,
+      payloadsServed: now.payloadsServed - before.payloadsServed,
+      announcementsSent: now.announcementsSent - before.announcementsSent,
+      announcementsTold: now.announcementsTold - before.announcementsTold
+    }
+  }
+
   private async runRound (round: number): Promise<void> {
     const { transport } = this.components
     const started = Date.now()
-    const bytesBefore = await transport.bytes()
-    const servedBefore = this.payloadsServed
-    const announcedBefore = this.announcementsSent
-    const toldBefore = this.announcementsTold
+    const before = this.reportedUpTo ?? await this.counters()
     this.collecting = round
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
@@ -823,9 +853,8 @@ export class RoundEngine {
       if (decision.action === 'catch-up') {
         lastCatchUp = Date.now()
         if (await this.catchUp([...decision.from]) >= round) {
-          const traffic = trafficSince(bytesBefore, await transport.bytes())
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, closedBy: 'caught-up', lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), bytesSent: traffic.sent, bytesReceived: traffic.received, bytesByProtocol: traffic.byProtocol, payloadsServed: this.payloadsServed - servedBefore, announcementsSent: this.announcementsSent - announcedBefore, announcementsTold: this.announcementsTold - toldBefore, consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, closedBy: 'caught-up', lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), ...await this.countedSince(before), consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
@@ -850,7 +879,7 @@ export class RoundEngine {
     if (next !== null) this.adoptAggregate(round, next)
     this.completed = round
     this.collecting = round + 1
-    const traffic = trafficSince(bytesBefore, await transport.bytes())
+    const counted = await this.countedSince(before)
     await this.components.onRound({
       round,
       peersHeard: contributions.length,
@@ -859,12 +888,7 @@ export class RoundEngine {
       closedBy,
       lateUpdates: this.lateUpdates,
       globalDigest: globalDigest(this.global),
-      bytesSent: traffic.sent,
-      bytesReceived: traffic.received,
-      bytesByProtocol: traffic.byProtocol,
-      payloadsServed: this.payloadsServed - servedBefore,
-      announcementsSent: this.announcementsSent - announcedBefore,
-      announcementsTold: this.announcementsTold - toldBefore,
+      ...counted,
       consensusDistance: this.distanceFromGlobal(update.tensors),
       trainLoss: update.loss,
       waitMs,

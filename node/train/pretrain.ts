@@ -39,17 +39,33 @@ export function predictWith (config: ModelConfig, params: NamedTensors): Predict
   return (inputs) => forward(config, params, inputs)
 }
 
-/** The loss of training a model's own weights (`vars`), as every fine-tuning and pre-training uses it. */
-export const ownWeightsLoss = (config: ModelConfig, vars: VariableSet): BatchLoss => (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels)
+/**
+ * The loss of training a model's own weights (`vars`), as every fine-tuning and pre-training uses it.
+ * With a `pull` of strength lambda > 0 it adds lambda/2 x |weights - pull.toward|^2 (L2-SP, Li et al.,
+ * arXiv 1802.01483): fine-tuning may fit the rows but pays for leaving the weights it started from.
+ */
+export function ownWeightsLoss (config: ModelConfig, vars: VariableSet, pull?: WeightPull): BatchLoss {
+  const fit: BatchLoss = (inputs, labels) => crossEntropy(forward(config, vars.tensors, inputs), labels)
+  if (pull === undefined || pull.strength === 0) return fit
+  const weights = vars.tensors
+  return (inputs, labels) => tf.add(fit(inputs, labels), tf.mul(tf.addN(Object.keys(pull.toward).map(name => tf.sum(tf.squaredDifference(weights[name], pull.toward[name])))), pull.strength / 2))
+}
+
+/** Where fine-tuning is pulled back to, and how hard (ownWeightsLoss); `toward` stays the caller's. */
+export interface WeightPull {
+  toward: NamedTensors
+  strength: number
+}
 
 /**
  * Trains a model's own weights from `params` (copied) for `options.steps`: a grown target fine-tuned
- * (the method's optional last phase), fedavg's rounds, a small model. Returns new tensors the caller owns.
+ * (the method's optional last phase), fedavg's rounds, a small model. A `pullStrength` above 0 pulls the
+ * weights back toward `params` (ownWeightsLoss). Returns new tensors the caller owns.
  */
-export function finetune (config: ModelConfig, params: NamedTensors, data: Dataset, options: TrainOptions): { params: NamedTensors, report: TrainReport } {
+export function finetune (config: ModelConfig, params: NamedTensors, data: Dataset, options: TrainOptions, pullStrength = 0): { params: NamedTensors, report: TrainReport } {
   const vars = new VariableSet(params)
   try {
-    const report = train(vars, ownWeightsLoss(config, vars), data, options)
+    const report = train(vars, ownWeightsLoss(config, vars, { toward: params, strength: pullStrength }), data, options)
     return { params: vars.snapshot(), report }
   } finally {
     vars.dispose()
@@ -86,12 +102,12 @@ export interface FlatReport {
  * `options.steps` at most, and keeps the best parameters seen: how a participant's small model is
  * trained "until its curve flattens" rather than for a fixed number of epochs.
  */
-export function trainUntilFlat (config: ModelConfig, start: NamedTensors, data: Dataset, options: TrainOptions, stopping: EarlyStopping): FlatReport {
+export function trainUntilFlat (config: ModelConfig, start: NamedTensors, data: Dataset, options: TrainOptions, stopping: EarlyStopping, pullStrength = 0): FlatReport {
   const vars = new VariableSet(start)
   const history: FlatReport['history'] = []
   let best: { step: number, accuracy: number, params: NamedTensors } | undefined
   try {
-    train(vars, ownWeightsLoss(config, vars), data, {
+    train(vars, ownWeightsLoss(config, vars, { toward: start, strength: pullStrength }), data, {
       ...options,
       checkpoint: {
         every: stopping.everySteps,

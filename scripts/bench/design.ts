@@ -27,7 +27,7 @@ import { fromTensorMap, toTensorMap } from '../../node/storage/files.js'
 import { smallConfigs, taskShapeOf } from '../../node/simulation/index.js'
 import { PRESETS } from '../../node/simulation/presets.js'
 import { validateVitConfig } from '../../node/model/config.js'
-import { tableKeepingRows, writeSection } from './report.js'
+import { markdownTable, tableKeepingRows, writeSection } from './report.js'
 import type { TrainTest, Dataset } from '../../node/data/index.js'
 import type { NamedTensors } from '../../node/model/vit.js'
 import type { ModelConfig } from '../../node/model/config.js'
@@ -117,6 +117,8 @@ interface StudyOptions {
   finetuneSteps: number
   publicRows: number
   only?: string[]
+  /** Extra phase-4 runs, one per lambda, with the loss pulled toward the grown weights (L2-SP); none by default. */
+  pulls?: number[]
 }
 
 interface Peer {
@@ -142,10 +144,14 @@ interface CandidateResult {
   validated?: { mean: number, std: number, min: number, perPeer: number[] }
   /** Phase 4's whole run, keeping the check that scored best on the held-out rows; absent in runs before it existed. */
   bestOf?: { mean: number, std: number, min: number, perPeer: number[] }
+  /** Phase 4 with the loss pulled toward the grown weights, one entry per `--pulls` lambda (the fixed budget and stopped early). */
+  pulled?: Array<{ lambda: number, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
   intermediate?: { mean: number }
 }
 
-const stats = (xs: number[]): { mean: number, std: number, min: number } => {
+type Stats = { mean: number, std: number, min: number }
+
+const stats = (xs: number[]): Stats => {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length
   return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length), min: Math.min(...xs) }
 }
@@ -549,20 +555,26 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
     const perPeer = peers.map((_, i) => score(i))
     // Phase 4 (optional in the method): each peer fine-tunes its own target's weights on its own rows;
     // one run per peer gives the fixed, the early-stopped and the best-checkpoint choice.
-    const phase4 = peers.map((p, i) => {
+    const phase4Runs = (pull: number): Phase4Choices[] => peers.map((p, i) => {
       if (options.finetuneSteps === 0) return { fixed: perPeer[i], validated: perPeer[i], bestOf: perPeer[i] }
       const target = runs[i].target(shared[i])
       try {
-        return phase4Choices(phase4Checks(plan.target, target, p, options))
+        return phase4Choices(phase4Checks(plan.target, target, p, options, pull))
       } finally {
         tf.dispose(Object.values(target))
       }
     })
-    const over = (pick: (x: Phase4Choices) => number): { mean: number, std: number, min: number, perPeer: number[] } => {
-      const xs = phase4.map(pick)
+    const over = (runs: Phase4Choices[], pick: (x: Phase4Choices) => number): Stats & { perPeer: number[] } => {
+      const xs = runs.map(pick)
       return { ...stats(xs), perPeer: xs }
     }
-    return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: over(x => x.fixed), validated: over(x => x.validated), bestOf: over(x => x.bestOf) }
+    const phase4 = phase4Runs(0)
+    const pulled = (options.pulls ?? []).map(lambda => {
+      const choices = phase4Runs(lambda)
+      log(`${c.name} phase 4 pulled toward the grown weights, lambda ${lambda}: ${(100 * stats(choices.map(x => x.fixed)).mean).toFixed(2)}%`)
+      return { lambda, fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
+    })
+    return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: over(phase4, x => x.fixed), validated: over(phase4, x => x.validated), bestOf: over(phase4, x => x.bestOf), ...(pulled.length > 0 ? { pulled } : {}) }
   } finally {
     runs.forEach(r => { r.dispose() })
   }
@@ -581,14 +593,15 @@ interface Phase4Check { step: number, validation: number, test: number }
  * Phase 4 run once for its whole budget: the grown target fine-tuned on the peer's training rows, scored
  * on its held-out and test rows before training (step 0) and every FINETUNE_CHECK_STEPS steps, so that every
  * way of choosing when to stop is judged on the same trajectory. Why: a fixed 200 steps over-fits a small
- * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%).
+ * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%). A `pull` above 0 pulls the weights
+ * back toward the grown ones (ownWeightsLoss's L2-SP term).
  */
-function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions): Phase4Check[] {
+function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions, pull = 0): Phase4Check[] {
   const score = (params: NamedTensors): { validation: number, test: number } => ({ validation: evaluate(predictWith(config, params), peer.validation).accuracy, test: evaluate(predictWith(config, params), peer.test).accuracy })
   const checks: Phase4Check[] = [{ step: 0, ...score(target) }]
   const vars = new VariableSet(target)
   try {
-    train(vars, ownWeightsLoss(config, vars), peer.train, {
+    train(vars, ownWeightsLoss(config, vars, { toward: target, strength: pull }), peer.train, {
       ...phase4Options(options, peer),
       checkpoint: { every: FINETUNE_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
     })
@@ -643,6 +656,7 @@ function parse (args: string[]): StudyOptions {
     learningRate: get('--lr', 2e-3),
     finetuneSteps: get('--finetune', 200),
     publicRows: get('--public', 1500),
+    ...(args.includes('--pulls') ? { pulls: args[args.indexOf('--pulls') + 1].split(',').map(Number) } : {}),
     ...(onlyAt >= 0 ? { only: args[onlyAt + 1].split(',') } : {})
   }
 }
@@ -734,8 +748,30 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own training rows (85% of its shard, as in the rounds). The same run is scored on the peer's held-out rows (the other 15%, never trained on) before training and every ${FINETUNE_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',
-    tableKeepingRows(section, ['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows, CANDIDATES.map(displayName), 'runs/design')
+    tableKeepingRows(section, ['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows, CANDIDATES.map(displayName), 'runs/design'),
+    ...pulledTable(results, twinResult)
   ].join('\n'))
+}
+
+/** Phase 4 pulled toward the grown weights, for the candidates that ran it (`--pulls`), beside the unpulled phase 4. */
+function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateResult) => CandidateResult | undefined): string[] {
+  const ran = results.filter(r => r.pulled !== undefined)
+  if (ran.length === 0) return []
+  const cell = (own: Stats, twin: Stats | undefined): string => pct(own.mean) + (twin === undefined ? '' : ` (${points(own.mean, twin.mean)})`)
+  const rows = ran.flatMap(r => {
+    const twin = twinOfResult(r)
+    const unpulled = [displayName(r), '0 (the fine-tuning above)', cell(r.finetuned, twin?.finetuned), r.validated === undefined ? '-' : cell(r.validated, twin?.validated)]
+    return [unpulled, ...r.pulled!.map(p => {
+      const twinPull = twin?.pulled?.find(t => t.lambda === p.lambda)
+      return [displayName(r), String(p.lambda), cell(p.fixed, twinPull?.fixed), cell(p.validated, twinPull?.validated)]
+    })]
+  })
+  return [
+    '',
+    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. In brackets, fedgrow minus its twin under the same lambda.',
+    '',
+    markdownTable(['candidate', 'lambda', 'fine-tuned', 'fine-tuned, stopped early'], rows)
+  ]
 }
 
 const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`

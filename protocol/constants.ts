@@ -83,6 +83,11 @@ export const LIMITS = {
   maxPeersPerRound: 1024,
   /** Largest smallest-group a manifest may ask for (aggregation.groupSize). */
   maxGroupSize: 256,
+  /**
+   * Strongest pull of phase 4 toward the grown weights (schedule.finetunePull). Beyond it the pull's
+   * gradient swamps any loss's, and fine-tuning would not move: no use, only a mistyped number.
+   */
+  maxFinetunePull: 10_000,
   /** Peer ids in a manifest's allowlist. */
   maxAllowlist: 10_000,
   /**

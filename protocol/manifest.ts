@@ -100,6 +100,11 @@ export interface Manifest {
     finetuneSteps?: number
     /** Which check of those steps the participant keeps (FINETUNE_SELECTIONS). Absent: `last`. */
     finetuneSelect?: typeof FINETUNE_SELECTIONS[number]
+    /**
+     * How hard those steps pull the weights back toward the grown ones: the loss adds
+     * finetunePull/2 x |weights - grown weights|^2 (L2-SP). Absent: 0, no pull.
+     */
+    finetunePull?: number
   }
   aggregation: {
     rule: typeof AGGREGATION_RULES[number]
@@ -201,6 +206,15 @@ function finetuneSelect (s: Fields): Pick<Manifest['schedule'], 'finetuneSelect'
   return { finetuneSelect: 'best-held-out' }
 }
 
+/** `schedule.finetunePull` as written: nothing for 0 (the default, so that older manifests keep their id). */
+function finetunePull (s: Fields): Pick<Manifest['schedule'], 'finetunePull'> {
+  if (s.finetunePull === undefined) return {}
+  const pull = num(s.finetunePull, 'schedule.finetunePull', 0, LIMITS.maxFinetunePull)
+  if (pull === 0) return {}
+  if (s.finetuneSteps === undefined || s.finetuneSteps === 0) fail('schedule.finetunePull', pull, 'pulls fine-tuned weights toward the grown ones; set schedule.finetuneSteps (e.g. 200) or remove it')
+  return { finetunePull: pull }
+}
+
 /** `ligo.privateHead` as written: nothing for false (the default, so that older manifests keep their id). */
 function privateHead (l: Fields, method: Manifest['method']): Pick<Manifest['ligo'], 'privateHead'> {
   if (l.privateHead === undefined || !bool(l.privateHead, 'ligo.privateHead')) return {}
@@ -220,7 +234,7 @@ export function validateManifest (value: unknown): Manifest {
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'], ['privateHead'])
   const method = m.method === undefined ? 'fedgrow' : str(m.method, 'manifest.method', MAX_TEXT, METHODS) as Manifest['method']
-  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect'])
+  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect', 'finetunePull'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations', 'averaging', 'groupSize'])
   const averaging = a.averaging === undefined ? 'all-to-all' : str(a.averaging, 'aggregation.averaging', MAX_TEXT, AVERAGING_SCHEMES)
   if (averaging !== 'group' && a.groupSize !== undefined) fail('aggregation.groupSize', a.groupSize, 'applies to group averaging only; add "averaging": "group" or remove it')
@@ -262,7 +276,8 @@ export function validateManifest (value: unknown): Manifest {
       quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s.quorum, 'schedule.quorum', 1, 100_000),
       // Only when present, so that manifests written before it keep their federation id.
       ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000) } : {}),
-      ...finetuneSelect(s)
+      ...finetuneSelect(s),
+      ...finetunePull(s)
     },
     aggregation: {
       rule: str(a.rule, 'aggregation.rule', MAX_TEXT, AGGREGATION_RULES) as Manifest['aggregation']['rule'],

@@ -39,14 +39,23 @@ describe('fedgrow CLI', () => {
   })
 
   it('writes phase 4\'s selection rule and a grown head into the manifest, and refuses the rule without fine-tuning steps', async () => {
-    const [best, none] = await Promise.all([runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-select', 'best-held-out', '--head', 'grown']), runCli(['federation', 'init', '--finetune-select', 'best-held-out'])])
+    const [best, none, pulledAlone, pulled] = await Promise.all([
+      runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-select', 'best-held-out', '--head', 'grown']),
+      runCli(['federation', 'init', '--finetune-select', 'best-held-out']),
+      runCli(['federation', 'init', '--finetune-pull', '3']),
+      runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-pull', '3'])
+    ])
     assert.equal(best.code, 0, best.stderr)
     const written = JSON.parse(best.stdout)
-    const { finetuneSteps, finetuneSelect } = written.schedule
-    assert.deepEqual({ finetuneSteps, finetuneSelect }, { finetuneSteps: 200, finetuneSelect: 'best-held-out' })
+    const { finetuneSteps, finetuneSelect, finetunePull } = written.schedule
+    assert.deepEqual({ finetuneSteps, finetuneSelect, finetunePull }, { finetuneSteps: 200, finetuneSelect: 'best-held-out', finetunePull: undefined }, 'no pull by default')
     assert.equal(written.ligo.privateHead, undefined, '--head grown writes no field')
     assert.equal(none.code, 2)
     assert.match(none.stderr, /--finetune-select best-held-out chooses among fine-tuning checks; give --finetune-steps N/)
+    assert.equal(pulledAlone.code, 2)
+    assert.match(pulledAlone.stderr, /--finetune-pull 3 pulls fine-tuned weights toward the grown ones; give --finetune-steps N/)
+    assert.equal(pulled.code, 0, pulled.stderr)
+    assert.equal(JSON.parse(pulled.stdout).schedule.finetunePull, 3)
   })
 
   it('exits with a typed code and a one-line reason on bad input', async () => {

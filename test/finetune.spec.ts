@@ -27,6 +27,21 @@ const manifest = (schedule: Partial<Manifest['schedule']>): Manifest => validate
 describe('phase 4 (fine-tuning the grown model)', () => {
   before(async () => { await useBackend('wasm') })
 
+  it('a pull keeps the fine-tuned weights nearer the grown ones, the stronger the nearer', () => {
+    const grown = finetune(config, initParams(config, 1), data.train, { steps: 60, batchSize: 16, seed: 1, learningRate: 1e-2 }).params
+    const before = tf.memory().numTensors
+    const distance = (params: NamedTensors): number => Object.keys(grown).reduce((sum, name) => sum + tf.tidy(() => tf.sum(tf.squaredDifference(params[name], grown[name])).dataSync()[0]), 0)
+    const distances = [0, 1, 100].map(pull => {
+      const tuned = finetuneLocally(manifest({ learningRate: 0.008, finetunePull: pull }), config, copy(grown), data, SEED)
+      const d = distance(tuned.params)
+      tf.dispose(Object.values(tuned.params))
+      return d
+    })
+    assert.ok(distances[0] > distances[1] && distances[1] > distances[2] && distances[2] > 0, `squared distances from the grown weights: ${distances.join(', ')}`)
+    assert.equal(tf.memory().numTensors, before, 'fine-tuning leaves no tensors behind')
+    tf.dispose(Object.values(grown))
+  })
+
   it('keeps the best check, the earliest on ties, and the start unless a check beats it', () => {
     assert.equal(keptCheck([{ step: 0, accuracy: 0.5 }, { step: 20, accuracy: 0.7 }, { step: 40, accuracy: 0.7 }, { step: 60, accuracy: 0.6 }]).step, 20)
     assert.equal(keptCheck([{ step: 0, accuracy: 0.5 }, { step: 20, accuracy: 0.5 }, { step: 40, accuracy: 0.4 }]).step, 0)

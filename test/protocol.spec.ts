@@ -68,6 +68,15 @@ describe('protocol', () => {
       assert.notEqual(ids({ finetuneSteps: 200, finetuneSelect: 'best-held-out' }), ids({ finetuneSteps: 200 }))
     })
 
+    it('reads schedule.finetunePull, writing no field for 0 so that older manifests keep their id, and refuses it without fine-tuning steps', () => {
+      const ids = (schedule: Partial<Manifest['schedule']>): string => federationId(validateManifest(tinyManifest(schedule)))
+      assert.equal(ids({ finetuneSteps: 200, finetunePull: 0 }), '2e513bf3aa7b5ae9439d71561c71b6f8eaa3cbdabcaa0b61d93483936f8f325d')
+      assert.equal(validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: 10 })).schedule.finetunePull, 10)
+      assert.notEqual(ids({ finetuneSteps: 200, finetunePull: 10 }), ids({ finetuneSteps: 200 }))
+      assert.throws(() => validateManifest(tinyManifest({ finetunePull: 10 })), /schedule.finetunePull = 10: pulls fine-tuned weights toward the grown ones; set schedule.finetuneSteps/)
+      assert.throws(() => validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: -1 })), /schedule.finetunePull = -1/)
+    })
+
     it('validates network presets with the same field-naming errors', () => {
       const preset = { name: 'testnet', bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWHxX5zZiWDATLphgzrbUBjcdXBZd94pvEmGMBpdvQUkNY'] }
       assert.deepEqual(validateNetworkPreset(preset), { ...preset, dhtProtocol: '/fedgrow/kad/1.0.0', addresses: 'public' })

@@ -58,16 +58,17 @@ export const FINETUNE_CHECK_STEPS = 20
 /**
  * The method's optional last phase: the participant trains its own final model's weights on its own
  * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from FINETUNE_RATE times the round
- * learning rate), and keeps the last step's weights or, with `best-held-out`, the best check's.
+ * learning rate), pulled back toward the grown weights by `finetunePull`, and keeps the last step's
+ * weights or, with `best-held-out`, the best check's.
  * Takes ownership of `params`.
  */
 export function finetuneLocally (manifest: Manifest, config: ModelConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
   const steps = manifest.schedule.finetuneSteps ?? 0
   if (steps === 0) return { config, params }
   const options = { ...scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE }
-  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(config, params, data, options, seed)
+  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(config, params, data, options, seed, manifest.schedule.finetunePull)
   try {
-    const tuned = finetune(config, params, data.train, options)
+    const tuned = finetune(config, params, data.train, options, manifest.schedule.finetunePull)
     return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
   } finally {
     tf.dispose(Object.values(params))
@@ -91,14 +92,14 @@ export function keptCheck (checks: readonly FinetuneCheck[]): FinetuneCheck {
  * training and every FINETUNE_CHECK_STEPS, and keeps the best check.
  * Takes ownership of `params`.
  */
-function finetuneBestHeldOut (config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string): FinalModel {
+function finetuneBestHeldOut (config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string, pullStrength?: number): FinalModel {
   let flat: ReturnType<typeof trainUntilFlat>
   let kept: FinetuneCheck
   try {
     const split = heldOutSplit(data.train, seed)
     const grown = { step: 0, accuracy: evaluate(predictWith(config, params), split.test).accuracy }
     // No early stop: every check of the whole run competes (patience without end).
-    flat = trainUntilFlat(config, params, split.train, options, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity })
+    flat = trainUntilFlat(config, params, split.train, options, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, pullStrength)
     kept = keptCheck([grown, flat.best])
   } catch (err) {
     tf.dispose(Object.values(params))

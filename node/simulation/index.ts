@@ -73,6 +73,8 @@ export interface SimulationOptions {
   groupSize?: number
   /** Which phase-4 check each peer keeps (the manifest's schedule.finetuneSelect). @default 'last' */
   finetuneSelect?: Manifest['schedule']['finetuneSelect']
+  /** How hard phase 4 pulls the weights back toward the grown ones (the manifest's schedule.finetunePull). @default 0 */
+  finetunePull?: number
   /** Dual-LiGO methods (fedgrow, independent) keep each peer's classifier private (the manifest's ligo.privateHead). @default false */
   privateHead?: boolean
   /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
@@ -170,7 +172,7 @@ export type { SmallModelReport, SmallModelSource }
 export interface SimulationResult {
   /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
   smallModels: SmallModelReport[]
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, finetunePull?: number, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
@@ -225,6 +227,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       localLigoSteps: (options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) === 'checkpoint' ? 0 : preset.localLigoSteps,
       ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
       ...(options.finetuneSelect !== undefined ? { finetuneSelect: options.finetuneSelect } : {}),
+      ...(preset.finetuneSteps > 0 && (options.finetunePull ?? 0) > 0 ? { finetunePull: options.finetunePull } : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,
@@ -467,6 +470,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (options.groupSize !== undefined) config.groupSize = options.groupSize
   if ((options.finetuneSelect ?? 'last') !== 'last') config.finetuneSelect = options.finetuneSelect
+  if ((options.finetunePull ?? 0) > 0) config.finetunePull = options.finetunePull
   if (options.privateHead === true) config.privateHead = true
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults

@@ -5,6 +5,7 @@ import { consoleProgress, silentProgress } from '../../node/train/progress.js'
 import { createLogger } from '../../node/log.js'
 import { InvalidArgumentError } from '../../node/errors.js'
 import { FINETUNE_SELECTIONS } from '../../protocol/manifest.js'
+import { LIMITS } from '../../protocol/constants.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { Logger } from '../../node/log.js'
 import type { ProgressSink } from '../../node/train/progress.js'
@@ -37,8 +38,9 @@ export const LOG_FLAGS: Record<string, FlagSpec> = {
   verbose: { type: 'boolean', help: 'also print every accepted update and connection counts' }
 }
 
-/** Phase 4's selection rule (the manifest's schedule.finetuneSelect), for the commands that set --finetune-steps. */
-export const FINETUNE_SELECT_FLAG: Record<string, FlagSpec> = {
+/** Phase 4's selection rule and pull (the manifest's schedule.finetuneSelect and finetunePull), for the commands that set --finetune-steps. */
+export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
+  'finetune-pull': { type: 'string', value: 'LAMBDA', help: `how hard fine-tuning pulls the weights back toward the grown ones: the loss adds LAMBDA/2 x |weights - grown weights|^2 (L2-SP; 0: no pull). It keeps what the federation grew while fitting your rows: 10 turned a sharing gain of +1.1 points into +4.5 on 16 peers of about 345 digits each, and cost 3 points on 4 peers of about 2,000 each, where fine-tuning does not over-fit (docs/method.md, "Pulling phase 4 toward the grown model"; needs --finetune-steps)`, default: '0' },
   'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-steps)`, default: 'last' }
 }
 
@@ -52,11 +54,16 @@ export function headFlag (fallback: typeof HEADS[number], why: string): Record<s
 
 export const readPrivateHead = (flags: Flags): boolean => choiceFlag(flags, 'head', HEADS) === 'private'
 
-/** --finetune-select, for `steps` of fine-tuning: a rule other than last needs steps to choose among. */
-export function readFinetuneSelect (flags: Flags, steps: number): NonNullable<Manifest['schedule']['finetuneSelect']> {
+/**
+ * --finetune-select and --finetune-pull, for `steps` of fine-tuning, as the manifest writes them (the
+ * defaults as no field): a rule other than last, or a pull, needs steps to act on.
+ */
+export function readFinetune (flags: Flags, steps: number): Pick<Manifest['schedule'], 'finetuneSelect' | 'finetunePull'> {
   const select = choiceFlag(flags, 'finetune-select', FINETUNE_SELECTIONS)
   if (select !== 'last' && steps === 0) throw new InvalidArgumentError(`--finetune-select ${select} chooses among fine-tuning checks; give --finetune-steps N (N >= 1, e.g. 200)`)
-  return select
+  const pull = numberFlag(flags, 'finetune-pull', 0, LIMITS.maxFinetunePull)
+  if (pull > 0 && steps === 0) throw new InvalidArgumentError(`--finetune-pull ${pull} pulls fine-tuned weights toward the grown ones; give --finetune-steps N (N >= 1, e.g. 200)`)
+  return { ...(select !== 'last' ? { finetuneSelect: select } : {}), ...(pull > 0 ? { finetunePull: pull } : {}) }
 }
 
 /** The logger and progress sink that --log, --quiet and --verbose ask for, writing events with `write`. */

@@ -16,7 +16,7 @@ import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { LIMITS } from '../../protocol/constants.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
-import { FINETUNE_SELECT_FLAG, FORMAT_FLAG, headFlag, readPrivateHead, LOG_FLAGS, percent, printResult, readFinetuneSelect, readFormat, readLogging } from './shared.js'
+import { FINETUNE_FLAGS, FORMAT_FLAG, headFlag, readPrivateHead, LOG_FLAGS, percent, printResult, readFinetune, readFormat, readLogging } from './shared.js'
 import type { MethodName, SimulationResult } from '../../node/simulation/index.js'
 import type { Command } from '../args.js'
 
@@ -88,7 +88,7 @@ export const simulateCommand: Command = {
     data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes, or for texts the preset's tokenizer`, default: 'mnist' },
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
     'finetune-steps': { type: 'string', value: 'N', help: 'steps each peer fine-tunes its final model\'s own weights on its own rows after the last round (phase 4, private; 0: none) (default: the preset\'s, 200)' },
-    ...FINETUNE_SELECT_FLAG,
+    ...FINETUNE_FLAGS,
     ...headFlag('grown', 'Grown here, because after phase 4 (--finetune-steps) the two end within 0.1 point; before it, a private head is what made sharing pay on skewed data'),
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
@@ -114,7 +114,7 @@ export const simulateCommand: Command = {
       ...(optionalString(flags, 'pretrain-epochs') !== undefined ? { pretrainMaxEpochs: numberFlag(flags, 'pretrain-epochs', 1, 100000, true) } : {}),
       ...(optionalString(flags, 'finetune-steps') !== undefined ? { finetuneSteps: numberFlag(flags, 'finetune-steps', 0, 1000000, true) } : {})
     }
-    const finetuneSelect = readFinetuneSelect(flags, preset.finetuneSteps)
+    const phase4 = readFinetune(flags, preset.finetuneSteps)
     const methods = stringFlag(flags, 'methods').split(',').map(m => m.trim())
     for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new InvalidArgumentError(`--methods: "${m}" is not one of ${METHOD_NAMES.join(', ')}`)
     const outDir = stringFlag(flags, 'out')
@@ -141,7 +141,7 @@ export const simulateCommand: Command = {
         smallModels: choiceFlag(flags, 'small-models', SMALL_MODEL_SOURCES),
         outDir,
         aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
-        finetuneSelect,
+        ...phase4,
         privateHead: readPrivateHead(flags),
         ...(optionalString(flags, 'group-size') !== undefined ? { groupSize: numberFlag(flags, 'group-size', 2, LIMITS.maxGroupSize, true) } : {}),
         byzantine: numberFlag(flags, 'byzantine', 0, 0.99),

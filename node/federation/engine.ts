@@ -146,7 +146,6 @@ export interface EngineInit {
   completedRound: number
 }
 
-/** What a catch-up adopts: a round and its Global-LiGO. */
 /** The engine's running totals at one moment: what a round's report takes the difference of. */
 interface RoundCounters {
   bytes: Traffic
@@ -155,6 +154,7 @@ interface RoundCounters {
   announcementsTold: number
 }
 
+/** What a catch-up adopts: a round and its Global-LiGO. */
 type AdoptableState = Pick<CheckedState, 'round' | 'tensors' | 'payload'>
 
 /** A state answer that passed every check: a candidate for catch-up. */

@@ -37,12 +37,20 @@ export function tableKeepingRows (section: string, header: string[], rows: strin
   const { start, end } = sectionMarks(section)
   const text = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : ''
   const from = text.indexOf(start)
-  const previous = from < 0 ? [] : text.slice(from, text.indexOf(end, from)).split('\n').filter(line => line.startsWith('| '))
+  const previous = from < 0 ? [] : firstTable(text.slice(from, text.indexOf(end, from)).split('\n'))
   const kept = previous[0] === headerLine ? previous.slice(2).filter(line => !names.has(firstCell(line))) : []
   const rank = (line: string): number => { const i = order.indexOf(firstCell(line)); return i < 0 ? order.length : i }
   const body = [...lines.slice(1), ...kept].sort((x, y) => rank(x) - rank(y))
   const note = kept.length === 0 ? [] : ['', `Kept from the previous report, as it was, since their run files are not in ${runFiles} on the machine that wrote this one: ${kept.map(firstCell).join('; ')}.`]
   return [headerLine, lines[0], ...body, ...note].join('\n')
+}
+
+/** The lines of the first markdown table among `lines`: a section may hold more than one table. */
+function firstTable (lines: string[]): string[] {
+  const from = lines.findIndex(line => line.startsWith('| '))
+  if (from < 0) return []
+  const length = lines.slice(from).findIndex(line => !line.startsWith('| '))
+  return lines.slice(from, length < 0 ? undefined : from + length)
 }
 
 /** Replaces (or appends) the section of BENCHMARKS.md that belongs to `name`. */

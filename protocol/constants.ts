@@ -88,6 +88,11 @@ export const LIMITS = {
    * gradient swamps any loss's, and fine-tuning would not move: no use, only a mistyped number.
    */
   maxFinetunePull: 10_000,
+  /**
+   * Strongest pull per training row (schedule.finetunePull with finetunePullPerRow): maxFinetunePull on a
+   * participant holding 100,000 rows.
+   */
+  maxFinetunePullPerRow: 1_000_000_000,
   /** Peer ids in a manifest's allowlist. */
   maxAllowlist: 10_000,
   /**

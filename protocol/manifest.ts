@@ -102,9 +102,14 @@ export interface Manifest {
     finetuneSelect?: typeof FINETUNE_SELECTIONS[number]
     /**
      * How hard those steps pull the weights back toward the grown ones: the loss adds
-     * finetunePull/2 x |weights - grown weights|^2 (L2-SP). Absent: 0, no pull.
+     * lambda/2 x |weights - grown weights|^2 (L2-SP), lambda = finetunePull. Absent: 0, no pull.
      */
     finetunePull?: number
+    /**
+     * finetunePull is per training row: a participant holding n rows pulls with lambda = finetunePull / n,
+     * a prior whose weight against the data shrinks as the data grows. Absent: false.
+     */
+    finetunePullPerRow?: true
   }
   aggregation: {
     rule: typeof AGGREGATION_RULES[number]
@@ -206,13 +211,19 @@ function finetuneSelect (s: Fields): Pick<Manifest['schedule'], 'finetuneSelect'
   return { finetuneSelect: 'best-held-out' }
 }
 
-/** `schedule.finetunePull` as written: nothing for 0 (the default, so that older manifests keep their id). */
-function finetunePull (s: Fields): Pick<Manifest['schedule'], 'finetunePull'> {
-  if (s.finetunePull === undefined) return {}
-  const pull = num(s.finetunePull, 'schedule.finetunePull', 0, LIMITS.maxFinetunePull)
-  if (pull === 0) return {}
+/**
+ * `schedule.finetunePull` and `finetunePullPerRow` as written: nothing for no pull and for false (the
+ * defaults, so that older manifests keep their id).
+ */
+function finetunePull (s: Fields): Pick<Manifest['schedule'], 'finetunePull' | 'finetunePullPerRow'> {
+  const perRow = s.finetunePullPerRow !== undefined && bool(s.finetunePullPerRow, 'schedule.finetunePullPerRow')
+  const pull = s.finetunePull === undefined ? 0 : num(s.finetunePull, 'schedule.finetunePull', 0, perRow ? LIMITS.maxFinetunePullPerRow : LIMITS.maxFinetunePull)
+  if (pull === 0) {
+    if (perRow) fail('schedule.finetunePullPerRow', true, 'divides schedule.finetunePull by each participant\'s rows; set schedule.finetunePull (e.g. 1000) or remove it')
+    return {}
+  }
   if (s.finetuneSteps === undefined || s.finetuneSteps === 0) fail('schedule.finetunePull', pull, 'pulls fine-tuned weights toward the grown ones; set schedule.finetuneSteps (e.g. 200) or remove it')
-  return { finetunePull: pull }
+  return { finetunePull: pull, ...(perRow ? { finetunePullPerRow: true } : {}) }
 }
 
 /** `ligo.privateHead` as written: nothing for false (the default, so that older manifests keep their id). */
@@ -234,7 +245,7 @@ export function validateManifest (value: unknown): Manifest {
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'], ['privateHead'])
   const method = m.method === undefined ? 'fedgrow' : str(m.method, 'manifest.method', MAX_TEXT, METHODS) as Manifest['method']
-  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect', 'finetunePull'])
+  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect', 'finetunePull', 'finetunePullPerRow'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations', 'averaging', 'groupSize'])
   const averaging = a.averaging === undefined ? 'all-to-all' : str(a.averaging, 'aggregation.averaging', MAX_TEXT, AVERAGING_SCHEMES)
   if (averaging !== 'group' && a.groupSize !== undefined) fail('aggregation.groupSize', a.groupSize, 'applies to group averaging only; add "averaging": "group" or remove it')

@@ -39,11 +39,13 @@ describe('fedgrow CLI', () => {
   })
 
   it('writes phase 4\'s selection rule and a grown head into the manifest, and refuses the rule without fine-tuning steps', async () => {
-    const [best, none, pulledAlone, pulled] = await Promise.all([
+    const [best, none, pulledAlone, pulled, perRow, badPull] = await Promise.all([
       runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-select', 'best-held-out', '--head', 'grown']),
       runCli(['federation', 'init', '--finetune-select', 'best-held-out']),
       runCli(['federation', 'init', '--finetune-pull', '3']),
-      runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-pull', '3'])
+      runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-pull', '3']),
+      runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-pull', '1000/n']),
+      runCli(['federation', 'init', '--finetune-steps', '200', '--finetune-pull', '/n'])
     ])
     assert.equal(best.code, 0, best.stderr)
     const written = JSON.parse(best.stdout)
@@ -56,6 +58,11 @@ describe('fedgrow CLI', () => {
     assert.match(pulledAlone.stderr, /--finetune-pull 3 pulls fine-tuned weights toward the grown ones; give --finetune-steps N/)
     assert.equal(pulled.code, 0, pulled.stderr)
     assert.equal(JSON.parse(pulled.stdout).schedule.finetunePull, 3)
+    assert.equal(JSON.parse(pulled.stdout).schedule.finetunePullPerRow, undefined)
+    assert.equal(perRow.code, 0, perRow.stderr)
+    assert.deepEqual([JSON.parse(perRow.stdout).schedule.finetunePull, JSON.parse(perRow.stdout).schedule.finetunePullPerRow], [1000, true])
+    assert.equal(badPull.code, 2)
+    assert.match(badPull.stderr, /--finetune-pull \/n: must be a number from 0 to 10000 \(lambda\), or C\/n/)
   })
 
   it('exits with a typed code and a one-line reason on bad input', async () => {

@@ -6,7 +6,7 @@ import { initParams } from '../node/model/vit.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { evaluate } from '../node/train/trainer.js'
 import { finetune, predictWith } from '../node/train/pretrain.js'
-import { finetuneLocally, heldOutSplit, keptCheck } from '../node/federation/learner.js'
+import { finetuneLocally, finetunePullStrength, heldOutSplit, keptCheck } from '../node/federation/learner.js'
 import { simulationManifest } from '../node/simulation/index.js'
 import { PRESETS } from '../node/simulation/presets.js'
 import { validateManifest } from '../protocol/manifest.js'
@@ -39,6 +39,21 @@ describe('phase 4 (fine-tuning the grown model)', () => {
     })
     assert.ok(distances[0] > distances[1] && distances[1] > distances[2] && distances[2] > 0, `squared distances from the grown weights: ${distances.join(', ')}`)
     assert.equal(tf.memory().numTensors, before, 'fine-tuning leaves no tensors behind')
+    tf.dispose(Object.values(grown))
+  })
+
+  it('a pull per row is the plain pull divided by the participant\'s training rows', () => {
+    assert.equal(finetunePullStrength({ finetunePull: 10 }, 345), 10)
+    assert.equal(finetunePullStrength({ finetunePull: 1000, finetunePullPerRow: true }, 500), 2)
+    assert.equal(finetunePullStrength({}, 500), 0)
+    const grown = finetune(config, initParams(config, 1), data.train, { steps: 20, batchSize: 16, seed: 1, learningRate: 1e-2 }).params
+    const [plain, perRow] = [{ finetunePull: 3 }, { finetunePull: 3 * data.train.count, finetunePullPerRow: true as const }].map(pull => {
+      const tuned = finetuneLocally(manifest({ learningRate: 0.008, ...pull }), config, copy(grown), data, SEED)
+      const out = values(tuned.params)
+      tf.dispose(Object.values(tuned.params))
+      return out
+    })
+    assert.deepEqual(perRow, plain, 'lambda 3 written per row trains exactly as lambda 3')
     tf.dispose(Object.values(grown))
   })
 

@@ -77,6 +77,19 @@ describe('protocol', () => {
       assert.throws(() => validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: -1 })), /schedule.finetunePull = -1/)
     })
 
+    it('reads schedule.finetunePullPerRow beside a pull, writing nothing for false, and bounds a per-row pull by its own limit', () => {
+      const ids = (schedule: Partial<Manifest['schedule']>): string => federationId(validateManifest(tinyManifest(schedule)))
+      const fields = (schedule: Record<string, unknown>): Partial<Manifest['schedule']> => schedule as Partial<Manifest['schedule']>
+      assert.equal(validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: 1000, finetunePullPerRow: true })).schedule.finetunePullPerRow, true)
+      assert.equal(ids(fields({ finetuneSteps: 200, finetunePull: 10, finetunePullPerRow: false })), ids({ finetuneSteps: 200, finetunePull: 10 }))
+      assert.notEqual(ids({ finetuneSteps: 200, finetunePull: 10, finetunePullPerRow: true }), ids({ finetuneSteps: 200, finetunePull: 10 }))
+      // C/n reaches past the plain pull's limit: 1,000,000 over 345 rows is a lambda of 2,900.
+      assert.equal(validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: 1e6, finetunePullPerRow: true })).schedule.finetunePull, 1e6)
+      assert.throws(() => validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: 1e6 })), /schedule.finetunePull = 1000000/)
+      assert.throws(() => validateManifest(tinyManifest({ finetuneSteps: 200, finetunePullPerRow: true })), /schedule.finetunePullPerRow = true: divides schedule.finetunePull by each participant's rows; set schedule.finetunePull/)
+      assert.throws(() => validateManifest(tinyManifest(fields({ finetuneSteps: 200, finetunePull: 10, finetunePullPerRow: 'yes' }))), /schedule.finetunePullPerRow/)
+    })
+
     it('validates network presets with the same field-naming errors', () => {
       const preset = { name: 'testnet', bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWHxX5zZiWDATLphgzrbUBjcdXBZd94pvEmGMBpdvQUkNY'] }
       assert.deepEqual(validateNetworkPreset(preset), { ...preset, dhtProtocol: '/fedgrow/kad/1.0.0', addresses: 'public' })

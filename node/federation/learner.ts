@@ -58,7 +58,7 @@ export const FINETUNE_CHECK_STEPS = 20
 /**
  * The method's optional last phase: the participant trains its own final model's weights on its own
  * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from FINETUNE_RATE times the round
- * learning rate), pulled back toward the grown weights by `finetunePull`, and keeps the last step's
+ * learning rate), pulled back toward the grown weights (finetunePullStrength), and keeps the last step's
  * weights or, with `best-held-out`, the best check's.
  * Takes ownership of `params`.
  */
@@ -66,13 +66,19 @@ export function finetuneLocally (manifest: Manifest, config: ModelConfig, params
   const steps = manifest.schedule.finetuneSteps ?? 0
   if (steps === 0) return { config, params }
   const options = { ...scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE }
-  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(config, params, data, options, seed, manifest.schedule.finetunePull)
+  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(manifest.schedule, config, params, data, options, seed)
   try {
-    const tuned = finetune(config, params, data.train, options, manifest.schedule.finetunePull)
+    const tuned = finetune(config, params, data.train, options, finetunePullStrength(manifest.schedule, data.train.count))
     return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
   } finally {
     tf.dispose(Object.values(params))
   }
+}
+
+/** Phase 4's lambda for a participant fine-tuning on `rows` training rows: finetunePull, per row when finetunePullPerRow. */
+export function finetunePullStrength (schedule: Pick<Manifest['schedule'], 'finetunePull' | 'finetunePullPerRow'>, rows: number): number {
+  const pull = schedule.finetunePull ?? 0
+  return schedule.finetunePullPerRow === true ? pull / Math.max(1, rows) : pull
 }
 
 /** A score at one check of fine-tuning (step 0: before it). */
@@ -92,14 +98,14 @@ export function keptCheck (checks: readonly FinetuneCheck[]): FinetuneCheck {
  * training and every FINETUNE_CHECK_STEPS, and keeps the best check.
  * Takes ownership of `params`.
  */
-function finetuneBestHeldOut (config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string, pullStrength?: number): FinalModel {
+function finetuneBestHeldOut (schedule: Manifest['schedule'], config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string): FinalModel {
   let flat: ReturnType<typeof trainUntilFlat>
   let kept: FinetuneCheck
   try {
     const split = heldOutSplit(data.train, seed)
     const grown = { step: 0, accuracy: evaluate(predictWith(config, params), split.test).accuracy }
     // No early stop: every check of the whole run competes (patience without end).
-    flat = trainUntilFlat(config, params, split.train, options, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, pullStrength)
+    flat = trainUntilFlat(config, params, split.train, options, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, finetunePullStrength(schedule, split.train.count))
     kept = keptCheck([grown, flat.best])
   } catch (err) {
     tf.dispose(Object.values(params))

@@ -75,6 +75,8 @@ export interface SimulationOptions {
   finetuneSelect?: Manifest['schedule']['finetuneSelect']
   /** How hard phase 4 pulls the weights back toward the grown ones (the manifest's schedule.finetunePull). @default 0 */
   finetunePull?: number
+  /** finetunePull is per training row (the manifest's schedule.finetunePullPerRow). @default false */
+  finetunePullPerRow?: boolean
   /** Dual-LiGO methods (fedgrow, independent) keep each peer's classifier private (the manifest's ligo.privateHead). @default false */
   privateHead?: boolean
   /** Share of peers that are hostile (the highest-numbered ones), and what they do. @default 0 */
@@ -172,7 +174,7 @@ export type { SmallModelReport, SmallModelSource }
 export interface SimulationResult {
   /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
   smallModels: SmallModelReport[]
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, finetunePull?: number, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, finetunePull?: number, finetunePullPerRow?: boolean, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
@@ -227,7 +229,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       localLigoSteps: (options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) === 'checkpoint' ? 0 : preset.localLigoSteps,
       ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
       ...(options.finetuneSelect !== undefined ? { finetuneSelect: options.finetuneSelect } : {}),
-      ...(preset.finetuneSteps > 0 && (options.finetunePull ?? 0) > 0 ? { finetunePull: options.finetunePull } : {}),
+      ...(preset.finetuneSteps > 0 && (options.finetunePull ?? 0) > 0 ? { finetunePull: options.finetunePull, ...(options.finetunePullPerRow === true ? { finetunePullPerRow: true } : {}) } : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,
@@ -470,7 +472,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (options.groupSize !== undefined) config.groupSize = options.groupSize
   if ((options.finetuneSelect ?? 'last') !== 'last') config.finetuneSelect = options.finetuneSelect
-  if ((options.finetunePull ?? 0) > 0) config.finetunePull = options.finetunePull
+  if ((options.finetunePull ?? 0) > 0) Object.assign(config, { finetunePull: options.finetunePull, ...(options.finetunePullPerRow === true ? { finetunePullPerRow: true } : {}) })
   if (options.privateHead === true) config.privateHead = true
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults

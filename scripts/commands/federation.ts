@@ -90,7 +90,7 @@ export const federationCommand: Command = {
     const task = textTask
       ? { kind: 'text-classification', ...common, tokenizer: { kind: DEFAULT_TOKENIZER.kind, vocabSize: optionalInt('vocab-size', DEFAULT_TOKENIZER.vocabSize, MODEL_LIMITS.minVocabSize, MODEL_LIMITS.maxVocabSize), seqLen: optionalInt('seq-len', DEFAULT_TOKENIZER.seqLen, 1, MODEL_LIMITS.maxSeqLen), seed: optionalInt('tokenizer-seed', DEFAULT_TOKENIZER.seed, 0, 2 ** 32 - 1) } }
       : { kind: 'image-classification', data: common.data, partition: common.partition, imageSize: int('image-size', 1, 1024), channels: int('channels', 1, 16), numClasses: common.numClasses, patchSize: int('patch-size', 1, 1024), heads: common.heads }
-    const finetuneSchedule = (): Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneSelect' | 'finetunePull'> => {
+    const finetuneSchedule = (): Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneSelect' | 'finetunePull' | 'finetunePullPerRow'> => {
       const steps = int('finetune-steps', 0, 1000000)
       return { ...(steps > 0 ? { finetuneSteps: steps } : {}), ...readFinetune(flags, steps) }
     }

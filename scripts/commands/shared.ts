@@ -40,7 +40,7 @@ export const LOG_FLAGS: Record<string, FlagSpec> = {
 
 /** Phase 4's selection rule and pull (the manifest's schedule.finetuneSelect and finetunePull), for the commands that set --finetune-steps. */
 export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
-  'finetune-pull': { type: 'string', value: 'LAMBDA', help: `how hard fine-tuning pulls the weights back toward the grown ones: the loss adds LAMBDA/2 x |weights - grown weights|^2 (L2-SP; 0: no pull). It keeps what the federation grew while fitting your rows: 10 turned a sharing gain of +1.1 points into +4.5 on 16 peers of about 345 digits each, and cost 3 points on 4 peers of about 2,000 each, where fine-tuning does not over-fit (docs/method.md, "Pulling phase 4 toward the grown model"; needs --finetune-steps)`, default: '0' },
+  'finetune-pull': { type: 'string', value: 'LAMBDA|C/n', help: `how hard fine-tuning pulls the weights back toward the grown ones: the loss adds lambda/2 x |weights - grown weights|^2 (L2-SP; 0: no pull), with lambda = LAMBDA, or C/n = C over each participant's training rows. It keeps what the federation grew while fitting your rows: 10 turned a sharing gain of +1.1 points into +4.5 on 16 peers of about 345 digits each, and cost 3 points on 4 peers of about 2,000 each, where fine-tuning does not over-fit; 1000/n (lambda 0.5 there) still cost 2 (docs/method.md, "Pulling phase 4 toward the grown model"; needs --finetune-steps)`, default: '0' },
   'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-steps)`, default: 'last' }
 }
 
@@ -58,12 +58,24 @@ export const readPrivateHead = (flags: Flags): boolean => choiceFlag(flags, 'hea
  * --finetune-select and --finetune-pull, for `steps` of fine-tuning, as the manifest writes them (the
  * defaults as no field): a rule other than last, or a pull, needs steps to act on.
  */
-export function readFinetune (flags: Flags, steps: number): Pick<Manifest['schedule'], 'finetuneSelect' | 'finetunePull'> {
+export function readFinetune (flags: Flags, steps: number): Pick<Manifest['schedule'], 'finetuneSelect' | 'finetunePull' | 'finetunePullPerRow'> {
   const select = choiceFlag(flags, 'finetune-select', FINETUNE_SELECTIONS)
   if (select !== 'last' && steps === 0) throw new InvalidArgumentError(`--finetune-select ${select} chooses among fine-tuning checks; give --finetune-steps N (N >= 1, e.g. 200)`)
-  const pull = numberFlag(flags, 'finetune-pull', 0, LIMITS.maxFinetunePull)
-  if (pull > 0 && steps === 0) throw new InvalidArgumentError(`--finetune-pull ${pull} pulls fine-tuned weights toward the grown ones; give --finetune-steps N (N >= 1, e.g. 200)`)
-  return { ...(select !== 'last' ? { finetuneSelect: select } : {}), ...(pull > 0 ? { finetunePull: pull } : {}) }
+  const pull = readPull(flags)
+  if (pull.finetunePull !== undefined && steps === 0) throw new InvalidArgumentError(`--finetune-pull ${stringFlag(flags, 'finetune-pull')} pulls fine-tuned weights toward the grown ones; give --finetune-steps N (N >= 1, e.g. 200)`)
+  return { ...(select !== 'last' ? { finetuneSelect: select } : {}), ...pull }
+}
+
+/** --finetune-pull: LAMBDA, or C/n for C over each participant's training rows; nothing for 0. */
+function readPull (flags: Flags): Pick<Manifest['schedule'], 'finetunePull' | 'finetunePullPerRow'> {
+  const text = stringFlag(flags, 'finetune-pull').trim()
+  const perRow = text.endsWith('/n')
+  const number = perRow ? text.slice(0, -2) : text
+  const pull = Number(number)
+  if (number.trim() === '' || !Number.isFinite(pull) || pull < 0 || pull > (perRow ? LIMITS.maxFinetunePullPerRow : LIMITS.maxFinetunePull)) {
+    throw new InvalidArgumentError(`--finetune-pull ${text}: must be a number from 0 to ${LIMITS.maxFinetunePull} (lambda), or C/n with C from 0 to ${LIMITS.maxFinetunePullPerRow} (lambda = C over each participant's training rows)`)
+  }
+  return pull === 0 ? {} : { finetunePull: pull, ...(perRow ? { finetunePullPerRow: true } : {}) }
 }
 
 /** The logger and progress sink that --log, --quiet and --verbose ask for, writing events with `write`. */

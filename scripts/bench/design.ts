@@ -117,9 +117,26 @@ interface StudyOptions {
   finetuneSteps: number
   publicRows: number
   only?: string[]
-  /** Extra phase-4 runs, one per lambda, with the loss pulled toward the grown weights (L2-SP); none by default. */
-  pulls?: number[]
+  /** Extra phase-4 runs, one per setting, with the loss pulled toward the grown weights (L2-SP); none by default. */
+  pulls?: PullSetting[]
 }
+
+/**
+ * One `--pulls` entry: `L` pulls every peer with lambda L; `C/n` with lambda C over the peer's training
+ * rows (a prior whose weight against the data shrinks as the data grows, so one setting can suit shards
+ * of 345 and of 2,000 rows); a `-body` suffix leaves the classifier head unpulled, as L2-SP leaves a
+ * new head free (Li et al., arXiv 1802.01483), so that phase 4 may re-fit a peer's label mix.
+ */
+interface PullSetting { strength: number, perRow: boolean, bodyOnly: boolean }
+
+function parsePull (text: string): PullSetting {
+  const match = /^([0-9.]+)(\/n)?(-body)?$/.exec(text)
+  if (match === null || !(Number(match[1]) >= 0)) throw new Error(`--pulls: ${JSON.stringify(text)} is not a pull; write lambda (10), lambda per training row (3450/n), either with -body to leave the head unpulled`)
+  return { strength: Number(match[1]), perRow: match[2] !== undefined, bodyOnly: match[3] !== undefined }
+}
+
+const pullLabel = (p: Pick<PullSetting, 'strength'> & Partial<PullSetting>): string => `${p.strength}${p.perRow === true ? '/n' : ''}${p.bodyOnly === true ? ' (head unpulled)' : ''}`
+const pullStrengthFor = (p: PullSetting, peer: Peer): number => p.perRow ? p.strength / peer.train.count : p.strength
 
 interface Peer {
   index: number
@@ -144,8 +161,8 @@ interface CandidateResult {
   validated?: { mean: number, std: number, min: number, perPeer: number[] }
   /** Phase 4's whole run, keeping the check that scored best on the held-out rows; absent in runs before it existed. */
   bestOf?: { mean: number, std: number, min: number, perPeer: number[] }
-  /** Phase 4 with the loss pulled toward the grown weights, one entry per `--pulls` lambda (the fixed budget and stopped early). */
-  pulled?: Array<{ lambda: number, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
+  /** Phase 4 with the loss pulled toward the grown weights, one entry per `--pulls` setting (the fixed budget and stopped early); `lambda` is the setting's strength. */
+  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
   intermediate?: { mean: number }
 }
 
@@ -555,7 +572,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
     const perPeer = peers.map((_, i) => score(i))
     // Phase 4 (optional in the method): each peer fine-tunes its own target's weights on its own rows;
     // one run per peer gives the fixed, the early-stopped and the best-checkpoint choice.
-    const phase4Runs = (pull: number): Phase4Choices[] => peers.map((p, i) => {
+    const phase4Runs = (pull?: PullSetting): Phase4Choices[] => peers.map((p, i) => {
       if (options.finetuneSteps === 0) return { fixed: perPeer[i], validated: perPeer[i], bestOf: perPeer[i] }
       const target = runs[i].target(shared[i])
       try {
@@ -568,11 +585,11 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
       const xs = runs.map(pick)
       return { ...stats(xs), perPeer: xs }
     }
-    const phase4 = phase4Runs(0)
-    const pulled = (options.pulls ?? []).map(lambda => {
-      const choices = phase4Runs(lambda)
-      log(`${c.name} phase 4 pulled toward the grown weights, lambda ${lambda}: ${(100 * stats(choices.map(x => x.fixed)).mean).toFixed(2)}%`)
-      return { lambda, fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
+    const phase4 = phase4Runs()
+    const pulled = (options.pulls ?? []).map(pull => {
+      const choices = phase4Runs(pull)
+      log(`${c.name} phase 4 pulled toward the grown weights, lambda ${pullLabel(pull)}: ${(100 * stats(choices.map(x => x.fixed)).mean).toFixed(2)}%`)
+      return { lambda: pull.strength, ...(pull.perRow ? { perRow: true } : {}), ...(pull.bodyOnly ? { bodyOnly: true } : {}), fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
     })
     return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: over(phase4, x => x.fixed), validated: over(phase4, x => x.validated), bestOf: over(phase4, x => x.bestOf), ...(pulled.length > 0 ? { pulled } : {}) }
   } finally {
@@ -596,12 +613,13 @@ interface Phase4Check { step: number, validation: number, test: number }
  * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%). A `pull` above 0 pulls the weights
  * back toward the grown ones (ownWeightsLoss's L2-SP term).
  */
-function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions, pull = 0): Phase4Check[] {
+function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions, pull?: PullSetting): Phase4Check[] {
   const score = (params: NamedTensors): { validation: number, test: number } => ({ validation: evaluate(predictWith(config, params), peer.validation).accuracy, test: evaluate(predictWith(config, params), peer.test).accuracy })
   const checks: Phase4Check[] = [{ step: 0, ...score(target) }]
   const vars = new VariableSet(target)
   try {
-    train(vars, ownWeightsLoss(config, vars, { toward: target, strength: pull }), peer.train, {
+    const toward = pull?.bodyOnly === true ? Object.fromEntries(Object.entries(target).filter(([name]) => !(CLASSIFIER_PARAMS as readonly string[]).includes(name))) : target
+    train(vars, ownWeightsLoss(config, vars, { toward, strength: pull === undefined ? 0 : pullStrengthFor(pull, peer) }), peer.train, {
       ...phase4Options(options, peer),
       checkpoint: { every: FINETUNE_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
     })
@@ -656,7 +674,7 @@ function parse (args: string[]): StudyOptions {
     learningRate: get('--lr', 2e-3),
     finetuneSteps: get('--finetune', 200),
     publicRows: get('--public', 1500),
-    ...(args.includes('--pulls') ? { pulls: args[args.indexOf('--pulls') + 1].split(',').map(Number) } : {}),
+    ...(args.includes('--pulls') ? { pulls: args[args.indexOf('--pulls') + 1].split(',').map(parsePull) } : {}),
     ...(onlyAt >= 0 ? { only: args[onlyAt + 1].split(',') } : {})
   }
 }
@@ -762,13 +780,13 @@ function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateRes
     const twin = twinOfResult(r)
     const unpulled = [displayName(r), '0 (the fine-tuning above)', cell(r.finetuned, twin?.finetuned), r.validated === undefined ? '-' : cell(r.validated, twin?.validated)]
     return [unpulled, ...r.pulled!.map(p => {
-      const twinPull = twin?.pulled?.find(t => t.lambda === p.lambda)
-      return [displayName(r), String(p.lambda), cell(p.fixed, twinPull?.fixed), cell(p.validated, twinPull?.validated)]
+      const twinPull = twin?.pulled?.find(t => pullLabel({ ...t, strength: t.lambda }) === pullLabel({ ...p, strength: p.lambda }))
+      return [displayName(r), pullLabel({ ...p, strength: p.lambda }), cell(p.fixed, twinPull?.fixed), cell(p.validated, twinPull?.validated)]
     })]
   })
   return [
     '',
-    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. In brackets, fedgrow minus its twin under the same lambda.',
+    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. C/n: lambda is C over the peer\'s training rows. Head unpulled: the classifier head (head.w, head.b) is left out of the pull. In brackets, fedgrow minus its twin under the same lambda.',
     '',
     markdownTable(['candidate', 'lambda', 'fine-tuned', 'fine-tuned, stopped early'], rows)
   ]

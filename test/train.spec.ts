@@ -3,6 +3,7 @@ import * as tf from '../node/tf.js'
 import { validateVitConfig } from '../node/model/config.js'
 import { crossEntropy, forward, initParams } from '../node/model/vit.js'
 import { VariableSet } from '../node/train/variables.js'
+import { AdamW } from '../node/train/adamw.js'
 import { evaluate, learningRateAt, train } from '../node/train/trainer.js'
 import { pretrain, predictWith, trainUntilFlat } from '../node/train/pretrain.js'
 import { toyDataset, useBackend } from './helpers.js'
@@ -61,6 +62,22 @@ describe('training', () => {
     tf.dispose(Object.values(init))
     assert.throws(() => train(vars, (x, y) => tf.mul(crossEntropy(forward(config, vars.tensors, x), y), NaN), toyDataset(16, 1), { steps: 3, batchSize: 8, seed: 0 }), { name: 'TrainingDivergedError', message: /loss became NaN at step 1/ })
     vars.dispose()
+  })
+
+  it('pulls a weight toward its anchor by learning rate x rate a step, outside Adam, with no gradient', () => {
+    const start = tf.tensor1d([1, -2])
+    const vars = new VariableSet({ w: start })
+    start.dispose()
+    const toward = { w: tf.tensor1d([0, 0]) }
+    const optimizer = new AdamW(vars, { learningRate: 0.1, weightDecay: 0, anchor: { toward, rate: 2 } })
+    const noGradient = { w: tf.zeros([2]) }
+    optimizer.apply(noGradient)
+    // Each step keeps 1 - 0.1 x 2 = 0.8 of the distance; Adam's step is 0 without a gradient.
+    const [a, b] = vars.tensors.w.dataSync()
+    assert.ok(Math.abs(a - 0.8) < 1e-6 && Math.abs(b + 1.6) < 1e-6, `${a}, ${b}`)
+    optimizer.dispose()
+    vars.dispose()
+    tf.dispose([toward.w, noGradient.w])
   })
 
   it('warms the learning rate up, then decays it by cosine to a tenth', () => {

@@ -18,6 +18,13 @@ export interface AdamWOptions {
   epsilon?: number
   /** Decoupled decay per step, times the learning rate. @default 0.05 (the authors' setting) */
   weightDecay?: number
+  /**
+   * A decoupled pull toward fixed weights: each step, every weight named in `toward` moves learning rate x
+   * `rate` of its distance back to it, outside Adam's per-weight normalisation (as AdamW takes decay out
+   * of the gradient), so a weight the data barely moves is not pinned by it. `toward` stays the caller's.
+   * @default none
+   */
+  anchor?: { toward: NamedTensors, rate: number }
 }
 
 export class AdamW {
@@ -26,6 +33,7 @@ export class AdamW {
   private readonly beta2: number
   private readonly epsilon: number
   private readonly weightDecay: number
+  private readonly anchor: AdamWOptions['anchor']
   private readonly m = new Map<string, tf.Variable>()
   private readonly v = new Map<string, tf.Variable>()
   private stepCount = 0
@@ -36,6 +44,7 @@ export class AdamW {
     this.beta2 = options.beta2 ?? 0.999
     this.epsilon = options.epsilon ?? 1e-8
     this.weightDecay = options.weightDecay ?? 0.05
+    this.anchor = options.anchor
     for (const [name, p] of params.byName) {
       this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)))
       this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)))
@@ -58,8 +67,8 @@ export class AdamW {
       // Each constant made a tensor once per step, not once per use: an op given a JS number uploads a
       // fresh scalar, which cost more than the ops themselves (measured on wasm: ~8 per parameter, 2x
       // the whole update's time on a ViT's ~60 parameters). Same float32 values, so the same results.
-      const [beta1, keep1, beta2, keep2, epsilon, step, decay] = [this.beta1, 1 - this.beta1, this.beta2, 1 - this.beta2,
-        this.epsilon, stepSize, 1 - learningRate * this.weightDecay].map(x => tf.scalar(x))
+      const [beta1, keep1, beta2, keep2, epsilon, step, decay, pull] = [this.beta1, 1 - this.beta1, this.beta2, 1 - this.beta2,
+        this.epsilon, stepSize, 1 - learningRate * this.weightDecay, learningRate * (this.anchor?.rate ?? 0)].map(x => tf.scalar(x))
       for (const [name, p] of this.params.byName) {
         const g = grads[name]
         if (g === undefined) continue
@@ -68,7 +77,9 @@ export class AdamW {
         m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, keep1)))
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), keep2)))
         const decayed = p.rank >= 2 ? tf.mul(p, decay) : p
-        p.assign(tf.sub(decayed, tf.mul(tf.div(m, tf.add(tf.sqrt(v), epsilon)), step)))
+        const anchor = this.anchor?.toward[name]
+        const pulled = anchor === undefined ? decayed : tf.sub(decayed, tf.mul(tf.sub(p, anchor), pull))
+        p.assign(tf.sub(pulled, tf.mul(tf.div(m, tf.add(tf.sqrt(v), epsilon)), step)))
       }
     })
   }

@@ -125,17 +125,20 @@ interface StudyOptions {
  * One `--pulls` entry: `L` pulls every peer with lambda L; `C/n` with lambda C over the peer's training
  * rows (a prior whose weight against the data shrinks as the data grows, so one setting can suit shards
  * of 345 and of 2,000 rows); a `-body` suffix leaves the classifier head unpulled, as L2-SP leaves a
- * new head free (Li et al., arXiv 1802.01483), so that phase 4 may re-fit a peer's label mix.
+ * new head free (Li et al., arXiv 1802.01483), so that phase 4 may re-fit a peer's label mix; a
+ * `-decoupled` suffix applies the pull in the optimiser instead of the loss (AdamWOptions.anchor, at
+ * rate L), because Adam's normalisation makes a pull in the loss pin every weight the data barely moves,
+ * however small lambda is.
  */
-interface PullSetting { strength: number, perRow: boolean, bodyOnly: boolean }
+interface PullSetting { strength: number, perRow: boolean, bodyOnly: boolean, decoupled: boolean }
 
 function parsePull (text: string): PullSetting {
-  const match = /^([0-9.]+)(\/n)?(-body)?$/.exec(text)
-  if (match === null || !(Number(match[1]) >= 0)) throw new Error(`--pulls: ${JSON.stringify(text)} is not a pull; write lambda (10), lambda per training row (3450/n), either with -body to leave the head unpulled`)
-  return { strength: Number(match[1]), perRow: match[2] !== undefined, bodyOnly: match[3] !== undefined }
+  const match = /^([0-9.]+)(\/n)?(-body)?(-decoupled)?$/.exec(text)
+  if (match === null || !(Number(match[1]) >= 0)) throw new Error(`--pulls: ${JSON.stringify(text)} is not a pull; write lambda (10), lambda per training row (3450/n), either with -body to leave the head unpulled and/or -decoupled to pull in the optimiser`)
+  return { strength: Number(match[1]), perRow: match[2] !== undefined, bodyOnly: match[3] !== undefined, decoupled: match[4] !== undefined }
 }
 
-const pullLabel = (p: Pick<PullSetting, 'strength'> & Partial<PullSetting>): string => `${p.strength}${p.perRow === true ? '/n' : ''}${p.bodyOnly === true ? ' (head unpulled)' : ''}`
+const pullLabel = (p: Pick<PullSetting, 'strength'> & Partial<PullSetting>): string => `${p.strength}${p.perRow === true ? '/n' : ''}${p.bodyOnly === true ? ' (head unpulled)' : ''}${p.decoupled === true ? ' (decoupled)' : ''}`
 const pullStrengthFor = (p: PullSetting, peer: Peer): number => p.perRow ? p.strength / peer.train.count : p.strength
 
 interface Peer {
@@ -162,7 +165,7 @@ interface CandidateResult {
   /** Phase 4's whole run, keeping the check that scored best on the held-out rows; absent in runs before it existed. */
   bestOf?: { mean: number, std: number, min: number, perPeer: number[] }
   /** Phase 4 with the loss pulled toward the grown weights, one entry per `--pulls` setting (the fixed budget and stopped early); `lambda` is the setting's strength. */
-  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
+  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, decoupled?: boolean, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
   intermediate?: { mean: number }
 }
 
@@ -589,7 +592,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
     const pulled = (options.pulls ?? []).map(pull => {
       const choices = phase4Runs(pull)
       log(`${c.name} phase 4 pulled toward the grown weights, lambda ${pullLabel(pull)}: ${(100 * stats(choices.map(x => x.fixed)).mean).toFixed(2)}%`)
-      return { lambda: pull.strength, ...(pull.perRow ? { perRow: true } : {}), ...(pull.bodyOnly ? { bodyOnly: true } : {}), fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
+      return { lambda: pull.strength, ...(pull.perRow ? { perRow: true } : {}), ...(pull.bodyOnly ? { bodyOnly: true } : {}), ...(pull.decoupled ? { decoupled: true } : {}), fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
     })
     return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: over(phase4, x => x.fixed), validated: over(phase4, x => x.validated), bestOf: over(phase4, x => x.bestOf), ...(pulled.length > 0 ? { pulled } : {}) }
   } finally {
@@ -619,8 +622,11 @@ function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, op
   const vars = new VariableSet(target)
   try {
     const toward = pull?.bodyOnly === true ? Object.fromEntries(Object.entries(target).filter(([name]) => !(CLASSIFIER_PARAMS as readonly string[]).includes(name))) : target
-    train(vars, ownWeightsLoss(config, vars, { toward, strength: pull === undefined ? 0 : pullStrengthFor(pull, peer) }), peer.train, {
+    const strength = pull === undefined ? 0 : pullStrengthFor(pull, peer)
+    const decoupled = pull?.decoupled === true
+    train(vars, ownWeightsLoss(config, vars, { toward, strength: decoupled ? 0 : strength }), peer.train, {
       ...phase4Options(options, peer),
+      ...(decoupled ? { anchor: { toward, rate: strength } } : {}),
       checkpoint: { every: FINETUNE_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
     })
   } finally {
@@ -786,7 +792,7 @@ function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateRes
   })
   return [
     '',
-    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. C/n: lambda is C over the peer\'s training rows. Head unpulled: the classifier head (head.w, head.b) is left out of the pull. In brackets, fedgrow minus its twin under the same lambda.',
+    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. C/n: lambda is C over the peer\'s training rows. Head unpulled: the classifier head (head.w, head.b) is left out of the pull. Decoupled: no loss term; each step the optimiser moves every weight learning rate x lambda of its distance back to its grown value, outside Adam\'s normalisation. In brackets, fedgrow minus its twin under the same lambda.',
     '',
     markdownTable(['candidate', 'lambda', 'fine-tuned', 'fine-tuned, stopped early'], rows)
   ]

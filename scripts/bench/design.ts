@@ -119,6 +119,8 @@ interface StudyOptions {
   only?: string[]
   /** Extra phase-4 runs, one per setting, with the loss pulled toward the grown weights (L2-SP); none by default. */
   pulls?: PullSetting[]
+  /** Added to the run file's name, so that a run beside an earlier one of the same candidates keeps both (their phase-4 variants are reported together). */
+  tag?: string
 }
 
 /**
@@ -128,17 +130,19 @@ interface StudyOptions {
  * new head free (Li et al., arXiv 1802.01483), so that phase 4 may re-fit a peer's label mix; a
  * `-decoupled` suffix applies the pull in the optimiser instead of the loss (AdamWOptions.anchor, at
  * rate L), because Adam's normalisation makes a pull in the loss pin every weight the data barely moves,
- * however small lambda is.
+ * however small lambda is. An `@Ee` suffix gives phase 4 a budget of E epochs of the peer's training rows
+ * instead of the fixed steps (`0@5e`: no pull, 5 epochs), because 200 steps are 37 epochs of 345 rows
+ * and 6 of 2,000: a budget that scales with the rows, rather than a pull that does.
  */
-interface PullSetting { strength: number, perRow: boolean, bodyOnly: boolean, decoupled: boolean }
+interface PullSetting { strength: number, perRow: boolean, bodyOnly: boolean, decoupled: boolean, epochs?: number }
 
 function parsePull (text: string): PullSetting {
-  const match = /^([0-9.]+)(\/n)?(-body)?(-decoupled)?$/.exec(text)
-  if (match === null || !(Number(match[1]) >= 0)) throw new Error(`--pulls: ${JSON.stringify(text)} is not a pull; write lambda (10), lambda per training row (3450/n), either with -body to leave the head unpulled and/or -decoupled to pull in the optimiser`)
-  return { strength: Number(match[1]), perRow: match[2] !== undefined, bodyOnly: match[3] !== undefined, decoupled: match[4] !== undefined }
+  const match = /^([0-9.]+)(\/n)?(-body)?(-decoupled)?(?:@([0-9]+)e)?$/.exec(text)
+  if (match === null || !(Number(match[1]) >= 0) || (match[5] !== undefined && !(Number(match[5]) > 0))) throw new Error(`--pulls: ${JSON.stringify(text)} is not a pull; write lambda (10), lambda per training row (3450/n), either with -body to leave the head unpulled and/or -decoupled to pull in the optimiser, and @Ee for a budget of E epochs (0@5e)`)
+  return { strength: Number(match[1]), perRow: match[2] !== undefined, bodyOnly: match[3] !== undefined, decoupled: match[4] !== undefined, ...(match[5] !== undefined ? { epochs: Number(match[5]) } : {}) }
 }
 
-const pullLabel = (p: Pick<PullSetting, 'strength'> & Partial<PullSetting>): string => `${p.strength}${p.perRow === true ? '/n' : ''}${p.bodyOnly === true ? ' (head unpulled)' : ''}${p.decoupled === true ? ' (decoupled)' : ''}`
+const pullLabel = (p: Pick<PullSetting, 'strength'> & Partial<PullSetting>): string => `${p.strength}${p.perRow === true ? '/n' : ''}${p.bodyOnly === true ? ' (head unpulled)' : ''}${p.decoupled === true ? ' (decoupled)' : ''}${p.epochs === undefined ? '' : `, ${p.epochs} epochs`}`
 const pullStrengthFor = (p: PullSetting, peer: Peer): number => p.perRow ? p.strength / peer.train.count : p.strength
 
 interface Peer {
@@ -165,7 +169,7 @@ interface CandidateResult {
   /** Phase 4's whole run, keeping the check that scored best on the held-out rows; absent in runs before it existed. */
   bestOf?: { mean: number, std: number, min: number, perPeer: number[] }
   /** Phase 4 with the loss pulled toward the grown weights, one entry per `--pulls` setting (the fixed budget and stopped early); `lambda` is the setting's strength. */
-  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, decoupled?: boolean, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
+  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, decoupled?: boolean, epochs?: number, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
   intermediate?: { mean: number }
 }
 
@@ -592,7 +596,7 @@ function runCandidate (c: Candidate, peers: Peer[], options: StudyOptions): Cand
     const pulled = (options.pulls ?? []).map(pull => {
       const choices = phase4Runs(pull)
       log(`${c.name} phase 4 pulled toward the grown weights, lambda ${pullLabel(pull)}: ${(100 * stats(choices.map(x => x.fixed)).mean).toFixed(2)}%`)
-      return { lambda: pull.strength, ...(pull.perRow ? { perRow: true } : {}), ...(pull.bodyOnly ? { bodyOnly: true } : {}), ...(pull.decoupled ? { decoupled: true } : {}), fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
+      return { lambda: pull.strength, ...(pull.perRow ? { perRow: true } : {}), ...(pull.bodyOnly ? { bodyOnly: true } : {}), ...(pull.decoupled ? { decoupled: true } : {}), ...(pull.epochs !== undefined ? { epochs: pull.epochs } : {}), fixed: over(choices, x => x.fixed), validated: over(choices, x => x.validated) }
     })
     return { name: c.name, sharesModel: c.sharesModel, sharedParamsPerRound: c.share ? sharedParams : 0, trainableParamsPerPeer: trainable, curve, final: { ...stats(perPeer), perPeer }, finetuned: over(phase4, x => x.fixed), validated: over(phase4, x => x.validated), bestOf: over(phase4, x => x.bestOf), ...(pulled.length > 0 ? { pulled } : {}) }
   } finally {
@@ -626,6 +630,7 @@ function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, op
     const decoupled = pull?.decoupled === true
     train(vars, ownWeightsLoss(config, vars, { toward, strength: decoupled ? 0 : strength }), peer.train, {
       ...phase4Options(options, peer),
+      ...(pull?.epochs !== undefined ? { steps: stepsForEpochs(peer.train.count, pull.epochs, 64) } : {}),
       ...(decoupled ? { anchor: { toward, rate: strength } } : {}),
       checkpoint: { every: FINETUNE_CHECK_STEPS, run: (step, params) => { checks.push({ step, ...score(params) }) } }
     })
@@ -681,7 +686,8 @@ function parse (args: string[]): StudyOptions {
     finetuneSteps: get('--finetune', 200),
     publicRows: get('--public', 1500),
     ...(args.includes('--pulls') ? { pulls: args[args.indexOf('--pulls') + 1].split(',').map(parsePull) } : {}),
-    ...(onlyAt >= 0 ? { only: args[onlyAt + 1].split(',') } : {})
+    ...(onlyAt >= 0 ? { only: args[onlyAt + 1].split(',') } : {}),
+    ...(args.includes('--tag') ? { tag: args[args.indexOf('--tag') + 1] } : {})
   }
 }
 
@@ -704,7 +710,7 @@ export async function designBench (command: string, args: string[]): Promise<voi
   const results: CandidateResult[] = []
   const outDir = join('runs', 'design')
   mkdirSync(outDir, { recursive: true })
-  const file = join(outDir, `${peersPart(options.peers)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z0-9.]+/g, '-')).join('_').slice(0, 80)}.json`)
+  const file = join(outDir, `${peersPart(options.peers)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z0-9.]+/g, '-')).join('_').slice(0, 80)}${options.tag === undefined ? '' : `-${options.tag}`}.json`)
   const save = (): void => { writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1)) }
   save()
   for (const c of candidates) {
@@ -737,7 +743,14 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
   const dir = join('runs', 'design')
   const files = readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
   const byName = new Map<string, { result: CandidateResult, rounds: number }>()
-  for (const f of files) for (const r of f.results) if ((byName.get(r.name)?.rounds ?? 0) < r.curve.length) byName.set(r.name, { result: r, rounds: r.curve.length })
+  for (const f of files) {
+    for (const r of f.results) {
+      const seen = byName.get(r.name)
+      if ((seen?.rounds ?? 0) < r.curve.length) byName.set(r.name, { result: r, rounds: r.curve.length })
+      // The same seeded run in another file (--tag): its phase-4 variants join the first's.
+      else if (seen !== undefined && seen.rounds === r.curve.length) seen.result = { ...seen.result, pulled: mergePulls(seen.result.pulled, r.pulled) }
+    }
+  }
   const results = CANDIDATES.map(c => byName.get(c.name)?.result).filter((r): r is CandidateResult => r !== undefined)
   const smallMean = (source: SmallSource): string => {
     const all = files.flatMap(f => f.smalls.map(s => s[source]?.test)).filter((x): x is number => x !== undefined)
@@ -775,6 +788,13 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     tableKeepingRows(section, ['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows, CANDIDATES.map(displayName), 'runs/design'),
     ...pulledTable(results, twinResult)
   ].join('\n'))
+}
+
+/** `a`'s phase-4 variants, then those of `b` that `a` lacks; undefined when neither has any. */
+function mergePulls (a: CandidateResult['pulled'], b: CandidateResult['pulled']): CandidateResult['pulled'] {
+  const label = (p: NonNullable<CandidateResult['pulled']>[number]): string => pullLabel({ ...p, strength: p.lambda })
+  const merged = [...(a ?? []), ...(b ?? []).filter(p => !(a ?? []).some(q => label(q) === label(p)))]
+  return merged.length === 0 ? undefined : merged
 }
 
 /** Phase 4 pulled toward the grown weights, for the candidates that ran it (`--pulls`), beside the unpulled phase 4. */

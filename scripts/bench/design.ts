@@ -812,7 +812,7 @@ function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateRes
   })
   return [
     '',
-    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. C/n: lambda is C over the peer\'s training rows. Head unpulled: the classifier head (head.w, head.b) is left out of the pull. Decoupled: no loss term; each step the optimiser moves every weight learning rate x lambda of its distance back to its grown value, outside Adam\'s normalisation. In brackets, fedgrow minus its twin under the same lambda.',
+    'Phase 4 pulled toward the grown weights (L2-SP): the same fine-tuning with lambda/2 x |weights - grown weights|^2 added to the loss, from the same grown target, seed and batches. C/n: lambda is C over the peer\'s training rows. Head unpulled: the classifier head (head.w, head.b) is left out of the pull. Decoupled: no loss term; each step the optimiser moves every weight learning rate x lambda of its distance back to its grown value, outside Adam\'s normalisation. Variants from every run file of the same seeded candidates are joined (a run with --tag beside one without), so the command above names only the last run. In brackets, fedgrow minus its twin under the same lambda.',
     '',
     markdownTable(['candidate', 'lambda', 'fine-tuned', 'fine-tuned, stopped early'], rows)
   ]

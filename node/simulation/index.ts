@@ -199,6 +199,12 @@ export function taskShapeOf (data: TrainTest): TaskShape {
 /** How a simulation tokenizes text data: the preset's vocabulary and length, seed 0. */
 export const simulationTokenizer = (preset: Preset): TokenizerConfig => validateTokenizer({ ...preset.tokenizer, seed: 0 })
 
+/** Phase 4's pull as the manifest and the result's config write it: nothing without a pull, the per-row flag only when set. */
+function pullFields (options: SimulationOptions): Pick<Manifest['schedule'], 'finetunePull' | 'finetunePullPerRow'> {
+  if ((options.finetunePull ?? 0) <= 0) return {}
+  return { finetunePull: options.finetunePull, ...(options.finetunePullPerRow === true ? { finetunePullPerRow: true } : {}) }
+}
+
 /** Each peer's small-model shape, drawn from the preset with the seed. */
 export function smallConfigs (preset: Preset, peers: number, seed: number, task: TaskShape): ModelConfig[] {
   const rng = new Rng(`small-shapes:${seed}`)
@@ -229,7 +235,7 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       localLigoSteps: (options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) === 'checkpoint' ? 0 : preset.localLigoSteps,
       ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
       ...(options.finetuneSelect !== undefined ? { finetuneSelect: options.finetuneSelect } : {}),
-      ...(preset.finetuneSteps > 0 && (options.finetunePull ?? 0) > 0 ? { finetunePull: options.finetunePull, ...(options.finetunePullPerRow === true ? { finetunePullPerRow: true } : {}) } : {}),
+      ...(preset.finetuneSteps > 0 ? pullFields(options) : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,
@@ -472,7 +478,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (options.groupSize !== undefined) config.groupSize = options.groupSize
   if ((options.finetuneSelect ?? 'last') !== 'last') config.finetuneSelect = options.finetuneSelect
-  if ((options.finetunePull ?? 0) > 0) Object.assign(config, { finetunePull: options.finetunePull, ...(options.finetunePullPerRow === true ? { finetunePullPerRow: true } : {}) })
+  Object.assign(config, pullFields(options))
   if (options.privateHead === true) config.privateHead = true
   if (hostileCount(options) > 0) Object.assign(config, { byzantine: options.byzantine, attack: options.attack ?? 'signflip' })
   if (hasFaults(options.faults ?? {})) config.faults = options.faults

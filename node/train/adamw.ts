@@ -67,8 +67,9 @@ export class AdamW {
       // Each constant made a tensor once per step, not once per use: an op given a JS number uploads a
       // fresh scalar, which cost more than the ops themselves (measured on wasm: ~8 per parameter, 2x
       // the whole update's time on a ViT's ~60 parameters). Same float32 values, so the same results.
-      const [beta1, keep1, beta2, keep2, epsilon, step, decay, pull] = [this.beta1, 1 - this.beta1, this.beta2, 1 - this.beta2,
-        this.epsilon, stepSize, 1 - learningRate * this.weightDecay, learningRate * (this.anchor?.rate ?? 0)].map(x => tf.scalar(x))
+      const [beta1, keep1, beta2, keep2, epsilon, step, decay] = [this.beta1, 1 - this.beta1, this.beta2, 1 - this.beta2,
+        this.epsilon, stepSize, 1 - learningRate * this.weightDecay].map(x => tf.scalar(x))
+      const pull = this.anchor === undefined ? undefined : tf.scalar(learningRate * this.anchor.rate)
       for (const [name, p] of this.params.byName) {
         const g = grads[name]
         if (g === undefined) continue
@@ -78,7 +79,7 @@ export class AdamW {
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), keep2)))
         const decayed = p.rank >= 2 ? tf.mul(p, decay) : p
         const anchor = this.anchor?.toward[name]
-        const pulled = anchor === undefined ? decayed : tf.sub(decayed, tf.mul(tf.sub(p, anchor), pull))
+        const pulled = anchor === undefined || pull === undefined ? decayed : tf.sub(decayed, tf.mul(tf.sub(p, anchor), pull))
         p.assign(tf.sub(pulled, tf.mul(tf.div(m, tf.add(tf.sqrt(v), epsilon)), step)))
       }
     })

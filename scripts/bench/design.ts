@@ -131,7 +131,7 @@ interface StudyOptions {
  * `-decoupled` suffix applies the pull in the optimiser instead of the loss (AdamWOptions.anchor, at
  * rate L), because Adam's normalisation makes a pull in the loss pin every weight the data barely moves,
  * however small lambda is. An `@Ee` suffix gives phase 4 a budget of E epochs of the peer's training rows
- * instead of the fixed steps (`0@5e`: no pull, 5 epochs), because 200 steps are 37 epochs of 345 rows
+ * instead of the fixed steps (`0@5e`: no pull, 5 epochs), because 200 steps are 40 epochs of 345 rows
  * and 6 of 2,000: a budget that scales with the rows, rather than a pull that does.
  */
 interface PullSetting { strength: number, perRow: boolean, bodyOnly: boolean, decoupled: boolean, epochs?: number }
@@ -144,6 +144,10 @@ function parsePull (text: string): PullSetting {
 
 const pullLabel = (p: Pick<PullSetting, 'strength'> & Partial<PullSetting>): string => `${p.strength}${p.perRow === true ? '/n' : ''}${p.bodyOnly === true ? ' (head unpulled)' : ''}${p.decoupled === true ? ' (decoupled)' : ''}${p.epochs === undefined ? '' : `, ${p.epochs} epochs`}`
 const pullStrengthFor = (p: PullSetting, peer: Peer): number => p.perRow ? p.strength / peer.train.count : p.strength
+
+/** A phase-4 variant as a run file keeps it (`lambda` is the setting's strength; older files hold only lambda). */
+type StoredPull = NonNullable<CandidateResult['pulled']>[number]
+const storedPullLabel = (p: StoredPull): string => pullLabel({ ...p, strength: p.lambda })
 
 interface Peer {
   index: number
@@ -617,8 +621,9 @@ interface Phase4Check { step: number, validation: number, test: number }
  * Phase 4 run once for its whole budget: the grown target fine-tuned on the peer's training rows, scored
  * on its held-out and test rows before training (step 0) and every FINETUNE_CHECK_STEPS steps, so that every
  * way of choosing when to stop is judged on the same trajectory. Why: a fixed 200 steps over-fits a small
- * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%). A `pull` above 0 pulls the weights
- * back toward the grown ones (ownWeightsLoss's L2-SP term).
+ * shard (16 peers, alpha 100: fedgrow fell from 83.19% to 81.75%). A `pull` pulls the weights back
+ * toward the grown ones (ownWeightsLoss's L2-SP term, or the optimiser's anchor when decoupled) and may
+ * set the budget in epochs (PullSetting).
  */
 function phase4Checks (config: ModelConfig, target: NamedTensors, peer: Peer, options: StudyOptions, pull?: PullSetting): Phase4Check[] {
   const score = (params: NamedTensors): { validation: number, test: number } => ({ validation: evaluate(predictWith(config, params), peer.validation).accuracy, test: evaluate(predictWith(config, params), peer.test).accuracy })
@@ -792,8 +797,7 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
 
 /** `a`'s phase-4 variants, then those of `b` that `a` lacks; undefined when neither has any. */
 function mergePulls (a: CandidateResult['pulled'], b: CandidateResult['pulled']): CandidateResult['pulled'] {
-  const label = (p: NonNullable<CandidateResult['pulled']>[number]): string => pullLabel({ ...p, strength: p.lambda })
-  const merged = [...(a ?? []), ...(b ?? []).filter(p => !(a ?? []).some(q => label(q) === label(p)))]
+  const merged = [...(a ?? []), ...(b ?? []).filter(p => !(a ?? []).some(q => storedPullLabel(q) === storedPullLabel(p)))]
   return merged.length === 0 ? undefined : merged
 }
 
@@ -806,8 +810,8 @@ function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateRes
     const twin = twinOfResult(r)
     const unpulled = [displayName(r), '0 (the fine-tuning above)', cell(r.finetuned, twin?.finetuned), r.validated === undefined ? '-' : cell(r.validated, twin?.validated)]
     return [unpulled, ...r.pulled!.map(p => {
-      const twinPull = twin?.pulled?.find(t => pullLabel({ ...t, strength: t.lambda }) === pullLabel({ ...p, strength: p.lambda }))
-      return [displayName(r), pullLabel({ ...p, strength: p.lambda }), cell(p.fixed, twinPull?.fixed), cell(p.validated, twinPull?.validated)]
+      const twinPull = twin?.pulled?.find(t => storedPullLabel(t) === storedPullLabel(p))
+      return [displayName(r), storedPullLabel(p), cell(p.fixed, twinPull?.fixed), cell(p.validated, twinPull?.validated)]
     })]
   })
   return [

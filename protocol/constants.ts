@@ -93,6 +93,11 @@ export const LIMITS = {
    * participant holding 100,000 rows.
    */
   maxFinetunePullPerRow: 1_000_000_000,
+  /**
+   * Longest phase-4 budget in epochs of a participant's rows (schedule.finetuneEpochs): the useful
+   * budgets measured are 3 to 40; beyond this it is a mistyped number, not a schedule.
+   */
+  maxFinetuneEpochs: 10_000,
   /** Peer ids in a manifest's allowlist. */
   maxAllowlist: 10_000,
   /**

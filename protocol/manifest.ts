@@ -98,6 +98,12 @@ export interface Manifest {
      * round (the method's optional last phase; nothing is shared). Absent: none.
      */
     finetuneSteps?: number
+    /**
+     * The same phase's budget in passes over the participant's own training rows instead of steps (at
+     * batchSize, the last short batch dropped): a budget that scales with the rows, where fixed steps
+     * are 40 epochs of a small shard and 6 of a large one. Exclusive with finetuneSteps. Absent: none.
+     */
+    finetuneEpochs?: number
     /** Which check of those steps the participant keeps (FINETUNE_SELECTIONS). Absent: `last`. */
     finetuneSelect?: typeof FINETUNE_SELECTIONS[number]
     /**
@@ -202,12 +208,33 @@ function validateTask (value: unknown): Manifest['task'] {
   return image
 }
 
+/** Phase 4's budget as a manifest writes it: finetuneSteps or finetuneEpochs (neither: no phase 4). */
+export type FinetuneBudget = Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneEpochs'>
+
+const SET_A_BUDGET = 'set schedule.finetuneEpochs (e.g. 12) or schedule.finetuneSteps (e.g. 200), or remove it'
+
+/** Whether a schedule (as written, or validated) gives phase 4 a budget: steps or epochs above 0. */
+export function hasFinetuneBudget (s: { finetuneSteps?: unknown, finetuneEpochs?: unknown }): boolean {
+  return (typeof s.finetuneSteps === 'number' && s.finetuneSteps > 0) || (typeof s.finetuneEpochs === 'number' && s.finetuneEpochs > 0)
+}
+
+/**
+ * Phase 4's budget as written: `finetuneSteps` or `finetuneEpochs`, each only when present (so that
+ * manifests written before either keep their id), never both above 0.
+ */
+function finetuneBudget (s: Fields): Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneEpochs'> {
+  const steps = s.finetuneSteps === undefined ? undefined : int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000)
+  const epochs = s.finetuneEpochs === undefined ? undefined : int(s.finetuneEpochs, 'schedule.finetuneEpochs', 0, LIMITS.maxFinetuneEpochs)
+  if ((steps ?? 0) > 0 && (epochs ?? 0) > 0) fail('schedule.finetuneEpochs', epochs, `gives phase 4 a budget in epochs, and schedule.finetuneSteps (${steps}) one in steps; keep one of them`)
+  return { ...(steps !== undefined ? { finetuneSteps: steps } : {}), ...(epochs !== undefined ? { finetuneEpochs: epochs } : {}) }
+}
+
 /** `schedule.finetuneSelect` as written: nothing for `last` (the default, so that older manifests keep their id). */
 function finetuneSelect (s: Fields): Pick<Manifest['schedule'], 'finetuneSelect'> {
   if (s.finetuneSelect === undefined) return {}
   const select = str(s.finetuneSelect, 'schedule.finetuneSelect', MAX_TEXT, FINETUNE_SELECTIONS)
   if (select === 'last') return {}
-  if (s.finetuneSteps === undefined || s.finetuneSteps === 0) fail('schedule.finetuneSelect', select, 'chooses among fine-tuning checks; set schedule.finetuneSteps (e.g. 200) or remove it')
+  if (!hasFinetuneBudget(s)) fail('schedule.finetuneSelect', select, `chooses among fine-tuning checks; ${SET_A_BUDGET}`)
   return { finetuneSelect: 'best-held-out' }
 }
 
@@ -222,7 +249,7 @@ function finetunePull (s: Fields): Pick<Manifest['schedule'], 'finetunePull' | '
     if (perRow) fail('schedule.finetunePullPerRow', true, 'divides schedule.finetunePull by each participant\'s rows; set schedule.finetunePull (e.g. 1000) or remove it')
     return {}
   }
-  if (s.finetuneSteps === undefined || s.finetuneSteps === 0) fail('schedule.finetunePull', pull, 'pulls fine-tuned weights toward the grown ones; set schedule.finetuneSteps (e.g. 200) or remove it')
+  if (!hasFinetuneBudget(s)) fail('schedule.finetunePull', pull, `pulls fine-tuned weights toward the grown ones; ${SET_A_BUDGET}`)
   return { finetunePull: pull, ...(perRow ? { finetunePullPerRow: true } : {}) }
 }
 
@@ -245,7 +272,7 @@ export function validateManifest (value: unknown): Manifest {
   }
   const l = object(m.ligo, 'ligo', ['init', 'seed'], ['privateHead'])
   const method = m.method === undefined ? 'fedgrow' : str(m.method, 'manifest.method', MAX_TEXT, METHODS) as Manifest['method']
-  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneSelect', 'finetunePull', 'finetunePullPerRow'])
+  const s = object(m.schedule, 'schedule', ['rounds', 'localSteps', 'localLigoSteps', 'learningRate', 'batchSize', 'weightDecay'], ['roundTimeoutMs', 'quorum', 'finetuneSteps', 'finetuneEpochs', 'finetuneSelect', 'finetunePull', 'finetunePullPerRow'])
   const a = object(m.aggregation, 'aggregation', ['rule'], ['trim', 'clipTau', 'clipIterations', 'averaging', 'groupSize'])
   const averaging = a.averaging === undefined ? 'all-to-all' : str(a.averaging, 'aggregation.averaging', MAX_TEXT, AVERAGING_SCHEMES)
   if (averaging !== 'group' && a.groupSize !== undefined) fail('aggregation.groupSize', a.groupSize, 'applies to group averaging only; add "averaging": "group" or remove it')
@@ -285,8 +312,7 @@ export function validateManifest (value: unknown): Manifest {
       weightDecay: num(s.weightDecay, 'schedule.weightDecay', 0, 10),
       roundTimeoutMs: s.roundTimeoutMs === undefined ? DEFAULTS.roundTimeoutMs : int(s.roundTimeoutMs, 'schedule.roundTimeoutMs', 100, 86_400_000),
       quorum: s.quorum === undefined ? DEFAULTS.quorum : int(s.quorum, 'schedule.quorum', 1, 100_000),
-      // Only when present, so that manifests written before it keep their federation id.
-      ...(s.finetuneSteps !== undefined ? { finetuneSteps: int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000) } : {}),
+      ...finetuneBudget(s),
       ...finetuneSelect(s),
       ...finetunePull(s)
     },

@@ -53,9 +53,9 @@ describe('fedgrow CLI', () => {
     assert.deepEqual({ finetuneSteps, finetuneSelect, finetunePull }, { finetuneSteps: 200, finetuneSelect: 'best-held-out', finetunePull: undefined }, 'no pull by default')
     assert.equal(written.ligo.privateHead, undefined, '--head grown writes no field')
     assert.equal(none.code, 2)
-    assert.match(none.stderr, /--finetune-select best-held-out chooses among fine-tuning checks; give --finetune-steps N/)
+    assert.match(none.stderr, /--finetune-select best-held-out chooses among fine-tuning checks; give --finetune-epochs E \(e.g. 12\) or --finetune-steps N/)
     assert.equal(pulledAlone.code, 2)
-    assert.match(pulledAlone.stderr, /--finetune-pull 3 pulls fine-tuned weights toward the grown ones; give --finetune-steps N/)
+    assert.match(pulledAlone.stderr, /--finetune-pull 3 pulls fine-tuned weights toward the grown ones; give --finetune-epochs E/)
     assert.equal(pulled.code, 0, pulled.stderr)
     assert.equal(JSON.parse(pulled.stdout).schedule.finetunePull, 3)
     assert.equal(JSON.parse(pulled.stdout).schedule.finetunePullPerRow, undefined)
@@ -63,6 +63,21 @@ describe('fedgrow CLI', () => {
     assert.deepEqual([JSON.parse(perRow.stdout).schedule.finetunePull, JSON.parse(perRow.stdout).schedule.finetunePullPerRow], [1000, true])
     assert.equal(badPull.code, 2)
     assert.match(badPull.stderr, /--finetune-pull \/n: must be a number from 0 to 10000 \(lambda\), or C\/n/)
+  })
+
+  it('writes phase 4\'s budget in epochs, and refuses a budget in both epochs and steps', async () => {
+    const [epochs, both, none] = await Promise.all([
+      runCli(['federation', 'init', '--finetune-epochs', '12', '--finetune-select', 'best-held-out']),
+      runCli(['federation', 'init', '--finetune-epochs', '12', '--finetune-steps', '200']),
+      runCli(['federation', 'init', '--finetune-epochs', '0'])
+    ])
+    assert.equal(epochs.code, 0, epochs.stderr)
+    const { finetuneEpochs, finetuneSteps, finetuneSelect } = JSON.parse(epochs.stdout).schedule
+    assert.deepEqual({ finetuneEpochs, finetuneSteps, finetuneSelect }, { finetuneEpochs: 12, finetuneSteps: undefined, finetuneSelect: 'best-held-out' })
+    assert.equal(both.code, 2)
+    assert.match(both.stderr, /--finetune-epochs 12 and --finetune-steps 200 both set phase 4's budget; give one of them/)
+    assert.equal(none.code, 0, none.stderr)
+    assert.equal('finetuneEpochs' in JSON.parse(none.stdout).schedule, false, '0 epochs: no phase 4, written as no field')
   })
 
   it('exits with a typed code and a one-line reason on bad input', async () => {

@@ -4,9 +4,9 @@ import * as tf from '../node/tf.js'
 import { validateVitConfig } from '../node/model/config.js'
 import { initParams } from '../node/model/vit.js'
 import { splitTrainTest } from '../node/data/dataset.js'
-import { evaluate } from '../node/train/trainer.js'
+import { evaluate, stepsForEpochs } from '../node/train/trainer.js'
 import { finetune, predictWith } from '../node/train/pretrain.js'
-import { finetuneLocally, finetunePullStrength, heldOutSplit, keptCheck } from '../node/federation/learner.js'
+import { finetuneLocally, finetunePullStrength, finetuneStepsFor, heldOutSplit, keptCheck } from '../node/federation/learner.js'
 import { simulationManifest } from '../node/simulation/index.js'
 import { PRESETS } from '../node/simulation/presets.js'
 import { validateManifest } from '../protocol/manifest.js'
@@ -57,6 +57,29 @@ describe('phase 4 (fine-tuning the grown model)', () => {
     tf.dispose(Object.values(grown))
   })
 
+  it('a budget in epochs is that many passes over the participant\'s training rows, at its batch size', () => {
+    assert.equal(finetuneStepsFor({ finetuneSteps: 200, batchSize: 64 }, 345), 200)
+    assert.equal(finetuneStepsFor({ finetuneEpochs: 12, batchSize: 64 }, 345), 60, '5 whole batches of 64 in 345 rows, 12 times')
+    assert.equal(finetuneStepsFor({ finetuneEpochs: 12, batchSize: 64 }, 2000), 372)
+    assert.equal(finetuneStepsFor({ batchSize: 64 }, 2000), 0)
+    const grown = finetune(config, initParams(config, 1), data.train, { steps: 20, batchSize: 16, seed: 1, learningRate: 1e-2 }).params
+    const batchSize = tinyManifest().schedule.batchSize
+    const heldOutRows = heldOutSplit(data.train, SEED).train.count
+    const trained = [
+      { finetuneEpochs: 3 }, { finetuneSteps: stepsForEpochs(data.train.count, 3, batchSize) },
+      { finetuneEpochs: 3, finetuneSelect: 'best-held-out' as const }, { finetuneSteps: stepsForEpochs(heldOutRows, 3, batchSize), finetuneSelect: 'best-held-out' as const }
+    ].map(budget => {
+      const tuned = finetuneLocally(validateManifest(tinyManifest({ learningRate: 0.008, ...budget })), config, copy(grown), data, SEED)
+      const out = values(tuned.params)
+      tf.dispose(Object.values(tuned.params))
+      return out
+    })
+    assert.deepEqual(trained[0], trained[1], '3 epochs train exactly as their steps')
+    assert.deepEqual(trained[2], trained[3], 'best-held-out counts the rows it fine-tunes on, not those it holds out')
+    assert.notDeepEqual(trained[0], values(grown))
+    tf.dispose(Object.values(grown))
+  })
+
   it('keeps the best check, the earliest on ties, and the start unless a check beats it', () => {
     assert.equal(keptCheck([{ step: 0, accuracy: 0.5 }, { step: 20, accuracy: 0.7 }, { step: 40, accuracy: 0.7 }, { step: 60, accuracy: 0.6 }]).step, 20)
     assert.equal(keptCheck([{ step: 0, accuracy: 0.5 }, { step: 20, accuracy: 0.5 }, { step: 40, accuracy: 0.4 }]).step, 0)
@@ -97,5 +120,7 @@ describe('phase 4 (fine-tuning the grown model)', () => {
     const task = { imageSize: 8, channels: 1, numClasses: 4, patchSize: 4 }
     assert.equal(simulationManifest({ ...options, finetuneSelect: 'best-held-out' }, 'fedgrow', task).schedule.finetuneSelect, 'best-held-out')
     assert.deepEqual(simulationManifest({ ...options, finetuneSelect: 'last' }, 'fedgrow', task), simulationManifest(options, 'fedgrow', task))
+    const inEpochs = simulationManifest({ ...options, preset: { ...PRESETS.tiny, finetune: { finetuneEpochs: 12 } }, finetunePull: 10 }, 'fedgrow', task).schedule
+    assert.deepEqual([inEpochs.finetuneEpochs, inEpochs.finetuneSteps, inEpochs.finetunePull], [12, undefined, 10], 'a preset\'s budget in epochs, and a pull on it')
   })
 })

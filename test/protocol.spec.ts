@@ -48,8 +48,8 @@ describe('protocol', () => {
       assert.equal(validateManifest({ ...tinyManifest(), schedule: { ...tinyManifest().schedule, finetuneSteps: 50 } }).schedule.finetuneSteps, 50)
       assert.equal('finetuneSteps' in validateManifest(tinyManifest()).schedule, false, 'absent stays absent, so older manifests keep their id')
       bad(m => { m.schedule.finetuneSteps = 200; m.schedule.finetuneSelect = 'best' }, /schedule.finetuneSelect = "best": must be one of last, best-held-out/)
-      bad(m => { m.schedule.finetuneSelect = 'best-held-out' }, /schedule.finetuneSelect = "best-held-out": .*set schedule.finetuneSteps/)
-      bad(m => { m.schedule.finetuneSteps = 0; m.schedule.finetuneSelect = 'best-held-out' }, /set schedule.finetuneSteps/)
+      bad(m => { m.schedule.finetuneSelect = 'best-held-out' }, /schedule.finetuneSelect = "best-held-out": .*set schedule.finetuneEpochs \(e.g. 12\) or schedule.finetuneSteps/)
+      bad(m => { m.schedule.finetuneSteps = 0; m.schedule.finetuneSelect = 'best-held-out' }, /set schedule.finetuneEpochs \(e.g. 12\) or schedule.finetuneSteps/)
       assert.equal(validateManifest({ ...tinyManifest(), aggregation: { rule: 'centered-clip', clipTau: 2 } }).aggregation.clipTau, 2)
       assert.throws(() => parseManifest('{not json'), { name: 'InvalidManifestError', message: /not valid JSON/ })
       bad(m => { m.access = { allowlist: ['not-a-peer-id'] } }, /access.allowlist = "not-a-peer-id": is not a libp2p peer id/)
@@ -68,12 +68,26 @@ describe('protocol', () => {
       assert.notEqual(ids({ finetuneSteps: 200, finetuneSelect: 'best-held-out' }), ids({ finetuneSteps: 200 }))
     })
 
+    it('reads schedule.finetuneEpochs, a budget in epochs exclusive with finetuneSteps, written only when present', () => {
+      const ids = (schedule: Partial<Manifest['schedule']>): string => federationId(validateManifest(tinyManifest(schedule)))
+      assert.equal(validateManifest(tinyManifest({ finetuneEpochs: 12 })).schedule.finetuneEpochs, 12)
+      assert.equal('finetuneEpochs' in validateManifest(tinyManifest({ finetuneSteps: 200 })).schedule, false)
+      assert.equal(ids({ finetuneSteps: 200 }), '2e513bf3aa7b5ae9439d71561c71b6f8eaa3cbdabcaa0b61d93483936f8f325d', 'a manifest without it keeps its id')
+      assert.notEqual(ids({ finetuneEpochs: 12 }), ids({ finetuneSteps: 200 }))
+      assert.equal(validateManifest(tinyManifest({ finetuneEpochs: 12, finetuneSelect: 'best-held-out', finetunePull: 10 })).schedule.finetunePull, 10, 'a budget in epochs is a budget to select in and pull')
+      assert.equal(validateManifest(tinyManifest({ finetuneSteps: 0, finetuneEpochs: 12 })).schedule.finetuneEpochs, 12, 'zero steps is no budget, so no clash')
+      assert.throws(() => validateManifest(tinyManifest({ finetuneSteps: 200, finetuneEpochs: 12 })), /schedule.finetuneEpochs = 12: gives phase 4 a budget in epochs, and schedule.finetuneSteps \(200\) one in steps; keep one of them/)
+      assert.throws(() => validateManifest(tinyManifest({ finetuneEpochs: 2.5 })), /schedule.finetuneEpochs = 2.5: must be a whole number/)
+      assert.throws(() => validateManifest(tinyManifest({ finetuneEpochs: 10_001 })), /schedule.finetuneEpochs = 10001/)
+      assert.throws(() => validateManifest(tinyManifest({ finetuneEpochs: 0, finetunePull: 10 })), /schedule.finetunePull = 10: .*set schedule.finetuneEpochs/)
+    })
+
     it('reads schedule.finetunePull, writing no field for 0 so that older manifests keep their id, and refuses it without fine-tuning steps', () => {
       const ids = (schedule: Partial<Manifest['schedule']>): string => federationId(validateManifest(tinyManifest(schedule)))
       assert.equal(ids({ finetuneSteps: 200, finetunePull: 0 }), '2e513bf3aa7b5ae9439d71561c71b6f8eaa3cbdabcaa0b61d93483936f8f325d')
       assert.equal(validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: 10 })).schedule.finetunePull, 10)
       assert.notEqual(ids({ finetuneSteps: 200, finetunePull: 10 }), ids({ finetuneSteps: 200 }))
-      assert.throws(() => validateManifest(tinyManifest({ finetunePull: 10 })), /schedule.finetunePull = 10: pulls fine-tuned weights toward the grown ones; set schedule.finetuneSteps/)
+      assert.throws(() => validateManifest(tinyManifest({ finetunePull: 10 })), /schedule.finetunePull = 10: pulls fine-tuned weights toward the grown ones; set schedule.finetuneEpochs \(e.g. 12\) or schedule.finetuneSteps/)
       assert.throws(() => validateManifest(tinyManifest({ finetuneSteps: 200, finetunePull: -1 })), /schedule.finetunePull = -1/)
     })
 

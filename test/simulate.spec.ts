@@ -44,7 +44,7 @@ describe('simulate on a pool of compute workers', function () {
   this.timeout(300_000)
 
   /** Small enough for seconds per run; heterogeneous small models as in a real federation, fine-tuned from checkpoints so that Local-LiGO trains. */
-  const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainMaxEpochs: 1, localLigoSteps: 5, localSteps: 5, finetuneSteps: 0, learningRate: 2e-3, batchSize: 32, rounds: 2 }
+  const micro: Preset = { name: 'micro', smallDims: [8, 12], smallLayers: [1, 2], heads: 2, mlpRatio: 1, intermediate: { dim: 16, layers: 2 }, target: { dim: 24, layers: 2 }, pretrainMaxEpochs: 1, localLigoSteps: 5, localSteps: 5, finetune: {}, learningRate: 2e-3, batchSize: 32, rounds: 2 }
   const run = async (workers: number): Promise<SimulationResult> => await simulate({ peers: 3, rounds: 2, preset: micro, alpha: 100, methods: ['fedgrow', 'fedavg', 'local', 'authors-code'], seed: 5, smallModels: 'public', outDir: mkdtempSync(join(tmpdir(), `fedgrow-workers${workers}-`)), workers, backend: 'wasm', log: () => {} })
 
   it('gives the same per-peer accuracies and final digests with 1 and with 2 workers, and per-round curves', async () => {

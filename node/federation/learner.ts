@@ -5,7 +5,8 @@
 import * as tf from '../tf.js'
 import { splitTrainTest, VALIDATION_FRACTION } from '../data/index.js'
 import { finetune, predictWith, trainUntilFlat } from '../train/pretrain.js'
-import { evaluate } from '../train/trainer.js'
+import { evaluate, stepsForEpochs } from '../train/trainer.js'
+import { hasFinetuneBudget } from '../../protocol/manifest.js'
 import type { Dataset, TrainTest } from '../data/dataset.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/payload.js'
@@ -57,22 +58,28 @@ export const FINETUNE_CHECK_STEPS = 20
 
 /**
  * The method's optional last phase: the participant trains its own final model's weights on its own
- * rows for the manifest's `finetuneSteps` (warm-up and cosine decay from FINETUNE_RATE times the round
- * learning rate), pulled back toward the grown weights (finetunePullStrength), and keeps the last step's
- * weights or, with `best-held-out`, the best check's.
+ * rows for the manifest's budget (finetuneStepsFor: steps, or epochs of those rows), with warm-up and
+ * cosine decay from FINETUNE_RATE times the round learning rate, pulled back toward the grown weights
+ * (finetunePullStrength), and keeps the last step's weights or, with `best-held-out`, the best check's.
  * Takes ownership of `params`.
  */
 export function finetuneLocally (manifest: Manifest, config: ModelConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
-  const steps = manifest.schedule.finetuneSteps ?? 0
-  if (steps === 0) return { config, params }
-  const options = { ...scheduledTraining(manifest, steps, `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE }
+  if (!hasFinetuneBudget(manifest.schedule)) return { config, params }
+  const options = { ...scheduledTraining(manifest, 0, `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE }
   if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(manifest.schedule, config, params, data, options, seed)
   try {
-    const tuned = finetune(config, params, data.train, options, finetunePullStrength(manifest.schedule, data.train.count))
+    const tuned = finetune(config, params, data.train, { ...options, steps: finetuneStepsFor(manifest.schedule, data.train.count) }, finetunePullStrength(manifest.schedule, data.train.count))
     return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
   } finally {
     tf.dispose(Object.values(params))
   }
+}
+
+/** Phase 4's steps for a participant fine-tuning on `rows` training rows: finetuneSteps, or finetuneEpochs of those rows. */
+export function finetuneStepsFor (schedule: Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneEpochs' | 'batchSize'>, rows: number): number {
+  return schedule.finetuneEpochs !== undefined && schedule.finetuneEpochs > 0
+    ? stepsForEpochs(rows, schedule.finetuneEpochs, schedule.batchSize)
+    : schedule.finetuneSteps ?? 0
 }
 
 /** Phase 4's lambda for a participant fine-tuning on `rows` training rows: finetunePull, per row when finetunePullPerRow. */
@@ -94,7 +101,7 @@ export function keptCheck (checks: readonly FinetuneCheck[]): FinetuneCheck {
 }
 
 /**
- * `best-held-out`: fine-tunes on the heldOutSplit's training rows, scores its held-out rows before
+ * `best-held-out`: fine-tunes on the heldOutSplit's training rows (a budget in epochs counts those rows), scores its held-out rows before
  * training and every FINETUNE_CHECK_STEPS, and keeps the best check.
  * Takes ownership of `params`.
  */
@@ -105,7 +112,7 @@ function finetuneBestHeldOut (schedule: Manifest['schedule'], config: ModelConfi
     const split = heldOutSplit(data.train, seed)
     const grown = { step: 0, accuracy: evaluate(predictWith(config, params), split.test).accuracy }
     // No early stop: every check of the whole run competes (patience without end).
-    flat = trainUntilFlat(config, params, split.train, options, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, finetunePullStrength(schedule, split.train.count))
+    flat = trainUntilFlat(config, params, split.train, { ...options, steps: finetuneStepsFor(schedule, split.train.count) }, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, finetunePullStrength(schedule, split.train.count))
     kept = keptCheck([grown, flat.best])
   } catch (err) {
     tf.dispose(Object.values(params))

@@ -35,7 +35,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Attack } from '../federation/attacks.js'
 import { Rng } from '../random.js'
 import { sha256Hex } from '../../protocol/canonical.js'
-import { validateManifest } from '../../protocol/manifest.js'
+import { hasFinetuneBudget, validateManifest } from '../../protocol/manifest.js'
 import { MANIFEST_VERSION } from '../../protocol/constants.js'
 import type { Manifest } from '../../protocol/manifest.js'
 import type { TrainTest } from '../data/dataset.js'
@@ -233,9 +233,9 @@ export function simulationManifest (options: SimulationOptions, method: MethodNa
       localSteps: preset.localSteps,
       // Peers that grow a shared checkpoint keep one intermediate model per shape: Local-LiGO is not trained.
       localLigoSteps: (options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) === 'checkpoint' ? 0 : preset.localLigoSteps,
-      ...(preset.finetuneSteps > 0 ? { finetuneSteps: preset.finetuneSteps } : {}),
+      ...preset.finetune,
       ...(options.finetuneSelect !== undefined ? { finetuneSelect: options.finetuneSelect } : {}),
-      ...(preset.finetuneSteps > 0 ? pullFields(options) : {}),
+      ...(hasFinetuneBudget(preset.finetune) ? pullFields(options) : {}),
       learningRate: preset.learningRate,
       batchSize: preset.batchSize,
       weightDecay: 0.05,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initBackend } from '../../node/backend.js'
 import { METHOD_NAMES, simulate, SHARES_MODEL } from '../../node/simulation/index.js'
-import { PRESETS } from '../../node/simulation/presets.js'
+import { describeFinetune, PRESETS } from '../../node/simulation/presets.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
 import { flagValue, markdownTable, writeSection } from './report.js'
@@ -144,7 +144,7 @@ export async function paperTableBench (command: string, args: string[]): Promise
   const { name, title } = sectionOf(sizes, alphas, methods, privateHead)
   writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command, [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
-    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${p.finetuneSteps} fine-tuning steps after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
+    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${describeFinetune(p.finetune)} after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',
     '',
     ...results.map(comparisonSection)

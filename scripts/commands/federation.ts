@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '../../node/errors.js'
 import { createSwarmKey, readSwarmKey, swarmKeyFingerprint } from '../../node/p2p/private-network.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
 import type { Command } from '../args.js'
-import { FINETUNE_FLAGS, headFlag, readFinetune, readPrivateHead } from './shared.js'
+import { FINETUNE_FLAGS, finetuneBudgetFlags, headFlag, readFinetune, readFinetuneBudget, readPrivateHead } from './shared.js'
 
 const num = (def: number | string, help: string, value = 'N'): { type: 'string', value: string, help: string, default: string } => ({ type: 'string', value, help, default: String(def) })
 
@@ -56,9 +56,9 @@ export const federationCommand: Command = {
     rounds: num(5, 'federated rounds'),
     'local-steps': num(20, 'Global-LiGO training steps per round on each peer'),
     'local-ligo-steps': num(0, 'Local-LiGO training steps before the first round. 0 suits participants who grow a published checkpoint of their shape: they then share one intermediate model, which is what makes averaging Global-LiGO pay (docs/method.md); give e.g. 100 when each brings a model of its own'),
-    'finetune-steps': num(0, 'steps each participant trains its final model\'s own weights on its own rows after the last round (private; 0: none). Simulations measured it worth +6.8 points on skewed data and neutral on even data (docs/method.md), and use 200; off here because it runs on every participant\'s machine'),
+    ...finetuneBudgetFlags('Simulations measured phase 4 worth +6.8 points on skewed data and neutral on even data (docs/method.md); off by default here, because it runs on every participant\'s machine.'),
     ...FINETUNE_FLAGS,
-    ...headFlag('private', 'Private by default: without fine-tuning (--finetune-steps 0, the default here) it measured 3.4 points better on skewed data and 0.8 worse on even data than grown, and was the only choice under which sharing beat growing alone on both kinds of data'),
+    ...headFlag('private', 'Private by default: without fine-tuning (no phase-4 budget, the default here) it measured 3.4 points better on skewed data and 0.8 worse on even data than grown, and was the only choice under which sharing beat growing alone on both kinds of data'),
     lr: num(0.001, 'AdamW learning rate', 'RATE'),
     'batch-size': num(64, 'examples per step'),
     'weight-decay': num(0.05, 'AdamW weight decay', 'W'),
@@ -90,9 +90,9 @@ export const federationCommand: Command = {
     const task = textTask
       ? { kind: 'text-classification', ...common, tokenizer: { kind: DEFAULT_TOKENIZER.kind, vocabSize: optionalInt('vocab-size', DEFAULT_TOKENIZER.vocabSize, MODEL_LIMITS.minVocabSize, MODEL_LIMITS.maxVocabSize), seqLen: optionalInt('seq-len', DEFAULT_TOKENIZER.seqLen, 1, MODEL_LIMITS.maxSeqLen), seed: optionalInt('tokenizer-seed', DEFAULT_TOKENIZER.seed, 0, 2 ** 32 - 1) } }
       : { kind: 'image-classification', data: common.data, partition: common.partition, imageSize: int('image-size', 1, 1024), channels: int('channels', 1, 16), numClasses: common.numClasses, patchSize: int('patch-size', 1, 1024), heads: common.heads }
-    const finetuneSchedule = (): Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneSelect' | 'finetunePull' | 'finetunePullPerRow'> => {
-      const steps = int('finetune-steps', 0, 1000000)
-      return { ...(steps > 0 ? { finetuneSteps: steps } : {}), ...readFinetune(flags, steps) }
+    const finetuneSchedule = (): Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneEpochs' | 'finetuneSelect' | 'finetunePull' | 'finetunePullPerRow'> => {
+      const budget = readFinetuneBudget(flags, {})
+      return { ...budget, ...readFinetune(flags, budget) }
     }
     const manifest = validateManifest({
       version: MANIFEST_VERSION,

@@ -4,9 +4,9 @@ import { DEFAULT_BATCH_SIZE, stepsForEpochs } from '../../node/train/trainer.js'
 import { consoleProgress, silentProgress } from '../../node/train/progress.js'
 import { createLogger } from '../../node/log.js'
 import { InvalidArgumentError } from '../../node/errors.js'
-import { FINETUNE_SELECTIONS } from '../../protocol/manifest.js'
+import { FINETUNE_SELECTIONS, hasFinetuneBudget } from '../../protocol/manifest.js'
 import { LIMITS } from '../../protocol/constants.js'
-import type { Manifest } from '../../protocol/manifest.js'
+import type { FinetuneBudget, Manifest } from '../../protocol/manifest.js'
 import type { Logger } from '../../node/log.js'
 import type { ProgressSink } from '../../node/train/progress.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
@@ -38,10 +38,37 @@ export const LOG_FLAGS: Record<string, FlagSpec> = {
   verbose: { type: 'boolean', help: 'also print every accepted update and connection counts' }
 }
 
-/** Phase 4's selection rule and pull (the manifest's schedule.finetuneSelect and finetunePull), for the commands that set --finetune-steps. */
+/**
+ * Phase 4's budget (the manifest's schedule.finetuneEpochs or finetuneSteps), for the commands that
+ * write a manifest; `fallback` says what neither flag gives, and why.
+ */
+export function finetuneBudgetFlags (fallback: string): Record<string, FlagSpec> {
+  return {
+    'finetune-epochs': { type: 'string', value: 'E', help: `passes over its own training rows each participant makes, after the last round, training its final model's own weights (phase 4, private; 0: none). A budget in epochs grows with the rows: a fixed number of steps is many epochs of a small shard and few of a large one, and 12 epochs measured a larger sharing gain than 200 steps on 4, 8 and 16 peers (docs/method.md, "A phase-4 budget in epochs"). ${fallback}` },
+    'finetune-steps': { type: 'string', value: 'N', help: 'the same phase\'s budget in steps instead of epochs (give one of the two; 0: none)' }
+  }
+}
+
+/** --finetune-epochs or --finetune-steps as the manifest writes them (0 as no field); neither: `fallback`. */
+export function readFinetuneBudget (flags: Flags, fallback: FinetuneBudget): FinetuneBudget {
+  const epochs = optionalString(flags, 'finetune-epochs')
+  const steps = optionalString(flags, 'finetune-steps')
+  if (epochs !== undefined && steps !== undefined) throw new InvalidArgumentError(`--finetune-epochs ${epochs} and --finetune-steps ${steps} both set phase 4's budget; give one of them`)
+  if (epochs !== undefined) {
+    const e = numberFlag(flags, 'finetune-epochs', 0, LIMITS.maxFinetuneEpochs, true)
+    return e > 0 ? { finetuneEpochs: e } : {}
+  }
+  if (steps !== undefined) {
+    const n = numberFlag(flags, 'finetune-steps', 0, 1_000_000, true)
+    return n > 0 ? { finetuneSteps: n } : {}
+  }
+  return fallback
+}
+
+/** Phase 4's selection rule and pull (the manifest's schedule.finetuneSelect and finetunePull), for the commands that set phase 4's budget. */
 export const FINETUNE_FLAGS: Record<string, FlagSpec> = {
-  'finetune-pull': { type: 'string', value: 'LAMBDA|C/n', help: `how hard fine-tuning pulls the weights back toward the grown ones: the loss adds lambda/2 x |weights - grown weights|^2 (L2-SP; 0: no pull), with lambda = LAMBDA, or C/n = C over each participant's training rows. It keeps what the federation grew while fitting your rows: 10 turned a sharing gain of +1.1 points into +4.5 on 16 peers of about 345 digits each, and cost 3 points on 4 peers of about 2,000 each, where fine-tuning does not over-fit; 1000/n (lambda 0.5 there) still cost 2 (docs/method.md, "Pulling phase 4 toward the grown model"; needs --finetune-steps)`, default: '0' },
-  'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-steps)`, default: 'last' }
+  'finetune-pull': { type: 'string', value: 'LAMBDA|C/n', help: `how hard fine-tuning pulls the weights back toward the grown ones: the loss adds lambda/2 x |weights - grown weights|^2 (L2-SP; 0: no pull), with lambda = LAMBDA, or C/n = C over each participant's training rows. It keeps what the federation grew while fitting your rows: 10 turned a sharing gain of +1.1 points into +4.5 on 16 peers of about 345 digits each, and cost 3 points on 4 peers of about 2,000 each, where fine-tuning does not over-fit; 1000/n (lambda 0.5 there) still cost 2 (docs/method.md, "Pulling phase 4 toward the grown model"; needs --finetune-epochs or --finetune-steps)`, default: '0' },
+  'finetune-select': { type: 'string', value: 'RULE', help: `which fine-tuned weights each participant keeps: ${FINETUNE_SELECTIONS.join(' or ')}. last keeps the last step's; best-held-out keeps the fine-tuning check that scores best on ${VALIDATION_FRACTION * 100}% of your rows held out from it: it helps many peers with little near-IID data each, and keeps too early a model on skewed data (docs/method.md, "Choosing when phase 4 stops"; needs --finetune-epochs or --finetune-steps)`, default: 'last' }
 }
 
 /** Where each participant's classifier comes from: the manifest's ligo.privateHead. */
@@ -54,15 +81,17 @@ export function headFlag (fallback: typeof HEADS[number], why: string): Record<s
 
 export const readPrivateHead = (flags: Flags): boolean => choiceFlag(flags, 'head', HEADS) === 'private'
 
+const GIVE_A_BUDGET = 'give --finetune-epochs E (e.g. 12) or --finetune-steps N (e.g. 200)'
+
 /**
- * --finetune-select and --finetune-pull, for `steps` of fine-tuning, as the manifest writes them (the
- * defaults as no field): a rule other than last, or a pull, needs steps to act on.
+ * --finetune-select and --finetune-pull, for phase 4 with `budget`, as the manifest writes them (the
+ * defaults as no field): a rule other than last, or a pull, needs a budget to act on.
  */
-export function readFinetune (flags: Flags, steps: number): Pick<Manifest['schedule'], 'finetuneSelect' | 'finetunePull' | 'finetunePullPerRow'> {
+export function readFinetune (flags: Flags, budget: FinetuneBudget): Pick<Manifest['schedule'], 'finetuneSelect' | 'finetunePull' | 'finetunePullPerRow'> {
   const select = choiceFlag(flags, 'finetune-select', FINETUNE_SELECTIONS)
-  if (select !== 'last' && steps === 0) throw new InvalidArgumentError(`--finetune-select ${select} chooses among fine-tuning checks; give --finetune-steps N (N >= 1, e.g. 200)`)
+  if (select !== 'last' && !hasFinetuneBudget(budget)) throw new InvalidArgumentError(`--finetune-select ${select} chooses among fine-tuning checks; ${GIVE_A_BUDGET}`)
   const pull = readPull(flags)
-  if (pull.finetunePull !== undefined && steps === 0) throw new InvalidArgumentError(`--finetune-pull ${stringFlag(flags, 'finetune-pull')} pulls fine-tuned weights toward the grown ones; give --finetune-steps N (N >= 1, e.g. 200)`)
+  if (pull.finetunePull !== undefined && !hasFinetuneBudget(budget)) throw new InvalidArgumentError(`--finetune-pull ${stringFlag(flags, 'finetune-pull')} pulls fine-tuned weights toward the grown ones; ${GIVE_A_BUDGET}`)
   return { ...(select !== 'last' ? { finetuneSelect: select } : {}), ...pull }
 }
 

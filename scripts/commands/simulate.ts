@@ -16,7 +16,7 @@ import { ATTACKS } from '../../node/federation/attacks.js'
 import { AGGREGATION_RULES } from '../../protocol/manifest.js'
 import { LIMITS } from '../../protocol/constants.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
-import { FINETUNE_FLAGS, FORMAT_FLAG, headFlag, readPrivateHead, LOG_FLAGS, percent, printResult, readFinetune, readFormat, readLogging } from './shared.js'
+import { FINETUNE_FLAGS, finetuneBudgetFlags, FORMAT_FLAG, headFlag, readPrivateHead, LOG_FLAGS, percent, printResult, readFinetune, readFinetuneBudget, readFormat, readLogging } from './shared.js'
 import type { MethodName, SimulationResult } from '../../node/simulation/index.js'
 import type { Command } from '../args.js'
 
@@ -87,9 +87,9 @@ export const simulateCommand: Command = {
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
     data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes, or for texts the preset's tokenizer`, default: 'mnist' },
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
-    'finetune-steps': { type: 'string', value: 'N', help: 'steps each peer fine-tunes its final model\'s own weights on its own rows after the last round (phase 4, private; 0: none) (default: the preset\'s, 200)' },
+    ...finetuneBudgetFlags('Default: the preset\'s (tiny: 200 steps).'),
     ...FINETUNE_FLAGS,
-    ...headFlag('grown', 'Grown here, because after phase 4 (--finetune-steps) the two end within 0.1 point; before it, a private head is what made sharing pay on skewed data'),
+    ...headFlag('grown', 'Grown here, because after phase 4 the two end within 0.1 point; before it, a private head is what made sharing pay on skewed data'),
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     'group-size': { type: 'string', value: 'G', help: 'average in groups of G to 2G-1 peers, redrawn every round, instead of with everyone (group averaging: a peer\'s traffic stops growing with the federation; peers then end on nearby, not equal, Global-LiGOs) (default: all-to-all)' },
@@ -112,9 +112,9 @@ export const simulateCommand: Command = {
     const preset = {
       ...named,
       ...(optionalString(flags, 'pretrain-epochs') !== undefined ? { pretrainMaxEpochs: numberFlag(flags, 'pretrain-epochs', 1, 100000, true) } : {}),
-      ...(optionalString(flags, 'finetune-steps') !== undefined ? { finetuneSteps: numberFlag(flags, 'finetune-steps', 0, 1000000, true) } : {})
+      finetune: readFinetuneBudget(flags, named.finetune)
     }
-    const phase4 = readFinetune(flags, preset.finetuneSteps)
+    const phase4 = readFinetune(flags, preset.finetune)
     const methods = stringFlag(flags, 'methods').split(',').map(m => m.trim())
     for (const m of methods) if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new InvalidArgumentError(`--methods: "${m}" is not one of ${METHOD_NAMES.join(', ')}`)
     const outDir = stringFlag(flags, 'out')

@@ -87,7 +87,7 @@ export const simulateCommand: Command = {
     seed: { type: 'string', value: 'N', help: 'seed for shards, small-model shapes and initial weights', default: '0' },
     data: { type: 'string', value: 'SPEC', help: `the data the peers split among them: ${DATA_SPEC_HELP}; models take its image size, channels and classes, or for texts the preset's tokenizer`, default: 'mnist' },
     'pretrain-epochs': { type: 'string', value: 'E', help: 'most epochs a small model (and a public checkpoint) trains before it counts as flat; lower it for quick runs (default: the preset\'s)' },
-    ...finetuneBudgetFlags('Default: the preset\'s (tiny: 200 steps).'),
+    ...finetuneBudgetFlags('Default: the preset\'s (12 epochs; 100 steps in text).'),
     ...FINETUNE_FLAGS,
     ...headFlag('grown', 'Grown here, because after phase 4 the two end within 0.1 point; before it, a private head is what made sharing pay on skewed data'),
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },

@@ -747,16 +747,8 @@ const accuracyAt = (r: CandidateResult, round: number): number | undefined => r.
 function writeReport (peers: number, alpha: number, seed: number, command: string): void {
   const dir = join('runs', 'design')
   const files = readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
-  const byName = new Map<string, { result: CandidateResult, rounds: number }>()
-  for (const f of files) {
-    for (const r of f.results) {
-      const seen = byName.get(r.name)
-      if ((seen?.rounds ?? 0) < r.curve.length) byName.set(r.name, { result: r, rounds: r.curve.length })
-      // The same seeded run in another file (--tag): its phase-4 variants join the first's.
-      else if (seen !== undefined && seen.rounds === r.curve.length) seen.result = { ...seen.result, pulled: mergePulls(seen.result.pulled, r.pulled) }
-    }
-  }
-  const results = CANDIDATES.map(c => byName.get(c.name)?.result).filter((r): r is CandidateResult => r !== undefined)
+  const byName = joinRuns(files)
+  const results = CANDIDATES.map(c => byName.get(c.name)).filter((r): r is CandidateResult => r !== undefined)
   const smallMean = (source: SmallSource): string => {
     const all = files.flatMap(f => f.smalls.map(s => s[source]?.test)).filter((x): x is number => x !== undefined)
     return all.length === 0 ? '(not in these run files)' : pct(all.reduce((a, b) => a + b, 0) / all.length)
@@ -766,7 +758,7 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     return a === undefined ? '-' : pct(a)
   }
   /** The alone twin a fedgrow candidate is compared with, when it ran. */
-  const twinResult = (r: CandidateResult): CandidateResult | undefined => r.name.startsWith('fedgrow') ? byName.get(twinOf(CANDIDATES.find(c => c.name === r.name) ?? r))?.result : undefined
+  const twinResult = (r: CandidateResult): CandidateResult | undefined => r.name.startsWith('fedgrow') ? byName.get(twinOf(CANDIDATES.find(c => c.name === r.name) ?? r)) : undefined
   const gain = (r: CandidateResult): string => {
     const twin = twinResult(r)
     if (twin === undefined) return ''
@@ -793,6 +785,20 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
     tableKeepingRows(section, ['candidate', 'round 1', 'round 5', 'round 15', 'round 25', 'final (mean ± std, min)', 'fine-tuned', 'fine-tuned, stopped early', 'fine-tuned, best check', 'sharing gain', 'bytes shared/round', 'training TFLOPs/peer by round 15', 'trainable params/peer'], rows, CANDIDATES.map(displayName), 'runs/design'),
     ...pulledTable(results, twinResult)
   ].join('\n'))
+}
+
+/**
+ * Each candidate of `files` by name: its longest run, with the phase-4 variants of the same seeded run
+ * in other files (--tag) joined to it.
+ */
+function joinRuns (files: StudyFile[]): Map<string, CandidateResult> {
+  const byName = new Map<string, CandidateResult>()
+  for (const r of files.flatMap(f => f.results)) {
+    const seen = byName.get(r.name)
+    if ((seen?.curve.length ?? 0) < r.curve.length) byName.set(r.name, r)
+    else if (seen !== undefined && seen.curve.length === r.curve.length) byName.set(r.name, { ...seen, pulled: mergePulls(seen.pulled, r.pulled) })
+  }
+  return byName
 }
 
 /** `a`'s phase-4 variants, then those of `b` that `a` lacks; undefined when neither has any. */
@@ -824,17 +830,15 @@ function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateRes
 
 const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`
 
-/** Every candidate of every study file of `alpha` in runs/design, by seed (the longest run of each name). */
+/** Every candidate of every study file of `alpha` in runs/design, by seed (joinRuns). */
 function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, CandidateResult>> {
   const dir = join('runs', 'design')
-  const bySeed = new Map<number, Map<string, CandidateResult>>()
+  const filesBySeed = new Map<number, StudyFile[]>()
   for (const name of readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-`) && f.endsWith('.json'))) {
     const file = JSON.parse(readFileSync(join(dir, name), 'utf8')) as StudyFile
-    const results = bySeed.get(file.options.seed) ?? new Map<string, CandidateResult>()
-    for (const r of file.results) if ((results.get(r.name)?.curve.length ?? 0) < r.curve.length) results.set(r.name, r)
-    bySeed.set(file.options.seed, results)
+    filesBySeed.set(file.options.seed, [...(filesBySeed.get(file.options.seed) ?? []), file])
   }
-  return bySeed
+  return new Map([...filesBySeed].map(([seed, files]) => [seed, joinRuns(files)]))
 }
 
 /**
@@ -843,6 +847,15 @@ function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, C
  * after fine-tuning), how many peers it put ahead, and the mean and spread over seeds. A gain that one
  * seed's shards happened to favour shows up here.
  */
+/** A phase-4 variant that is a budget in epochs with no pull (`--pulls 0@Ee`). */
+const isEpochBudget = (p: NonNullable<CandidateResult['pulled']>[number]): p is typeof p & { epochs: number } =>
+  p.epochs !== undefined && p.lambda === 0 && p.perRow !== true && p.bodyOnly !== true && p.decoupled !== true
+
+/** The budgets in epochs (no pull) that any of `results` ran, smallest first. */
+function epochBudgets (results: CandidateResult[]): number[] {
+  return [...new Set(results.flatMap(r => (r.pulled ?? []).filter(isEpochBudget).map(p => p.epochs)))].sort((a, b) => a - b)
+}
+
 /** The fedgrow candidates run with their twins on every seed found (none unless there are two seeds). */
 function seedPairs (bySeed: Map<number, Map<string, CandidateResult>>): Candidate[] {
   const everywhere = (name: string): boolean => [...bySeed.values()].every(results => results.has(name))
@@ -855,6 +868,7 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
   const pairs = seedPairs(bySeed)
   if (pairs.length === 0) throw new Error(`the seed report needs a fedgrow candidate and its twin on at least two seeds at alpha ${alpha}; found seeds ${seeds.join(', ') || 'none'} in runs/design`)
   const spread = (xs: number[]): string => { const s = stats(xs); return `${s.mean >= 0 ? '+' : ''}${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}` }
+  const budgets = epochBudgets(pairs.flatMap(c => [...bySeed.values()].map(results => results.get(c.name)!)))
   const rows = pairs.map(c => {
     const ranTo = (seed: number): number => Math.min(bySeed.get(seed)!.get(c.name)!.curve.length, bySeed.get(seed)!.get(twinOf(c))!.curve.length)
     // One round for every seed: a seed run on for longer is compared where the others stopped.
@@ -867,7 +881,11 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
         const [a, b] = [shared[variant], alone[variant]]
         return a === undefined || b === undefined ? undefined : a.mean - b.mean
       }
-      return { seed, ranTo: ranTo(seed), gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain: variantGain('validated'), bestOfGain: variantGain('bestOf'), ahead, peers: shared.final.perPeer.length }
+      const budgetGain = (epochs: number): number | undefined => {
+        const [a, b] = [shared, alone].map(r => r.pulled?.find(p => isEpochBudget(p) && p.epochs === epochs))
+        return a === undefined || b === undefined ? undefined : a.fixed.mean - b.fixed.mean
+      }
+      return { seed, ranTo: ranTo(seed), gain: accuracyAt(shared, last)! - accuracyAt(alone, last)!, finetunedGain: shared.finetuned.mean - alone.finetuned.mean, validatedGain: variantGain('validated'), bestOfGain: variantGain('bestOf'), budgetGains: budgets.map(budgetGain), ahead, peers: shared.final.perPeer.length }
     })
     /** Fine-tuning follows a run's last round: a seed run on for longer adds its own. */
     const ranOnNote = (ps: typeof perSeed): string => ps.filter(p => p.ranTo > last).map(p => ` (seed ${p.seed}: after r${p.ranTo})`).join('')
@@ -877,13 +895,14 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
       const ran = gains.filter((g): g is number => g !== undefined)
       return ran.length === gains.length ? spread(ran) : `- (${ran.length} of ${gains.length} seeds)`
     }
-    return [pairName(c), ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain))]
+    const budgetCells = (p: typeof perSeed[number]): string => budgets.map((epochs, i) => variantCell(p.budgetGains[i], `after ${epochs} epochs`)).join('')
+    return [pairName(c), ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}${budgetCells(p)}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain)), ...budgets.map((_, i) => variantSpread(perSeed.map(p => p.budgetGains[i])))]
   })
   const section = `design-seeds-${peersPart(peers)}alpha-${alpha}`
   writeSection(section, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
-    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round every seed ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), and after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
+    `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round every seed ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed), and after a fine-tuning of E epochs of the peer's rows instead (where a run had --pulls 0@Ee). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
-    tableKeepingRows(section, ['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std'], rows, CANDIDATES.map(pairName), 'runs/design')
+    tableKeepingRows(section, ['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std', ...budgets.map(e => `${e}-epoch gain, mean ± std`)], rows, CANDIDATES.map(pairName), 'runs/design')
   ].join('\n'))
 }
 

@@ -28,7 +28,8 @@ const sectionMarks = (name: string): { start: string, end: string } => ({ start:
  * named `section` whose first cell no row of `rows` has, with a line naming them; rows sorted by their
  * first cell's place in `order` (others last). A report regenerated from the run files on this machine
  * so keeps the rows of runs whose files it does not have, rather than dropping them. Rows of a table
- * with other columns are not kept.
+ * with other columns are not kept, unless the new header only adds columns at its end: those rows get
+ * '-' there.
  */
 export function tableKeepingRows (section: string, header: string[], rows: string[][], order: string[], runFiles: string): string {
   const [headerLine, ...lines] = markdownTable(header, rows).split('\n')
@@ -38,7 +39,8 @@ export function tableKeepingRows (section: string, header: string[], rows: strin
   const text = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : ''
   const from = text.indexOf(start)
   const previous = from < 0 ? [] : firstTable(text.slice(from, text.indexOf(end, from)).split('\n'))
-  const kept = previous[0] === headerLine ? previous.slice(2).filter(line => !names.has(firstCell(line))) : []
+  const added = previous.length > 0 && headerLine.startsWith(previous[0]) ? headerLine.slice(previous[0].length).split(' |').length - 1 : -1
+  const kept = added < 0 ? [] : previous.slice(2).filter(line => !names.has(firstCell(line))).map(line => line + ' - |'.repeat(added))
   const rank = (line: string): number => { const i = order.indexOf(firstCell(line)); return i < 0 ? order.length : i }
   const body = [...lines.slice(1), ...kept].sort((x, y) => rank(x) - rank(y))
   const note = kept.length === 0 ? [] : ['', `Kept from the previous report, as it was, since their run files are not in ${runFiles} on the machine that wrote this one: ${kept.map(firstCell).join('; ')}.`]

@@ -222,7 +222,7 @@ export function hasFinetuneBudget (s: { finetuneSteps?: unknown, finetuneEpochs?
  * Phase 4's budget as written: `finetuneSteps` or `finetuneEpochs`, each only when present (so that
  * manifests written before either keep their id), never both above 0.
  */
-function finetuneBudget (s: Fields): Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneEpochs'> {
+function finetuneBudget (s: Fields): FinetuneBudget {
   const steps = s.finetuneSteps === undefined ? undefined : int(s.finetuneSteps, 'schedule.finetuneSteps', 0, 1_000_000)
   const epochs = s.finetuneEpochs === undefined ? undefined : int(s.finetuneEpochs, 'schedule.finetuneEpochs', 0, LIMITS.maxFinetuneEpochs)
   if ((steps ?? 0) > 0 && (epochs ?? 0) > 0) fail('schedule.finetuneEpochs', epochs, `gives phase 4 a budget in epochs, and schedule.finetuneSteps (${steps}) one in steps; keep one of them`)

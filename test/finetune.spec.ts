@@ -63,20 +63,21 @@ describe('phase 4 (fine-tuning the grown model)', () => {
     assert.equal(finetuneStepsFor({ finetuneEpochs: 12, batchSize: 64 }, 2000), 372)
     assert.equal(finetuneStepsFor({ batchSize: 64 }, 2000), 0)
     const grown = finetune(config, initParams(config, 1), data.train, { steps: 20, batchSize: 16, seed: 1, learningRate: 1e-2 }).params
-    const batchSize = tinyManifest().schedule.batchSize
+    const batchSize = 16
     const heldOutRows = heldOutSplit(data.train, SEED).train.count
-    const trained = [
-      { finetuneEpochs: 3 }, { finetuneSteps: stepsForEpochs(data.train.count, 3, batchSize) },
-      { finetuneEpochs: 3, finetuneSelect: 'best-held-out' as const }, { finetuneSteps: stepsForEpochs(heldOutRows, 3, batchSize), finetuneSelect: 'best-held-out' as const }
-    ].map(budget => {
-      const tuned = finetuneLocally(validateManifest(tinyManifest({ learningRate: 0.008, ...budget })), config, copy(grown), data, SEED)
-      const out = values(tuned.params)
+    const run = (budget: Partial<Manifest['schedule']>): { weights: number[][], steps: number } => {
+      let steps = 0
+      const tuned = finetuneLocally(validateManifest(tinyManifest({ learningRate: 0.008, batchSize, ...budget })), config, copy(grown), data, SEED, e => { steps = e.total })
+      const weights = values(tuned.params)
       tf.dispose(Object.values(tuned.params))
-      return out
-    })
-    assert.deepEqual(trained[0], trained[1], '3 epochs train exactly as their steps')
-    assert.deepEqual(trained[2], trained[3], 'best-held-out counts the rows it fine-tunes on, not those it holds out')
-    assert.notDeepEqual(trained[0], values(grown))
+      return { weights, steps }
+    }
+    const inEpochs = run({ finetuneEpochs: 3 })
+    assert.equal(inEpochs.steps, stepsForEpochs(data.train.count, 3, batchSize))
+    assert.deepEqual(inEpochs.weights, run({ finetuneSteps: inEpochs.steps }).weights, '3 epochs train exactly as their steps')
+    assert.notDeepEqual(inEpochs.weights, values(grown))
+    assert.notEqual(stepsForEpochs(heldOutRows, 3, batchSize), inEpochs.steps)
+    assert.equal(run({ finetuneEpochs: 3, finetuneSelect: 'best-held-out' }).steps, stepsForEpochs(heldOutRows, 3, batchSize), 'best-held-out counts the rows it fine-tunes on, not those it holds out')
     tf.dispose(Object.values(grown))
   })
 

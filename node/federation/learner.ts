@@ -8,7 +8,7 @@ import { finetune, predictWith, trainUntilFlat } from '../train/pretrain.js'
 import { evaluate, stepsForEpochs } from '../train/trainer.js'
 import { hasFinetuneBudget } from '../../protocol/manifest.js'
 import type { Dataset, TrainTest } from '../data/dataset.js'
-import type { Manifest } from '../../protocol/manifest.js'
+import type { FinetuneBudget, Manifest } from '../../protocol/manifest.js'
 import type { TensorSpec } from '../../protocol/payload.js'
 import type { TrainOptions } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
@@ -65,10 +65,10 @@ export const FINETUNE_CHECK_STEPS = 20
  */
 export function finetuneLocally (manifest: Manifest, config: ModelConfig, params: NamedTensors, data: TrainTest, seed: string, onProgress?: ProgressSink): FinalModel {
   if (!hasFinetuneBudget(manifest.schedule)) return { config, params }
-  const options = { ...scheduledTraining(manifest, 0, `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE }
-  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(manifest.schedule, config, params, data, options, seed)
+  const training = (rows: number): TrainOptions => ({ ...scheduledTraining(manifest, finetuneStepsFor(manifest.schedule, rows), `${seed}:finetune`, 'fine-tune', onProgress), learningRate: manifest.schedule.learningRate * FINETUNE_RATE })
+  if (manifest.schedule.finetuneSelect === 'best-held-out') return finetuneBestHeldOut(manifest.schedule, config, params, data, training, seed)
   try {
-    const tuned = finetune(config, params, data.train, { ...options, steps: finetuneStepsFor(manifest.schedule, data.train.count) }, finetunePullStrength(manifest.schedule, data.train.count))
+    const tuned = finetune(config, params, data.train, training(data.train.count), finetunePullStrength(manifest.schedule, data.train.count))
     return { config, params: tuned.params, finetunedScore: evaluate(predictWith(config, tuned.params), data.test) }
   } finally {
     tf.dispose(Object.values(params))
@@ -76,7 +76,7 @@ export function finetuneLocally (manifest: Manifest, config: ModelConfig, params
 }
 
 /** Phase 4's steps for a participant fine-tuning on `rows` training rows: finetuneSteps, or finetuneEpochs of those rows. */
-export function finetuneStepsFor (schedule: Pick<Manifest['schedule'], 'finetuneSteps' | 'finetuneEpochs' | 'batchSize'>, rows: number): number {
+export function finetuneStepsFor (schedule: FinetuneBudget & Pick<Manifest['schedule'], 'batchSize'>, rows: number): number {
   return schedule.finetuneEpochs !== undefined && schedule.finetuneEpochs > 0
     ? stepsForEpochs(rows, schedule.finetuneEpochs, schedule.batchSize)
     : schedule.finetuneSteps ?? 0
@@ -101,18 +101,18 @@ export function keptCheck (checks: readonly FinetuneCheck[]): FinetuneCheck {
 }
 
 /**
- * `best-held-out`: fine-tunes on the heldOutSplit's training rows (a budget in epochs counts those rows), scores its held-out rows before
- * training and every FINETUNE_CHECK_STEPS, and keeps the best check.
+ * `best-held-out`: fine-tunes on the heldOutSplit's training rows (`training` for that many rows), scores
+ * its held-out rows before training and every FINETUNE_CHECK_STEPS, and keeps the best check.
  * Takes ownership of `params`.
  */
-function finetuneBestHeldOut (schedule: Manifest['schedule'], config: ModelConfig, params: NamedTensors, data: TrainTest, options: TrainOptions, seed: string): FinalModel {
+function finetuneBestHeldOut (schedule: Manifest['schedule'], config: ModelConfig, params: NamedTensors, data: TrainTest, training: (rows: number) => TrainOptions, seed: string): FinalModel {
   let flat: ReturnType<typeof trainUntilFlat>
   let kept: FinetuneCheck
   try {
     const split = heldOutSplit(data.train, seed)
     const grown = { step: 0, accuracy: evaluate(predictWith(config, params), split.test).accuracy }
     // No early stop: every check of the whole run competes (patience without end).
-    flat = trainUntilFlat(config, params, split.train, { ...options, steps: finetuneStepsFor(schedule, split.train.count) }, { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, finetunePullStrength(schedule, split.train.count))
+    flat = trainUntilFlat(config, params, split.train, training(split.train.count), { validation: split.test, everySteps: FINETUNE_CHECK_STEPS, patience: Infinity }, finetunePullStrength(schedule, split.train.count))
     kept = keptCheck([grown, flat.best])
   } catch (err) {
     tf.dispose(Object.values(params))

@@ -890,10 +890,10 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
     /** Fine-tuning follows a run's last round: a seed run on for longer adds its own. */
     const ranOnNote = (ps: typeof perSeed): string => ps.filter(p => p.ranTo > last).map(p => ` (seed ${p.seed}: after r${p.ranTo})`).join('')
     const variantCell = (g: number | undefined, label: string): string => g === undefined ? '' : `, ${points(g, 0)} ${label}`
-    /** Mean ± std over seeds, or how many seeds ran the variant when not all did. */
+    /** Mean ± std over seeds, or how many seeds ran the variant when some but not all did. */
     const variantSpread = (gains: Array<number | undefined>): string => {
       const ran = gains.filter((g): g is number => g !== undefined)
-      return ran.length === gains.length ? spread(ran) : `- (${ran.length} of ${gains.length} seeds)`
+      return ran.length === gains.length ? spread(ran) : ran.length === 0 ? '-' : `- (${ran.length} of ${gains.length} seeds)`
     }
     const budgetCells = (p: typeof perSeed[number]): string => budgets.map((epochs, i) => variantCell(p.budgetGains[i], `after ${epochs} epochs`)).join('')
     return [pairName(c), ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}${budgetCells(p)}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain)), ...budgets.map((_, i) => variantSpread(perSeed.map(p => p.budgetGains[i])))]

@@ -841,14 +841,8 @@ function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, C
   return new Map([...filesBySeed].map(([seed, files]) => [seed, joinRuns(files)]))
 }
 
-/**
- * Writes the alpha's seed-spread section of BENCHMARKS.md: for each fedgrow candidate run with its
- * twin on more than one seed, what sharing gained on each seed (at the last round both reached, and
- * after fine-tuning), how many peers it put ahead, and the mean and spread over seeds. A gain that one
- * seed's shards happened to favour shows up here.
- */
 /** A phase-4 variant that is a budget in epochs with no pull (`--pulls 0@Ee`). */
-const isEpochBudget = (p: NonNullable<CandidateResult['pulled']>[number]): p is typeof p & { epochs: number } =>
+const isEpochBudget = (p: StoredPull): p is StoredPull & { epochs: number } =>
   p.epochs !== undefined && p.lambda === 0 && p.perRow !== true && p.bodyOnly !== true && p.decoupled !== true
 
 /** The budgets in epochs (no pull) that any of `results` ran, smallest first. */
@@ -862,6 +856,12 @@ function seedPairs (bySeed: Map<number, Map<string, CandidateResult>>): Candidat
   return bySeed.size < 2 ? [] : CANDIDATES.filter(c => c.name.startsWith('fedgrow') && everywhere(c.name) && everywhere(twinOf(c)))
 }
 
+/**
+ * Writes the alpha's seed-spread section of BENCHMARKS.md: for each fedgrow candidate run with its
+ * twin on more than one seed, what sharing gained on each seed (at the last round both reached, and
+ * after fine-tuning), how many peers it put ahead, and the mean and spread over seeds. A gain that one
+ * seed's shards happened to favour shows up here.
+ */
 function writeSeedsReport (peers: number, alpha: number, command: string): void {
   const bySeed = resultsBySeed(peers, alpha)
   const seeds = [...bySeed.keys()].sort((a, b) => a - b)

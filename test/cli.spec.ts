@@ -2,6 +2,9 @@ import assert from 'node:assert/strict'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { loadShard, parsePartition, parseShard } from '../node/data/index.js'
+import { readModelFile } from '../node/model/model-file.js'
+import { DEFAULT_BATCH_SIZE } from '../node/train/trainer.js'
 import { runCli } from './helpers.js'
 
 describe('fedgrow CLI', () => {
@@ -78,6 +81,24 @@ describe('fedgrow CLI', () => {
     assert.match(both.stderr, /--finetune-epochs 12 and --finetune-steps 200 both set phase 4's budget; give one of them/)
     assert.equal(none.code, 0, none.stderr)
     assert.equal('finetuneEpochs' in JSON.parse(none.stdout).schedule, false, '0 epochs: no phase 4, written as no field')
+  })
+
+  it('grows with a phase-4 budget in epochs of the --data rows, saved with the model, and refuses two budgets', async () => {
+    const small = join(dir, 'grow-small.fgm')
+    const pre = await runCli(['pretrain', '--dim', '16', '--layers', '1', '--heads', '2', '--steps', '5', '--out', small])
+    assert.equal(pre.code, 0, pre.stderr)
+    const grown = join(dir, 'grown-epochs.fgm')
+    const growArgs = ['grow', '--from', small, '--to-dim', '24', '--to-layers', '2', '--steps', '5', '--shard', '2/8', '--out', grown]
+    const [epochs, both] = await Promise.all([
+      runCli([...growArgs, '--finetune-epochs', '2', '--format', 'json']),
+      runCli([...growArgs, '--finetune-epochs', '2', '--finetune-steps', '3'])
+    ])
+    assert.equal(epochs.code, 0, epochs.stderr)
+    const rows = loadShard('mnist', parseShard('2/8'), parsePartition('iid'), 0).train.count
+    assert.equal(JSON.parse(epochs.stdout).finetuneSteps, 2 * Math.floor(rows / DEFAULT_BATCH_SIZE), `2 epochs of ${rows} rows`)
+    assert.equal(readModelFile(grown).info.finetuneEpochs, 2)
+    assert.equal(both.code, 2)
+    assert.match(both.stderr, /--finetune-epochs 2 and --finetune-steps 3 both set phase 4's budget; give one of them/)
   })
 
   it('exits with a typed code and a one-line reason on bad input', async () => {

@@ -6,11 +6,13 @@ import { evaluate } from '../../node/train/trainer.js'
 import { isTextConfig } from '../../node/model/config.js'
 import * as tf from '../../node/tf.js'
 import { choiceFlag, numberFlag, optionalString, stringFlag } from '../args.js'
-import { DATA_FLAGS, FORMAT_FLAG, TRAIN_FLAGS, percent, printResult, readData, readFormat, readTrainOptions } from './shared.js'
+import { finetuneStepsFor } from '../../node/federation/learner.js'
+import { DATA_FLAGS, FORMAT_FLAG, TRAIN_FLAGS, finetuneBudgetFlags, percent, printResult, readData, readFinetuneBudget, readFormat, readTrainOptions } from './shared.js'
 import type { ModelConfig } from '../../node/model/config.js'
 import type { NamedTensors } from '../../node/model/vit.js'
 import type { GrowthResult } from '../../node/ligo/index.js'
 import type { Command, Flags } from '../args.js'
+import type { FinetuneBudget } from '../../protocol/manifest.js'
 
 function sizeFlags (flags: Flags, prefix: 'to' | 'via', from: ModelConfig): ModelConfig {
   const ratio = optionalString(flags, `${prefix}-mlp-ratio`)
@@ -22,6 +24,9 @@ function sizeFlags (flags: Flags, prefix: 'to' | 'via', from: ModelConfig): Mode
 }
 
 const describe = (c: ModelConfig): string => `${c.dim}x${c.layers} (mlp ratio ${c.mlpRatio})`
+
+const describeBudget = (budget: FinetuneBudget, steps: number, rows: number): string =>
+  budget.finetuneEpochs !== undefined ? `${budget.finetuneEpochs} epochs of ${rows.toLocaleString('en-US')} rows (${steps} steps)` : `${steps} steps`
 
 export const growCommand: Command = {
   name: 'grow',
@@ -42,7 +47,7 @@ export const growCommand: Command = {
     'via-mlp-ratio': { type: 'string', value: 'R', help: 'Dual-LiGO: intermediate FFN ratio' },
     init: { type: 'string', value: 'INIT', help: `operator initialisation: ${LIGO_INITS.join(' or ')} (see README)`, default: 'ligo' },
     steps: { type: 'string', value: 'N', help: 'operator training steps (per operator)', default: '100' },
-    'finetune-steps': { type: 'string', value: 'N', help: 'then train the grown model\'s own weights this many steps', default: '0' },
+    ...finetuneBudgetFlags('Here it is one participant\'s phase 4, on the --data training rows. Default: none.'),
     ...TRAIN_FLAGS,
     ...DATA_FLAGS,
     out: { type: 'string', value: 'FILE', help: 'where to save the grown model (.fgm)' },
@@ -53,6 +58,7 @@ export const growCommand: Command = {
     const out = stringFlag(flags, 'out')
     const init = choiceFlag(flags, 'init', LIGO_INITS)
     const fromPath = stringFlag(flags, 'from')
+    const budget = readFinetuneBudget(flags, {})
     const small = loadModel(fromPath)
     const owned: NamedTensors[] = [small.params]
     try {
@@ -77,14 +83,14 @@ export const growCommand: Command = {
       const target = chain[chain.length - 1]
       let final = source
       let finetuned: number | undefined
-      const finetuneSteps = numberFlag(flags, 'finetune-steps', 0, 1e9, true)
+      const finetuneSteps = finetuneStepsFor({ ...budget, batchSize: options.batchSize }, data.train.count)
       if (finetuneSteps > 0) {
         final = finetune(target, source, data.train, { ...options, steps: finetuneSteps, phase: 'grow: finetune' }).params
         owned.push(final)
         finetuned = evaluate(predictWith(target, final), data.test).accuracy
       }
       const last = stages[stages.length - 1].result
-      saveModel(out, target, final, { producedBy: 'fedgrow grow', from: fromPath, init, stages: stages.map(s => s.name), steps: options.steps, finetuneSteps, testAccuracy: finetuned ?? last.after.accuracy })
+      saveModel(out, target, final, { producedBy: 'fedgrow grow', from: fromPath, init, stages: stages.map(s => s.name), steps: options.steps, ...budget, testAccuracy: finetuned ?? last.after.accuracy })
       printResult(format, {
         out,
         init,
@@ -93,11 +99,11 @@ export const growCommand: Command = {
         targetParams: countParams(target),
         accuracyBefore: stages[0].result.before.accuracy,
         accuracyAfter: last.after.accuracy,
-        ...(finetuned !== undefined ? { accuracyFinetuned: finetuned } : {})
+        ...(finetuned !== undefined ? { finetuneSteps, accuracyFinetuned: finetuned } : {})
       }, [
         `source     ${describe(small.config)}: ${countParams(small.config).toLocaleString('en-US')} params, test accuracy ${percent(sourceAccuracy)}`,
         ...stages.map(s => `${s.name.padEnd(10)} ${describe(s.from)} -> ${describe(s.to)}: operator ${s.operatorParams.toLocaleString('en-US')} params; accuracy ${percent(s.result.before.accuracy)} grown untrained, ${percent(s.result.after.accuracy)} after ${s.result.report.steps} steps`),
-        ...(finetuned !== undefined ? [`finetune   ${finetuneSteps} steps of the grown model's weights: accuracy ${percent(finetuned)}`] : []),
+        ...(finetuned !== undefined ? [`finetune   ${describeBudget(budget, finetuneSteps, data.train.count)} of the grown model's weights: accuracy ${percent(finetuned)}`] : []),
         `target     ${describe(target)}: ${countParams(target).toLocaleString('en-US')} params, saved to ${out}`
       ])
     } finally {

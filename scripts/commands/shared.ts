@@ -124,7 +124,7 @@ export function readData (flags: Flags, tokenizer?: TokenizerConfig): TrainTest 
 }
 
 /** Steps from --steps, or else --epochs over `trainCount` rows. */
-export function readTrainOptions (flags: Flags, trainCount: number, phase: string): TrainOptions {
+export function readTrainOptions (flags: Flags, trainCount: number, phase: string): TrainOptions & { batchSize: number } {
   const batchSize = numberFlag(flags, 'batch-size', 1, 65536, true)
   const steps = optionalString(flags, 'steps') !== undefined
     ? numberFlag(flags, 'steps', 0, 1e9, true)

@@ -5,7 +5,7 @@
  * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`,
  * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them),
  * `--private-head` (fedgrow and independent keep each peer's classifier private: the manifest's ligo.privateHead).
- * A run narrower than the full comparison (other sizes, one alpha, fewer methods) writes its own section.
+ * A run narrower than the full comparison (other sizes, one alpha, fewer methods, other than 15 rounds) writes its own section.
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,6 +23,8 @@ const METHODS: MethodName[] = ['fedgrow', 'independent', 'fedavg', 'local', 'aut
 const COMPARED: MethodName[] = ['fedgrow', 'independent', 'fedavg']
 /** The federation size whose tables keep the unsuffixed section name. */
 const TABLE_PEERS = 8
+/** The rounds every kept table ran: a run of other rounds writes sections of its own beside them. */
+const TABLE_ROUNDS = 15
 /** One letter per method in the ASCII plots (fedgrow and fedavg share their first). */
 const PLOT_LETTERS: Record<MethodName, string> = { fedgrow: 'G', independent: 'I', fedavg: 'F', local: 'L', 'authors-code': 'A' }
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
@@ -97,8 +99,9 @@ const DEFAULT_ALPHAS = [100, 0.5]
  * the plain name; a narrower run gets a section of its own, named by what it narrowed, so it never
  * replaces the full tables.
  */
-function sectionOf (sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean): { name: string, title: string } {
+function sectionOf (sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number): { name: string, title: string } {
   const parts: Array<{ key: string, label: string }> = []
+  if (rounds !== TABLE_ROUNDS) parts.push({ key: `rounds-${rounds}`, label: `${rounds} rounds` })
   if (privateHead) parts.push({ key: 'private-head', label: 'private heads' })
   if (sizes.join() !== String(TABLE_PEERS)) parts.push({ key: `peers-${sizes.join('-')}`, label: `${sizes.join(', ')} peers` })
   if (alphas.join() !== DEFAULT_ALPHAS.join()) parts.push({ key: `alpha-${alphas.join('-')}`, label: `alpha ${alphas.join(', ')}` })
@@ -141,7 +144,7 @@ export async function paperTableBench (command: string, args: string[]): Promise
     }
   }
   const p = preset
-  const { name, title } = sectionOf(sizes, alphas, methods, privateHead)
+  const { name, title } = sectionOf(sizes, alphas, methods, privateHead, rounds)
   writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command, [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
     `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${describeFinetune(p.finetune)} after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,

@@ -147,7 +147,8 @@ const pullStrengthFor = (p: PullSetting, peer: Peer): number => p.perRow ? p.str
 
 /** A phase-4 variant as a run file keeps it (`lambda` is the setting's strength; older files hold only lambda). */
 type StoredPull = NonNullable<CandidateResult['pulled']>[number]
-const storedPullLabel = (p: StoredPull): string => pullLabel({ ...p, strength: p.lambda })
+/** `afterRound`: never stored; joinRuns sets it on a variant it takes from a shorter run of the candidate. */
+const storedPullLabel = (p: StoredPull): string => pullLabel({ ...p, strength: p.lambda }) + (p.afterRound === undefined ? '' : `, after round ${p.afterRound}`)
 
 interface Peer {
   index: number
@@ -173,7 +174,7 @@ interface CandidateResult {
   /** Phase 4's whole run, keeping the check that scored best on the held-out rows; absent in runs before it existed. */
   bestOf?: { mean: number, std: number, min: number, perPeer: number[] }
   /** Phase 4 with the loss pulled toward the grown weights, one entry per `--pulls` setting (the fixed budget and stopped early); `lambda` is the setting's strength. */
-  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, decoupled?: boolean, epochs?: number, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] } }>
+  pulled?: Array<{ lambda: number, perRow?: boolean, bodyOnly?: boolean, decoupled?: boolean, epochs?: number, fixed: Stats & { perPeer: number[] }, validated: Stats & { perPeer: number[] }, afterRound?: number }>
   intermediate?: { mean: number }
 }
 
@@ -747,7 +748,7 @@ const accuracyAt = (r: CandidateResult, round: number): number | undefined => r.
 function writeReport (peers: number, alpha: number, seed: number, command: string): void {
   const dir = join('runs', 'design')
   const files = readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
-  const byName = joinRuns(files)
+  const byName = joinRuns(files.flatMap(f => f.results))
   const results = CANDIDATES.map(c => byName.get(c.name)).filter((r): r is CandidateResult => r !== undefined)
   const smallMean = (source: SmallSource): string => {
     const all = files.flatMap(f => f.smalls.map(s => s[source]?.test)).filter((x): x is number => x !== undefined)
@@ -788,17 +789,26 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
 }
 
 /**
- * Each candidate of `files` by name: its longest run, with the phase-4 variants of the same seeded run
- * in other files (--tag) joined to it.
+ * Each candidate of `results` (the runs of one seed) by name: its longest run, with the phase-4 variants
+ * of the same seeded run in other files (--tag) joined to it, and those of its shorter runs (phase 4 after an earlier round,
+ * the unpulled fine-tuning included) labelled with that round.
  */
-function joinRuns (files: StudyFile[]): Map<string, CandidateResult> {
+function joinRuns (results: CandidateResult[]): Map<string, CandidateResult> {
+  const runs = [...results].sort((a, b) => b.curve.length - a.curve.length)
   const byName = new Map<string, CandidateResult>()
-  for (const r of files.flatMap(f => f.results)) {
-    const seen = byName.get(r.name)
-    if ((seen?.curve.length ?? 0) < r.curve.length) byName.set(r.name, r)
-    else if (seen !== undefined && seen.curve.length === r.curve.length) byName.set(r.name, { ...seen, pulled: mergePulls(seen.pulled, r.pulled) })
+  for (const r of runs) {
+    const longest = byName.get(r.name)
+    if (longest === undefined) byName.set(r.name, r)
+    else byName.set(r.name, { ...longest, pulled: mergePulls(longest.pulled, longest.curve.length === r.curve.length ? r.pulled : asEarlierPhase4(r)) })
   }
   return byName
+}
+
+/** A shorter run's phase-4 variants, its unpulled fine-tuning first, each marked with the round it followed. */
+function asEarlierPhase4 (r: CandidateResult): CandidateResult['pulled'] {
+  const afterRound = r.curve.length
+  const unpulled = r.validated === undefined ? [] : [{ lambda: 0, fixed: r.finetuned, validated: r.validated, afterRound }]
+  return [...unpulled, ...(r.pulled ?? []).map(p => ({ ...p, afterRound }))]
 }
 
 /** `a`'s phase-4 variants, then those of `b` that `a` lacks; undefined when neither has any. */
@@ -830,15 +840,21 @@ function pulledTable (results: CandidateResult[], twinOfResult: (r: CandidateRes
 
 const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b) * 100).toFixed(2)}`
 
-/** Every candidate of every study file of `alpha` in runs/design, by seed (joinRuns). */
+/**
+ * Every candidate of every study file of `alpha` in runs/design, by seed (joinRuns), each from its runs
+ * of the most rounds that every seed ran it to: seeds compare after the same rounds, so one seed's
+ * longer run (--rounds 25 beside 15) does not stand in for it.
+ */
 function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, CandidateResult>> {
   const dir = join('runs', 'design')
-  const filesBySeed = new Map<number, StudyFile[]>()
+  const runsBySeed = new Map<number, CandidateResult[]>()
   for (const name of readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-`) && f.endsWith('.json'))) {
     const file = JSON.parse(readFileSync(join(dir, name), 'utf8')) as StudyFile
-    filesBySeed.set(file.options.seed, [...(filesBySeed.get(file.options.seed) ?? []), file])
+    runsBySeed.set(file.options.seed, [...(runsBySeed.get(file.options.seed) ?? []), ...file.results])
   }
-  return new Map([...filesBySeed].map(([seed, files]) => [seed, joinRuns(files)]))
+  const lengthsOf = (name: string, runs: CandidateResult[]): number[] => runs.filter(r => r.name === name).map(r => r.curve.length)
+  const everySeed = (name: string): number => Math.max(...[...runsBySeed.values()].map(runs => lengthsOf(name, runs)).reduce((common, own) => common.filter(n => own.includes(n))))
+  return new Map([...runsBySeed].map(([seed, runs]) => [seed, joinRuns(runs.filter(r => r.curve.length === everySeed(r.name)))]))
 }
 
 /** A phase-4 variant that is a budget in epochs with no pull (`--pulls 0@Ee`). */

@@ -4,19 +4,22 @@
  * (local), on label-Dirichlet alpha 100 ("iid") and 0.5, on three axes: rounds, bytes sent, training FLOPs.
  * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`,
  * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them),
- * `--private-head` (fedgrow and independent keep each peer's classifier private: the manifest's ligo.privateHead).
+ * `--private-head` (fedgrow and independent keep each peer's classifier private: the manifest's ligo.privateHead),
+ * `--seed S` (default 0: shards, small models and training order), `--report` (write the section again from the
+ * runs that the same command kept in runs/paper-table, without rerunning them).
  * A run narrower than the full comparison (other sizes, one alpha, fewer methods, other than 15 rounds) writes its own section.
  */
-import { mkdtempSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { initBackend } from '../../node/backend.js'
 import { METHOD_NAMES, simulate, SHARES_MODEL } from '../../node/simulation/index.js'
 import { describeFinetune, PRESETS } from '../../node/simulation/presets.js'
+import { curveTrend, FLAT_TOLERANCE, TREND_WINDOW_ROUNDS } from '../../node/simulation/curves.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
 import { flagValue, markdownTable, writeSection } from './report.js'
-import type { CurvePoint, MethodName, MethodResult, SimulationResult } from '../../node/simulation/index.js'
+import type { CurvePoint, MethodName, MethodResult, SimulationOptions, SimulationResult } from '../../node/simulation/index.js'
 
 const METHODS: MethodName[] = ['fedgrow', 'independent', 'fedavg', 'local', 'authors-code']
 /** What comparisonSection compares: always run. */
@@ -59,6 +62,15 @@ function asciiCurves (methods: MethodResult[], height = 12): string {
   ].join('\n')
 }
 
+/** Whether each method's curve (before phase 4) had flattened, and naming those that had not. */
+function curvesLine (methods: MethodResult[]): string {
+  const trends = methods.map(m => ({ name: m.name, ...curveTrend(m.curve) }))
+  const rising = trends.filter(t => t.trend === 'rising').map(t => t.name)
+  return `- curves before phase 4, change over the last ${TREND_WINDOW_ROUNDS} rounds (first round within ${FLAT_TOLERANCE * 100} point of the best): ` +
+    trends.map(t => `${t.name} ${points(t.change, 0)}, ${t.trend} (round ${t.plateauRound})`).join('; ') +
+    (rising.length === 0 ? '; none still rising' : `; still rising: ${rising.join(', ')}, so this comparison is not at ${rising.length === 1 ? 'its' : 'their'} plateau: run more rounds`)
+}
+
 /** One run's comparison: accuracy across peers per method, bytes, FLOPs, and the curves by round. */
 export function comparisonSection (result: SimulationResult): string {
   const by = (n: MethodName): MethodResult => result.methods.find(m => m.name === n)!
@@ -82,12 +94,28 @@ export function comparisonSection (result: SimulationResult): string {
     `- before the fine-tuning (the grown models at round ${result.config.rounds}): fedgrow ${pct(fedgrow.curve.at(-1)!.accuracy.mean)}, independent ${pct(independent.curve.at(-1)!.accuracy.mean)} (${points(fedgrow.curve.at(-1)!.accuracy.mean, independent.curve.at(-1)!.accuracy.mean)} points), fedavg ${pct(fedavg.curve.at(-1)!.accuracy.mean)}`,
     `- at equal bytes (fedgrow's ${(fedgrowBytes / 1e6).toFixed(2)} MB per peer): fedavg ${fedavgAtBytes === undefined ? 'had sent more than that after round 1' : `reached ${pct(fedavgAtBytes.accuracy)} (round ${fedavgAtBytes.round})`} vs fedgrow ${pct(fedgrow.accuracy.mean)}`,
     `- at equal training FLOPs (fedgrow's ${(fedgrowFlops / 1e12).toFixed(2)} TFLOP per peer, Local-LiGO included): fedavg ${fedavgAtFlops === undefined ? 'had spent more after round 1' : `reached ${pct(fedavgAtFlops.accuracy)} (round ${fedavgAtFlops.round})`}`,
+    curvesLine(result.methods),
     `- fedgrow bytes sent per round = ${(fedgrow.bytesSentPerPeerPerRound / fedavg.bytesSentPerPeerPerRound).toFixed(3)}x fedavg's (target <= 0.35x); trainable parameters = ${(fedgrow.trainableParamsPerPeer / fedgrow.targetParams).toFixed(3)}x the target's`,
     '',
     'Mean accuracy by round:',
     '',
     asciiCurves(result.methods)
   ].join('\n')
+}
+
+/** Where each run's results are kept, so that `--report` can write its section again without rerunning it. */
+const RUNS_DIR = join('runs', 'paper-table')
+
+async function simulateAndKeep (file: string, options: SimulationOptions): Promise<SimulationResult> {
+  const result = await simulate(options)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(file, JSON.stringify(result) + '\n')
+  return result
+}
+
+function readRun (file: string): SimulationResult {
+  if (!existsSync(file)) throw new Error(`--report: no kept run at ${file}; run the same command without --report first`)
+  return JSON.parse(readFileSync(file, 'utf8')) as SimulationResult
 }
 
 const listFlag = (args: string[], flag: string, fallback: number[]): number[] => flagValue(args, flag)?.split(',').map(Number) ?? fallback
@@ -99,9 +127,10 @@ const DEFAULT_ALPHAS = [100, 0.5]
  * the plain name; a narrower run gets a section of its own, named by what it narrowed, so it never
  * replaces the full tables.
  */
-function sectionOf (sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number): { name: string, title: string } {
+function sectionOf (sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number, seed: number): { name: string, title: string } {
   const parts: Array<{ key: string, label: string }> = []
   if (rounds !== TABLE_ROUNDS) parts.push({ key: `rounds-${rounds}`, label: `${rounds} rounds` })
+  if (seed !== 0) parts.push({ key: `seed-${seed}`, label: `seed ${seed}` })
   if (privateHead) parts.push({ key: 'private-head', label: 'private heads' })
   if (sizes.join() !== String(TABLE_PEERS)) parts.push({ key: `peers-${sizes.join('-')}`, label: `${sizes.join(', ')} peers` })
   if (alphas.join() !== DEFAULT_ALPHAS.join()) parts.push({ key: `alpha-${alphas.join('-')}`, label: `alpha ${alphas.join(', ')}` })
@@ -120,22 +149,25 @@ function methodsFlag (args: string[]): MethodName[] {
 export async function paperTableBench (command: string, args: string[]): Promise<void> {
   const methods = methodsFlag(args)
   const privateHead = args.includes('--private-head')
-  await initBackend('wasm')
   const presetAt = args.indexOf('--preset')
   const preset = PRESETS[presetAt >= 0 ? args[presetAt + 1] : 'small']
   const rounds = listFlag(args, '--rounds', [preset.rounds])[0]
+  const seed = listFlag(args, '--seed', [0])[0]
   const sizes = listFlag(args, '--peers', [TABLE_PEERS])
-  const results: SimulationResult[] = []
   const alphas = listFlag(args, '--alphas', DEFAULT_ALPHAS)
+  const { name, title } = sectionOf(sizes, alphas, methods, privateHead, rounds, seed)
+  const runFile = (peers: number, alpha: number): string => join(RUNS_DIR, name, `peers-${peers}-alpha-${alpha}.json`)
+  const results: SimulationResult[] = []
+  if (!args.includes('--report')) await initBackend('wasm')
   for (const peers of sizes) {
     for (const alpha of alphas) {
-      results.push(await simulate({
+      results.push(args.includes('--report') ? readRun(runFile(peers, alpha)) : await simulateAndKeep(runFile(peers, alpha), {
         peers,
         rounds,
         preset,
         alpha,
         methods,
-        seed: 0,
+        seed,
         privateHead,
         outDir: mkdtempSync(join(tmpdir(), `fedgrow-paper-table-${peers}-${alpha}-`)),
         log: createLogger('text', (line) => { process.stderr.write(line + '\n') }),
@@ -144,8 +176,8 @@ export async function paperTableBench (command: string, args: string[]): Promise
     }
   }
   const p = preset
-  const { name, title } = sectionOf(sizes, alphas, methods, privateHead, rounds)
-  writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command, [
+  // A --report section names the command that ran the runs it shows.
+  writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command.replace(' --report', ''), [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
     `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${describeFinetune(p.finetune)} after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',

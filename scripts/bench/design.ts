@@ -790,8 +790,8 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
 
 /**
  * Each candidate of `results` (the runs of one seed) by name: its longest run, with the phase-4 variants
- * of the same seeded run in other files (--tag) joined to it, and those of its shorter runs (phase 4 after an earlier round,
- * the unpulled fine-tuning included) labelled with that round.
+ * of the same seeded run in other files (--tag) joined to it, and those of its shorter runs (phase 4
+ * after an earlier round, the unpulled fine-tuning included) labelled with that round.
  */
 function joinRuns (results: CandidateResult[]): Map<string, CandidateResult> {
   const runs = [...results].sort((a, b) => b.curve.length - a.curve.length)
@@ -853,8 +853,10 @@ function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, C
     runsBySeed.set(file.options.seed, [...(runsBySeed.get(file.options.seed) ?? []), ...file.results])
   }
   const lengthsOf = (name: string, runs: CandidateResult[]): number[] => runs.filter(r => r.name === name).map(r => r.curve.length)
-  const everySeed = (name: string): number => Math.max(...[...runsBySeed.values()].map(runs => lengthsOf(name, runs)).reduce((common, own) => common.filter(n => own.includes(n))))
-  return new Map([...runsBySeed].map(([seed, runs]) => [seed, joinRuns(runs.filter(r => r.curve.length === everySeed(r.name)))]))
+  const sharedLength = (name: string): number => Math.max(...[...runsBySeed.values()].map(runs => lengthsOf(name, runs)).reduce((common, own) => common.filter(n => own.includes(n))))
+  const names = new Set([...runsBySeed.values()].flat().map(r => r.name))
+  const roundsOf = new Map([...names].map(name => [name, sharedLength(name)]))
+  return new Map([...runsBySeed].map(([seed, runs]) => [seed, joinRuns(runs.filter(r => r.curve.length === roundsOf.get(r.name)))]))
 }
 
 /** A phase-4 variant that is a budget in epochs with no pull (`--pulls 0@Ee`). */

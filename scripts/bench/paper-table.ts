@@ -157,11 +157,12 @@ export async function paperTableBench (command: string, args: string[]): Promise
   const alphas = listFlag(args, '--alphas', DEFAULT_ALPHAS)
   const { name, title } = sectionOf(sizes, alphas, methods, privateHead, rounds, seed)
   const runFile = (peers: number, alpha: number): string => join(RUNS_DIR, name, `peers-${peers}-alpha-${alpha}.json`)
+  const reportOnly = args.includes('--report')
   const results: SimulationResult[] = []
-  if (!args.includes('--report')) await initBackend('wasm')
+  if (!reportOnly) await initBackend('wasm')
   for (const peers of sizes) {
     for (const alpha of alphas) {
-      results.push(args.includes('--report') ? readRun(runFile(peers, alpha)) : await simulateAndKeep(runFile(peers, alpha), {
+      results.push(reportOnly ? readRun(runFile(peers, alpha)) : await simulateAndKeep(runFile(peers, alpha), {
         peers,
         rounds,
         preset,

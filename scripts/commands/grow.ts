@@ -90,6 +90,8 @@ export const growCommand: Command = {
         finetuned = evaluate(predictWith(target, final), data.test).accuracy
       }
       const last = stages[stages.length - 1].result
+      const labelWidth = Math.max('finetune'.length, ...stages.map(s => s.name.length))
+      const label = (name: string): string => name.padEnd(labelWidth)
       saveModel(out, target, final, { producedBy: 'fedgrow grow', from: fromPath, init, stages: stages.map(s => s.name), steps: options.steps, ...budget, testAccuracy: finetuned ?? last.after.accuracy })
       printResult(format, {
         out,
@@ -101,10 +103,10 @@ export const growCommand: Command = {
         accuracyAfter: last.after.accuracy,
         ...(finetuned !== undefined ? { finetuneSteps, accuracyFinetuned: finetuned } : {})
       }, [
-        `source     ${describe(small.config)}: ${countParams(small.config).toLocaleString('en-US')} params, test accuracy ${percent(sourceAccuracy)}`,
-        ...stages.map(s => `${s.name.padEnd(10)} ${describe(s.from)} -> ${describe(s.to)}: operator ${s.operatorParams.toLocaleString('en-US')} params; accuracy ${percent(s.result.before.accuracy)} grown untrained, ${percent(s.result.after.accuracy)} after ${s.result.report.steps} steps`),
-        ...(finetuned !== undefined ? [`finetune   ${describeBudget(budget, finetuneSteps, data.train.count)} of the grown model's weights: accuracy ${percent(finetuned)}`] : []),
-        `target     ${describe(target)}: ${countParams(target).toLocaleString('en-US')} params, saved to ${out}`
+        `${label('source')} ${describe(small.config)}: ${countParams(small.config).toLocaleString('en-US')} params, test accuracy ${percent(sourceAccuracy)}`,
+        ...stages.map(s => `${label(s.name)} ${describe(s.from)} -> ${describe(s.to)}: operator ${s.operatorParams.toLocaleString('en-US')} params; accuracy ${percent(s.result.before.accuracy)} grown untrained, ${percent(s.result.after.accuracy)} after ${s.result.report.steps} steps`),
+        ...(finetuned !== undefined ? [`${label('finetune')} ${describeBudget(budget, finetuneSteps, data.train.count)} of the grown model's weights: accuracy ${percent(finetuned)}`] : []),
+        `${label('target')} ${describe(target)}: ${countParams(target).toLocaleString('en-US')} params, saved to ${out}`
       ])
     } finally {
       for (const tensors of owned) tf.dispose(Object.values(tensors))

@@ -96,6 +96,9 @@ const CANDIDATES: Candidate[] = [
   { name: 'fedgrow checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: true, sharesModel: false, localLigoSteps: 0 },
   { name: 'independent checkpoint', small: 'checkpoint', localInit: 'common', regime: 'frozen', share: false, sharesModel: false, localLigoSteps: 0 },
   { name: 'authors-code', small: 'own', localInit: 'own', regime: 'authors', share: true, sharesModel: true },
+  // What training the intermediate model adds to Global-LiGO when it starts as the grown public checkpoint
+  // (on one peer holding every row: the ceiling of a design that freezes it).
+  { name: 'authors-code checkpoint', small: 'checkpoint', localInit: 'common', regime: 'authors', share: true, sharesModel: true, localLigoSteps: 0 },
   { name: 'fedgrow checkpoint ditto 0.1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 0.1, twin: 'independent checkpoint' },
   { name: 'fedgrow checkpoint ditto 1', small: 'checkpoint', localInit: 'common', regime: 'ditto', share: true, sharesModel: false, localLigoSteps: 0, dittoLambda: 1, twin: 'independent checkpoint' },
   { name: 'fedgrow checkpoint fedrep', small: 'checkpoint', localInit: 'common', regime: 'fedrep', share: true, sharesModel: false },

@@ -678,6 +678,13 @@ const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
 const STUDY_PEERS = 8
 const peersPart = (peers: number): string => peers === STUDY_PEERS ? '' : `peers-${peers}-`
 const sizeLabel = (peers: number): string => peers === STUDY_PEERS ? '' : `${peers} peers, `
+/**
+ * `--peers 1` deals every row the study's peers hold to one peer: each design trained on the pooled rows,
+ * which is the most any averaging of the same design could reach.
+ */
+const POOLED = 1
+const studyTitle = (peers: number, alpha: number): string => peers === POOLED ? 'Design study: each design\'s ceiling, every row on one peer' : `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`
+const studyPeers = (peers: number, alpha: number): string => peers === POOLED ? 'One peer holding every training row that the study deals out to its peers (the ceiling of averaging: a federation of the same design can at best match training on the pooled rows)' : `${peers} peers, label-Dirichlet alpha ${alpha}`
 
 function parse (args: string[]): StudyOptions {
   const get = (flag: string, fallback: number): number => {
@@ -780,9 +787,11 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
   const rows = results.map(r => [displayName(r), at(r, 1), at(r, 5), at(r, 15), at(r, 25), `${pct(r.final.mean)} ± ${pct(r.final.std)} (min ${pct(r.final.min)})`, pct(r.finetuned.mean), phase4Cell(r, 'validated'), phase4Cell(r, 'bestOf'), gain(r), (r.sharedParamsPerRound * 4).toLocaleString('en-US'), (r.curve[Math.min(14, r.curve.length - 1)].trainFlopsPerPeer / 1e12).toFixed(2), r.trainableParamsPerPeer.toLocaleString('en-US')])
   const o = files[0]?.options
   if (o === undefined) return
-  const section = `design-${peersPart(peers)}alpha-${alpha}`
-  writeSection(section, `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`, command, [
-    `${o.peers} peers, label-Dirichlet alpha ${alpha}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
+  // Seed 0's tables are the study; another seed's (--report --seed S) get a section of their own.
+  const seedPart = seed === 0 ? '' : `-seed-${seed}`
+  const section = `design-${peersPart(peers)}alpha-${alpha}${seedPart}`
+  writeSection(section, studyTitle(peers, alpha) + (seed === 0 ? '' : `, seed ${seed}`), command, [
+    `${studyPeers(o.peers, alpha)}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own training rows (85% of its shard, as in the rounds). The same run is scored on the peer's held-out rows (the other 15%, never trained on) before training and every ${FINETUNE_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',

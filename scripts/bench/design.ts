@@ -674,16 +674,17 @@ export function phase4Choices (checks: Phase4Check[]): Phase4Choices {
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`
 
-/** The study's federation size. Its files and sections keep unprefixed names; other sizes get their own. */
+/** The study's federation size and public slice. Its files and sections keep unprefixed names; other settings get their own. */
 const STUDY_PEERS = 8
-const peersPart = (peers: number): string => peers === STUDY_PEERS ? '' : `peers-${peers}-`
-const sizeLabel = (peers: number): string => peers === STUDY_PEERS ? '' : `${peers} peers, `
+const STUDY_PUBLIC_ROWS = 1500
+const studyPart = (o: Pick<StudyOptions, 'peers' | 'publicRows'>): string => (o.peers === STUDY_PEERS ? '' : `peers-${o.peers}-`) + (o.publicRows === STUDY_PUBLIC_ROWS ? '' : `public-${o.publicRows}-`)
+const sizeLabel = (o: Pick<StudyOptions, 'peers' | 'publicRows'>): string => (o.peers === STUDY_PEERS ? '' : `${o.peers} peers, `) + (o.publicRows === STUDY_PUBLIC_ROWS ? '' : `${o.publicRows} public digits, `)
 /**
  * `--peers 1` deals every row the study's peers hold to one peer: each design trained on the pooled rows,
  * which is the most any averaging of the same design could reach.
  */
 const POOLED = 1
-const studyTitle = (peers: number, alpha: number): string => peers === POOLED ? 'Design study: each design\'s ceiling, every row on one peer' : `Design study: what makes sharing Global-LiGO pay (${sizeLabel(peers)}alpha ${alpha})`
+const studyTitle = (o: StudyOptions): string => o.peers === POOLED ? `Design study: each design's ceiling, every row on one peer${o.publicRows === STUDY_PUBLIC_ROWS ? '' : ` (${o.publicRows} public digits)`}` : `Design study: what makes sharing Global-LiGO pay (${sizeLabel(o)}alpha ${o.alpha})`
 const studyPeers = (peers: number, alpha: number): string => peers === POOLED ? 'One peer holding every training row that the study deals out to its peers (the ceiling of averaging: a federation of the same design can at best match training on the pooled rows)' : `${peers} peers, label-Dirichlet alpha ${alpha}`
 
 function parse (args: string[]): StudyOptions {
@@ -700,7 +701,7 @@ function parse (args: string[]): StudyOptions {
     stepsPerRound: get('--steps', 20),
     learningRate: get('--lr', 2e-3),
     finetuneSteps: get('--finetune', 200),
-    publicRows: get('--public', 1500),
+    publicRows: get('--public', STUDY_PUBLIC_ROWS),
     ...(args.includes('--pulls') ? { pulls: args[args.indexOf('--pulls') + 1].split(',').map(parsePull) } : {}),
     ...(onlyAt >= 0 ? { only: args[onlyAt + 1].split(',') } : {}),
     ...(args.includes('--tag') ? { tag: args[args.indexOf('--tag') + 1] } : {})
@@ -710,11 +711,11 @@ function parse (args: string[]): StudyOptions {
 export async function designBench (command: string, args: string[]): Promise<void> {
   const options = parse(args)
   if (args.includes('--report')) {
-    writeReport(options.peers, options.alpha, options.seed, command)
+    writeReport(options, command)
     return
   }
   if (args.includes('--seeds-report')) {
-    writeSeedsReport(options.peers, options.alpha, command)
+    writeSeedsReport(options, command)
     return
   }
   await initBackend('wasm')
@@ -726,7 +727,7 @@ export async function designBench (command: string, args: string[]): Promise<voi
   const results: CandidateResult[] = []
   const outDir = join('runs', 'design')
   mkdirSync(outDir, { recursive: true })
-  const file = join(outDir, `${peersPart(options.peers)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z0-9.]+/g, '-')).join('_').slice(0, 80)}${options.tag === undefined ? '' : `-${options.tag}`}.json`)
+  const file = join(outDir, `${studyPart(options)}alpha-${options.alpha}-seed-${options.seed}${smallsOnly ? '-smalls' : options.only === undefined ? '' : '-' + candidates.map(c => c.name.replace(/[^a-z0-9.]+/g, '-')).join('_').slice(0, 80)}${options.tag === undefined ? '' : `-${options.tag}`}.json`)
   const save = (): void => { writeFileSync(file, JSON.stringify({ options, smalls: peers.map(p => Object.fromEntries(Object.entries(p.small).map(([k, v]) => [k, { test: v.testAccuracy, validation: v.validationAccuracy, steps: v.steps }]))), results }, null, 1)) }
   save()
   for (const c of candidates) {
@@ -735,8 +736,8 @@ export async function designBench (command: string, args: string[]): Promise<voi
   }
   for (const p of peers) for (const s of Object.values(p.small)) tf.dispose(Object.values(s.params))
   // Seed 0's tables are the study; other seeds feed the spread across seeds.
-  if (options.seed === 0) writeReport(options.peers, options.alpha, options.seed, command)
-  else if (seedPairs(resultsBySeed(options.peers, options.alpha)).length > 0) writeSeedsReport(options.peers, options.alpha, `npm run bench -- design --seeds-report --alpha ${options.alpha}${options.peers === STUDY_PEERS ? '' : ` --peers ${options.peers}`}`)
+  if (options.seed === 0) writeReport(options, command)
+  else if (seedPairs(resultsBySeed(options)).length > 0) writeSeedsReport(options, `npm run bench -- design --seeds-report --alpha ${options.alpha}${options.peers === STUDY_PEERS ? '' : ` --peers ${options.peers}`}${options.publicRows === STUDY_PUBLIC_ROWS ? '' : ` --public ${options.publicRows}`}`)
   else log(`no candidate and its twin on two seeds at alpha ${options.alpha} yet: no seed report`)
 
 }
@@ -755,9 +756,10 @@ const accuracyAt = (r: CandidateResult, round: number): number | undefined => r.
  * at rounds 5, 15 and 25, its final and fine-tuned accuracy, and what sharing gained over its twin
  * that shares nothing.
  */
-function writeReport (peers: number, alpha: number, seed: number, command: string): void {
+function writeReport (options: StudyOptions, command: string): void {
+  const { alpha, seed } = options
   const dir = join('runs', 'design')
-  const files = readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
+  const files = readdirSync(dir).filter(f => f.startsWith(`${studyPart(options)}alpha-${alpha}-seed-${seed}`) && f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(dir, f), 'utf8')) as StudyFile)
   const byName = joinRuns(files.flatMap(f => f.results))
   const results = CANDIDATES.map(c => byName.get(c.name)).filter((r): r is CandidateResult => r !== undefined)
   const smallMean = (source: SmallSource): string => {
@@ -789,8 +791,8 @@ function writeReport (peers: number, alpha: number, seed: number, command: strin
   if (o === undefined) return
   // Seed 0's tables are the study; another seed's (--report --seed S) get a section of their own.
   const seedPart = seed === 0 ? '' : `-seed-${seed}`
-  const section = `design-${peersPart(peers)}alpha-${alpha}${seedPart}`
-  writeSection(section, studyTitle(peers, alpha) + (seed === 0 ? '' : `, seed ${seed}`), command, [
+  const section = `design-${studyPart(options)}alpha-${alpha}${seedPart}`
+  writeSection(section, studyTitle(options) + (seed === 0 ? '' : `, seed ${seed}`), command, [
     `${studyPeers(o.peers, alpha)}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own training rows (85% of its shard, as in the rounds). The same run is scored on the peer's held-out rows (the other 15%, never trained on) before training and every ${FINETUNE_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
@@ -857,10 +859,10 @@ const points = (a: number, b: number): string => `${a >= b ? '+' : ''}${((a - b)
  * of the most rounds that every seed ran it to: seeds compare after the same rounds, so one seed's
  * longer run (--rounds 25 beside 15) does not stand in for it.
  */
-function resultsBySeed (peers: number, alpha: number): Map<number, Map<string, CandidateResult>> {
+function resultsBySeed (options: StudyOptions): Map<number, Map<string, CandidateResult>> {
   const dir = join('runs', 'design')
   const runsBySeed = new Map<number, CandidateResult[]>()
-  for (const name of readdirSync(dir).filter(f => f.startsWith(`${peersPart(peers)}alpha-${alpha}-seed-`) && f.endsWith('.json'))) {
+  for (const name of readdirSync(dir).filter(f => f.startsWith(`${studyPart(options)}alpha-${options.alpha}-seed-`) && f.endsWith('.json'))) {
     const file = JSON.parse(readFileSync(join(dir, name), 'utf8')) as StudyFile
     runsBySeed.set(file.options.seed, [...(runsBySeed.get(file.options.seed) ?? []), ...file.results])
   }
@@ -892,8 +894,9 @@ function seedPairs (bySeed: Map<number, Map<string, CandidateResult>>): Candidat
  * after fine-tuning), how many peers it put ahead, and the mean and spread over seeds. A gain that one
  * seed's shards happened to favour shows up here.
  */
-function writeSeedsReport (peers: number, alpha: number, command: string): void {
-  const bySeed = resultsBySeed(peers, alpha)
+function writeSeedsReport (options: StudyOptions, command: string): void {
+  const { alpha } = options
+  const bySeed = resultsBySeed(options)
   const seeds = [...bySeed.keys()].sort((a, b) => a - b)
   const pairs = seedPairs(bySeed)
   if (pairs.length === 0) throw new Error(`the seed report needs a fedgrow candidate and its twin on at least two seeds at alpha ${alpha}; found seeds ${seeds.join(', ') || 'none'} in runs/design`)
@@ -928,8 +931,8 @@ function writeSeedsReport (peers: number, alpha: number, command: string): void 
     const budgetCells = (p: typeof perSeed[number]): string => budgets.map((epochs, i) => variantCell(p.budgetGains[i], `after ${epochs} epochs`)).join('')
     return [pairName(c), ...perSeed.map(p => `${points(p.gain, 0)} at r${last}, ${p.ranTo > last ? `run on to r${p.ranTo}, then ` : ''}${points(p.finetunedGain, 0)} fine-tuned${variantCell(p.validatedGain, 'stopped early')}${variantCell(p.bestOfGain, 'best check')}${budgetCells(p)}; ${p.ahead}/${p.peers} peers ahead`), spread(perSeed.map(p => p.gain)), spread(perSeed.map(p => p.finetunedGain)) + ranOnNote(perSeed), variantSpread(perSeed.map(p => p.validatedGain)), variantSpread(perSeed.map(p => p.bestOfGain)), ...budgets.map((_, i) => variantSpread(perSeed.map(p => p.budgetGains[i])))]
   })
-  const section = `design-seeds-${peersPart(peers)}alpha-${alpha}`
-  writeSection(section, `Design study across seeds: what sharing gains (${sizeLabel(peers)}alpha ${alpha})`, command, [
+  const section = `design-seeds-${studyPart(options)}alpha-${alpha}`
+  writeSection(section, `Design study across seeds: what sharing gains (${sizeLabel(options)}alpha ${alpha})`, command, [
     `Each seed draws its own public slice, shards, small-model shapes and training order (otherwise as in the design study above). Sharing gain: fedgrow minus its twin that shares nothing, in points of mean test accuracy over peers, at the last round every seed ran, after each peer's fine-tuning of its grown target on its own rows (a fixed number of steps), after the same fine-tuning stopped early or at its best check on the peer's held-out rows (only on runs made since those existed), and after a fine-tuning of E epochs of the peer's rows instead (where a run had --pulls 0@Ee). "Peers ahead": peers whose fedgrow model beat their independent one (before fine-tuning). Mean ± std over seeds (population std).`,
     '',
     tableKeepingRows(section, ['candidate', ...seeds.map(s => `seed ${s}`), 'gain, mean ± std', 'fine-tuned gain, mean ± std', 'stopped-early gain, mean ± std', 'best-check gain, mean ± std', ...budgets.map(e => `${e}-epoch gain, mean ± std`)], rows, CANDIDATES.map(pairName), 'runs/design')

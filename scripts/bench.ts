@@ -28,5 +28,7 @@ if (bench === undefined) {
   process.stdout.write(`Usage: npm run bench -- NAME\n\n${Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(12)} ${b.help}`).join('\n')}\n`)
   process.exitCode = name === undefined || name === '--help' ? 0 : 2
 } else {
-  await bench.run(`npm run bench -- ${process.argv.slice(2).join(' ')}`, args)
+  // Quoted where a shell would split it (--only "fedgrow checkpoint,..."), so the report's command can be pasted.
+  const shellWords = process.argv.slice(2).map(arg => /\s/.test(arg) ? `"${arg}"` : arg)
+  await bench.run(`npm run bench -- ${shellWords.join(' ')}`, args)
 }

@@ -711,7 +711,7 @@ function parse (args: string[]): StudyOptions {
 export async function designBench (command: string, args: string[]): Promise<void> {
   const options = parse(args)
   if (args.includes('--report')) {
-    writeReport(options, command)
+    writeReport(options, command.replace(' --report', ''))
     return
   }
   if (args.includes('--seeds-report')) {

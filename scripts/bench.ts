@@ -12,7 +12,7 @@ import { textBench } from './bench/text.js'
 
 const BENCHES: Record<string, { help: string, run: (command: string, args: string[]) => Promise<void> }> = {
   'train-step': { help: 'train-step time of target-size models on wasm and cpu, as a fraction of each backend\'s matMul ceiling', run: trainStepBench },
-  'paper-table': { help: 'fedgrow vs independent, fedavg, local and authors-code on rounds, bytes and FLOPs: 8 peers, preset small, alpha 100 and 0.5 (over an hour on 2 cores); each table says whose curve was still rising [--peers N,N --preset NAME --alphas A,A --rounds R --seed S --methods M,M --private-head --report]', run: paperTableBench },
+  'paper-table': { help: 'fedgrow vs independent, fedavg, local and authors-code on rounds, bytes and FLOPs: 8 peers, preset small, alpha 100 and 0.5 (over an hour on 2 cores); each table says whose curve was still rising [--peers N,N --preset NAME --alphas A,A --rounds R --seed S --methods M,M --private-head --public-fraction F --report]', run: paperTableBench },
   scale: { help: 'tiny-preset federations of 16, 64 and 256 peers, all-to-all against group averaging: bytes per peer, round time, memory, spread, accuracy (hours for 256 on 2 cores) [--peers N,N --rounds R --group-size G --schemes all-to-all,group --seed S]', run: scaleBench },
   byzantine: { help: '20% hostile peers, each attack against each aggregation rule, vs a clean run', run: byzantineBench },
   design: { help: 'the design study: which way of growing and sharing makes collaboration pay, on an ideal network; --peers 1 pools every row on one peer, the ceiling of each design [--peers P --alpha A --seed S --rounds R --steps S --public ROWS --only NAMES --pulls LIST --tag T --report --seeds-report]', run: designBench },

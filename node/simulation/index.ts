@@ -27,7 +27,7 @@ import type { ModelData, WorkerMemory } from '../compute/messages.js'
 import type { BackendChoice } from '../backend.js'
 import type { ByteCounts } from '../federation/transport.js'
 import type { RoundEnding } from '../federation/round-state.js'
-import { prepareSmallModels, splitPublic } from './small-models.js'
+import { PUBLIC_FRACTION, prepareSmallModels, splitPublic } from './small-models.js'
 import type { SmallModelReport, SmallModelSource } from './small-models.js'
 import { FaultInjector, RESTART_DELAY_MS, checkFaults, hasFaults } from './faults.js'
 import type { FaultOptions, FaultReport } from './faults.js'
@@ -97,6 +97,8 @@ export interface SimulationOptions {
   backend?: BackendChoice
   /** Where the peers' small models start: a public checkpoint per shape, or random weights. @default DEFAULT_SMALL_MODEL_SOURCE */
   smallModels?: SmallModelSource
+  /** Share of the training rows that no peer holds, on which the public checkpoints train. @default PUBLIC_FRACTION */
+  publicFraction?: number
 }
 
 export const DEFAULT_SMALL_MODEL_SOURCE: SmallModelSource = 'checkpoint'
@@ -174,7 +176,7 @@ export type { SmallModelReport, SmallModelSource }
 export interface SimulationResult {
   /** Each peer's small model, pre-trained on its own rows until flat: what growth starts from. */
   smallModels: SmallModelReport[]
-  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, aggregation?: string, groupSize?: number, finetuneSelect?: string, finetunePull?: number, finetunePullPerRow?: boolean, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
+  config: { peers: number, rounds: number, preset: string, alpha: number, seed: number, smallModels?: SmallModelSource, publicFraction?: number, aggregation?: string, groupSize?: number, finetuneSelect?: string, finetunePull?: number, finetunePullPerRow?: boolean, privateHead?: boolean, byzantine?: number, attack?: string, faults?: FaultOptions }
   methods: MethodResult[]
   compute: ComputeReport
 }
@@ -447,9 +449,12 @@ const EVENT_LOOP_RESOLUTION_MS = 10
 /** Peak resident memory of this process so far, in bytes. */
 const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024
 
+/** The public slice's share where it is not the default (in the result's config and the small models' cache key). */
+const publicFractionField = (options: SimulationOptions): { publicFraction?: number } => options.publicFraction === undefined || options.publicFraction === PUBLIC_FRACTION ? {} : { publicFraction: options.publicFraction }
+
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
   checkFaults(options.faults ?? {}, options.rounds)
-  const { publicRows, shared } = splitPublic(loadData(options.data ?? 'mnist', options.seed, simulationTokenizer(options.preset)), options.seed)
+  const { publicRows, shared } = splitPublic(loadData(options.data ?? 'mnist', options.seed, simulationTokenizer(options.preset)), options.seed, options.publicFraction)
   const shards = partition(shared, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
   const smalls = smallConfigs(options.preset, options.peers, options.seed, taskShapeOf(shared))
   const rssBefore = process.memoryUsage().rss
@@ -462,7 +467,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   let smallModels: SmallModelReport[] = []
   try {
     const source = options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE
-    const cacheKey = { peers: options.peers, alpha: options.alpha, seed: options.seed, data: options.data ?? 'mnist' }
+    const cacheKey = { peers: options.peers, alpha: options.alpha, seed: options.seed, data: options.data ?? 'mnist', ...publicFractionField(options) }
     const prepared = await prepareSmallModels({ pool, preset: options.preset, source, cacheKey, cacheDir: join(options.outDir, 'cache'), seed: options.seed, log: options.log, onProgress: options.onProgress }, smalls, shards, publicRows)
     smallModels = prepared.reports
     for (const method of options.methods) {
@@ -475,6 +480,7 @@ export async function simulate (options: SimulationOptions): Promise<SimulationR
   }
   const config: SimulationResult['config'] = { peers: options.peers, rounds: options.rounds, preset: options.preset.name, alpha: options.alpha, seed: options.seed }
   if ((options.smallModels ?? DEFAULT_SMALL_MODEL_SOURCE) !== DEFAULT_SMALL_MODEL_SOURCE) config.smallModels = options.smallModels
+  Object.assign(config, publicFractionField(options))
   if ((options.aggregation ?? 'mean') !== 'mean') config.aggregation = options.aggregation
   if (options.groupSize !== undefined) config.groupSize = options.groupSize
   if ((options.finetuneSelect ?? 'last') !== 'last') config.finetuneSelect = options.finetuneSelect

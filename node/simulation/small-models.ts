@@ -65,9 +65,12 @@ export interface SmallModelContext {
   onProgress?: ProgressSink
 }
 
-/** The data's public slice, and the rest (what the peers' shards are dealt from). */
-export function splitPublic<D extends Dataset> (data: TrainTest<D>, seed: number): { publicRows: D, shared: TrainTest<D> } {
-  const split = splitTrainTest(data.train, PUBLIC_FRACTION, `public:${seed}`)
+/**
+ * The data's public slice (`fraction` of its training rows), and the rest (what the peers' shards are
+ * dealt from). A larger slice stands for participants who start from a stronger published checkpoint.
+ */
+export function splitPublic<D extends Dataset> (data: TrainTest<D>, seed: number, fraction = PUBLIC_FRACTION): { publicRows: D, shared: TrainTest<D> } {
+  const split = splitTrainTest(data.train, fraction, `public:${seed}`)
   return { publicRows: split.test, shared: { train: split.train, test: data.test } }
 }
 

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path'
 import { initBackend } from '../../node/backend.js'
 import { METHOD_NAMES, simulate, SHARES_MODEL } from '../../node/simulation/index.js'
 import { describeFinetune, PRESETS } from '../../node/simulation/presets.js'
+import { PUBLIC_FRACTION } from '../../node/simulation/small-models.js'
 import { curveTrend, FLAT_TOLERANCE, TREND_WINDOW_ROUNDS } from '../../node/simulation/curves.js'
 import { createLogger } from '../../node/log.js'
 import { consoleProgress } from '../../node/train/progress.js'
@@ -127,10 +128,13 @@ const DEFAULT_ALPHAS = [100, 0.5]
  * the plain name; a narrower run gets a section of its own, named by what it narrowed, so it never
  * replaces the full tables.
  */
-function sectionOf (sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number, seed: number): { name: string, title: string } {
+interface TableRuns { sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number, seed: number, publicFraction: number }
+
+function sectionOf ({ sizes, alphas, methods, privateHead, rounds, seed, publicFraction }: TableRuns): { name: string, title: string } {
   const parts: Array<{ key: string, label: string }> = []
   if (rounds !== TABLE_ROUNDS) parts.push({ key: `rounds-${rounds}`, label: `${rounds} rounds` })
   if (seed !== 0) parts.push({ key: `seed-${seed}`, label: `seed ${seed}` })
+  if (publicFraction !== PUBLIC_FRACTION) parts.push({ key: `public-${publicFraction}`, label: `public slice ${publicFraction}` })
   if (privateHead) parts.push({ key: 'private-head', label: 'private heads' })
   if (sizes.join() !== String(TABLE_PEERS)) parts.push({ key: `peers-${sizes.join('-')}`, label: `${sizes.join(', ')} peers` })
   if (alphas.join() !== DEFAULT_ALPHAS.join()) parts.push({ key: `alpha-${alphas.join('-')}`, label: `alpha ${alphas.join(', ')}` })
@@ -155,7 +159,8 @@ export async function paperTableBench (command: string, args: string[]): Promise
   const seed = listFlag(args, '--seed', [0])[0]
   const sizes = listFlag(args, '--peers', [TABLE_PEERS])
   const alphas = listFlag(args, '--alphas', DEFAULT_ALPHAS)
-  const { name, title } = sectionOf(sizes, alphas, methods, privateHead, rounds, seed)
+  const publicFraction = listFlag(args, '--public-fraction', [PUBLIC_FRACTION])[0]
+  const { name, title } = sectionOf({ sizes, alphas, methods, privateHead, rounds, seed, publicFraction })
   const runFile = (peers: number, alpha: number): string => join(RUNS_DIR, name, `peers-${peers}-alpha-${alpha}.json`)
   const reportOnly = args.includes('--report')
   const results: SimulationResult[] = []
@@ -170,6 +175,7 @@ export async function paperTableBench (command: string, args: string[]): Promise
         methods,
         seed,
         privateHead,
+        publicFraction,
         outDir: mkdtempSync(join(tmpdir(), `fedgrow-paper-table-${peers}-${alpha}-`)),
         log: createLogger('text', (line) => { process.stderr.write(line + '\n') }),
         onProgress: consoleProgress()
@@ -180,7 +186,7 @@ export async function paperTableBench (command: string, args: string[]): Promise
   // A --report section names the command that ran the runs it shows.
   writeSection(name, `The paper's comparison: ${title} (preset ${p.name})`, command.replace(' --report', ''), [
     `Preset ${p.name}: small models dim ${p.smallDims.join('/')} x ${p.smallLayers.join('/')} layers (drawn per peer), intermediate ${p.intermediate.dim}x${p.intermediate.layers}, target ${p.target.dim}x${p.target.layers}, ${p.heads} heads, mlp ratio ${p.mlpRatio}.`,
-    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${describeFinetune(p.finetune)} after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).`,
+    `${rounds} rounds of ${p.localSteps} local steps (batch ${p.batchSize}, AdamW lr ${p.learningRate}); Local-LiGO ${p.localLigoSteps} steps; ${describeFinetune(p.finetune)} after the last round.${privateHead ? ' fedgrow and independent keep each peer\'s classifier private (ligo.privateHead).' : ''} Peers are real libp2p nodes on 127.0.0.1 in one process; bytes come from libp2p's transfer counters (every protocol, including gossip and identify).${publicFraction === PUBLIC_FRACTION ? '' : ` The public checkpoints train on ${publicFraction} of the training rows (default ${PUBLIC_FRACTION}), which no peer holds.`}`,
     'Accuracy: each peer\'s final model on its own test split (the bundled digits\' 2,000 test rows, dealt by the same label mix), mean/std/min across peers.',
     '',
     ...results.map(comparisonSection)

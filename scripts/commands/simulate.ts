@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { simulate, DEFAULT_METHODS, DEFAULT_SMALL_MODEL_SOURCE, METHOD_NAMES, SHARES_MODEL } from '../../node/simulation/index.js'
-import { SMALL_MODEL_SOURCES } from '../../node/simulation/small-models.js'
+import { PUBLIC_FRACTION, SMALL_MODEL_SOURCES } from '../../node/simulation/small-models.js'
 import { PRESETS, PRESET_NAMES } from '../../node/simulation/presets.js'
 import { teeLogger } from '../../node/log.js'
 import { parseBackendChoice } from '../../node/backend.js'
@@ -91,6 +91,7 @@ export const simulateCommand: Command = {
     ...FINETUNE_FLAGS,
     ...headFlag('grown', 'Grown here, because after phase 4 the two end within 0.1 point; before it, a private head is what made sharing pay on skewed data'),
     'small-models': { type: 'string', value: 'FROM', help: 'what each peer grows: checkpoint (a public checkpoint of its shape, trained on a slice of the data no peer holds, as people start from published models; Local-LiGO is then not trained), public (that checkpoint fine-tuned on the peer\'s rows until flat) or own (random weights trained on the peer\'s rows until flat)', default: DEFAULT_SMALL_MODEL_SOURCE },
+    'public-fraction': { type: 'string', value: 'F', help: `share of the data's training rows that no peer holds, on which the public checkpoints train: larger stands for participants who start from a stronger published model (default: ${PUBLIC_FRACTION}, 1,500 of the bundled 8,000 digits)` },
     aggregation: { type: 'string', value: 'RULE', help: `how peers combine updates: ${AGGREGATION_RULES.join(', ')}`, default: 'mean' },
     'group-size': { type: 'string', value: 'G', help: 'average in groups of G to 2G-1 peers, redrawn every round, instead of with everyone (group averaging: a peer\'s traffic stops growing with the federation; peers then end on nearby, not equal, Global-LiGOs) (default: all-to-all)' },
     byzantine: { type: 'string', value: 'F', help: 'share of peers that are hostile (accuracy is reported over the honest ones)', default: '0' },
@@ -139,6 +140,7 @@ export const simulateCommand: Command = {
         seed: numberFlag(flags, 'seed', 0, 2 ** 32 - 1, true),
         data: stringFlag(flags, 'data'),
         smallModels: choiceFlag(flags, 'small-models', SMALL_MODEL_SOURCES),
+        ...(optionalString(flags, 'public-fraction') !== undefined ? { publicFraction: numberFlag(flags, 'public-fraction', 0.01, 0.9) } : {}),
         outDir,
         aggregation: choiceFlag(flags, 'aggregation', AGGREGATION_RULES),
         ...phase4,

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { runCli, toyDataset } from './helpers.js'
 import { encodeIdx } from '../node/data/idx.js'
 import { simulate } from '../node/simulation/index.js'
+import { PUBLIC_FRACTION, splitPublic } from '../node/simulation/small-models.js'
 import type { SimulationResult } from '../node/simulation/index.js'
 import type { Preset } from '../node/simulation/presets.js'
 
@@ -80,10 +81,25 @@ describe('simulate on a pool of compute workers', function () {
     writeFileSync(join(dir, 'train-images-idx3-ubyte'), encodeIdx([toy.count, 12, 12], Uint8Array.from(toy.images, v => Math.round(Math.min(1, v) * 255))))
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), encodeIdx([toy.count], toy.labels))
     for (const smallModels of ['own', 'checkpoint'] as const) {
-      const result = await simulate({ peers: 2, rounds: 1, preset: { ...micro, pretrainMaxEpochs: 20 }, alpha: 100, methods: ['fedgrow'], seed: 1, data: `idx:${dir}`, smallModels, outDir: mkdtempSync(join(tmpdir(), 'fedgrow-idx-run-')), workers: 1, backend: 'wasm', log: () => {} })
+      // The checkpoint run also takes a larger public slice, which its result records.
+      const publicFraction = smallModels === 'checkpoint' ? 0.3 : undefined
+      const result = await simulate({ peers: 2, rounds: 1, preset: { ...micro, pretrainMaxEpochs: 20 }, alpha: 100, methods: ['fedgrow'], seed: 1, data: `idx:${dir}`, smallModels, publicFraction, outDir: mkdtempSync(join(tmpdir(), 'fedgrow-idx-run-')), workers: 1, backend: 'wasm', log: () => {} })
+      assert.equal(result.config.publicFraction, publicFraction)
       assert.deepEqual(result.smallModels.map(m => m.source), [smallModels, smallModels])
       for (const m of result.smallModels) assert.ok(m.testAccuracy > 1 / 3 && m.validationAccuracy > 0 && m.steps > 0, JSON.stringify(m))
       assert.ok(result.methods[0].accuracy.mean > 1 / 3, `better than chance on 3 classes: ${result.methods[0].accuracy.mean}`)
+    }
+  })
+})
+
+describe('the public slice', () => {
+  it('holds the asked share of the training rows, apart from the rows the peers are dealt, and the default share otherwise', () => {
+    const toy = toyDataset(1600, 4, 12, 3)
+    const data = { train: toy, test: toy }
+    for (const [fraction, expected] of [[undefined, PUBLIC_FRACTION], [0.375, 0.375]] as const) {
+      const { publicRows, shared } = splitPublic(data, 0, fraction)
+      assert.equal(publicRows.count, Math.round(1600 * expected), `public rows for fraction ${fraction}`)
+      assert.equal(publicRows.count + shared.train.count, 1600)
     }
   })
 })

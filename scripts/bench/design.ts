@@ -685,7 +685,7 @@ const sizeLabel = (o: Pick<StudyOptions, 'peers' | 'publicRows'>): string => (o.
  */
 const POOLED = 1
 const studyTitle = (o: StudyOptions): string => o.peers === POOLED ? `Design study: each design's ceiling, every row on one peer${o.publicRows === STUDY_PUBLIC_ROWS ? '' : ` (${o.publicRows} public digits)`}` : `Design study: what makes sharing Global-LiGO pay (${sizeLabel(o)}alpha ${o.alpha})`
-const studyPeers = (peers: number, alpha: number): string => peers === POOLED ? 'One peer holding every training row that the study deals out to its peers (the ceiling of averaging: a federation of the same design can at best match training on the pooled rows)' : `${peers} peers, label-Dirichlet alpha ${alpha}`
+const studyPeers = (o: StudyOptions): string => o.peers === POOLED ? 'One peer holding every training row that the study deals out to its peers (the ceiling of averaging: a federation of the same design can at best match training on the pooled rows)' : `${o.peers} peers, label-Dirichlet alpha ${o.alpha}`
 
 function parse (args: string[]): StudyOptions {
   const get = (flag: string, fallback: number): number => {
@@ -793,7 +793,7 @@ function writeReport (options: StudyOptions, command: string): void {
   const seedPart = seed === 0 ? '' : `-seed-${seed}`
   const section = `design-${studyPart(options)}alpha-${alpha}${seedPart}`
   writeSection(section, studyTitle(options) + (seed === 0 ? '' : `, seed ${seed}`), command, [
-    `${studyPeers(o.peers, alpha)}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
+    `${studyPeers(options)}, seed ${seed}; tiny shapes (small ${PRESETS.tiny.smallDims.join('/')} x ${PRESETS.tiny.smallLayers.join('/')} -> ${PRESETS.tiny.intermediate.dim}x${PRESETS.tiny.intermediate.layers} -> ${PRESETS.tiny.target.dim}x${PRESETS.tiny.target.layers}); rounds of ${o.stepsPerRound} steps, AdamW lr ${o.learningRate}, batch 64; ideal network (every update in every round). Candidates ran in ${files.length} process(es), with the same shards, small models and seeds; a '-' is a round the candidate did not run to.`,
     `Small models, mean test accuracy over peers: trained from random on the peer's rows until flat ${smallMean('own')}; the public checkpoint of the peer's shape (${o.publicRows} digits no peer holds) as it is ${smallMean('checkpoint')}; that checkpoint fine-tuned on the peer's rows until flat ${smallMean('public')}.`,
     `Fine-tuned: each peer then trains its grown target's own weights ${o.finetuneSteps} steps on its own training rows (85% of its shard, as in the rounds). The same run is scored on the peer's held-out rows (the other 15%, never trained on) before training and every ${FINETUNE_CHECK_STEPS} steps. Stopped early: the best-scoring check before ${PHASE4_PATIENCE} checks without a better score, or the target unchanged if none beats it. Best check: the best-scoring check of the whole run, the unchanged target included. In brackets, fedgrow minus its twin ('-': run before the column existed). Sharing gain: fedgrow minus its twin that shares nothing, in points, at the rounds shown.`,
     '',

@@ -5,8 +5,9 @@
  * `--peers N[,N]` (default 8), `--preset NAME` (default small), `--alphas A[,A]`, `--rounds R`,
  * `--methods M,M` (default all five; fedgrow, independent and fedavg are always run: the comparison needs them),
  * `--private-head` (fedgrow and independent keep each peer's classifier private: the manifest's ligo.privateHead),
- * `--seed S` (default 0: shards, small models and training order), `--report` (write the section again from the
- * runs that the same command kept in runs/paper-table, without rerunning them).
+ * `--seed S` (default 0: shards, small models and training order), `--public-fraction F` (the public
+ * checkpoints' share of the training rows; default PUBLIC_FRACTION), `--report` (write the section again
+ * from the runs that the same command kept in runs/paper-table, without rerunning them).
  * A run narrower than the full comparison (other sizes, one alpha, fewer methods, other than 15 rounds) writes its own section.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -123,13 +124,14 @@ const listFlag = (args: string[], flag: string, fallback: number[]): number[] =>
 
 const DEFAULT_ALPHAS = [100, 0.5]
 
+/** What a paper-table command runs: the runs it keeps, and the section it writes, are named by it. */
+interface TableRuns { sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number, seed: number, publicFraction: number }
+
 /**
  * The BENCHMARKS.md section a run writes: the full comparison (8 peers, both alphas, every method) keeps
  * the plain name; a narrower run gets a section of its own, named by what it narrowed, so it never
  * replaces the full tables.
  */
-interface TableRuns { sizes: number[], alphas: number[], methods: MethodName[], privateHead: boolean, rounds: number, seed: number, publicFraction: number }
-
 function sectionOf ({ sizes, alphas, methods, privateHead, rounds, seed, publicFraction }: TableRuns): { name: string, title: string } {
   const parts: Array<{ key: string, label: string }> = []
   if (rounds !== TABLE_ROUNDS) parts.push({ key: `rounds-${rounds}`, label: `${rounds} rounds` })

@@ -153,6 +153,15 @@ export const LIMITS = {
    */
   silentRoundsForgotten: 3,
   /**
+   * With group averaging, about how many participants announce on the topic each round, whatever the
+   * federation's size; the others tell their update to their group alone. An announcement on the topic
+   * reaches every peer and each forwards it along its mesh (the scale bench measured 1.6 to 4 KiB sent
+   * per peer for each one), so with every participant on the topic every round, a peer's traffic grew
+   * with the federation: 24 payloads' worth a round at 64 peers, for 3 payloads. These announcements are
+   * how peers that do not share a group learn who takes part (protocol/groups.ts, presenceRound).
+   */
+  presenceAnnouncersPerRound: 8,
+  /**
    * Largest sampleCount an announcement may claim (`malformed` beyond it). No shard holds 4 billion
    * examples, and the sum of 1,024 such counts stays an exact integer in float64 (below 2^53), so every
    * peer computes the same weights.

@@ -6,6 +6,7 @@
  * groups change every round, which mixes the average across the federation.
  */
 import { sha256Hex } from './canonical.js'
+import { LIMITS } from './constants.js'
 
 /** Averaging schemes a manifest may choose (`aggregation.averaging`). */
 export const AVERAGING_SCHEMES = ['all-to-all', 'group'] as const
@@ -57,4 +58,25 @@ export function roundGroup (federationId: string, round: number, self: string, p
   const groupOf = (i: number): number => Math.floor(i * groupCount / keyed.length)
   const ownGroup = groupOf(keyed.findIndex(k => k.peer === self))
   return { members: new Set(keyed.filter((_, i) => groupOf(i) === ownGroup).map(k => k.peer)), groupCount }
+}
+
+/**
+ * With group averaging, rounds between a participant's announcements on the topic, among
+ * `participantCount` participants known: about LIMITS.presenceAnnouncersPerRound of them announce there
+ * each round. A participant is forgotten only after this many rounds more of silence than
+ * LIMITS.silentRoundsForgotten, as the others may hear of it no oftener.
+ */
+export function presenceInterval (participantCount: number): number {
+  return Math.max(1, Math.ceil(participantCount / LIMITS.presenceAnnouncersPerRound))
+}
+
+/**
+ * Whether `peer` announces its update for `round` on the topic (its presence round) rather than telling
+ * its group alone: once every presenceInterval(participantCount) rounds, at a phase set by the hash of its
+ * id, so that presence rounds spread evenly over the rounds instead of every peer's falling on the same one.
+ */
+export function presenceRound (federationId: string, round: number, peer: string, participantCount: number): boolean {
+  const interval = presenceInterval(participantCount)
+  const phase = Number.parseInt(sha256Hex(`fedgrow/presence/1 ${federationId} ${peer}`).slice(0, 8), 16) % interval
+  return (round + phase) % interval === 0
 }

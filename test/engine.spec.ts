@@ -9,7 +9,7 @@ import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 import type { Strategy } from '../node/federation/strategy.js'
 import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { LIMITS } from '../protocol/constants.js'
-import { roundGroup } from '../protocol/groups.js'
+import { presenceInterval, presenceRound, roundGroup } from '../protocol/groups.js'
 import { encodeMessage } from '../protocol/messages.js'
 import { ligoParamShapes } from '../node/ligo/operator.js'
 import { validateVitConfig } from '../node/model/config.js'
@@ -35,20 +35,20 @@ interface Script {
   fetch: (from: string, request: Fetch) => Promise<Uint8Array>
   requestState?: (peer: string) => Promise<{ header: State, payload: Uint8Array }>
   /** Called after each of A's announcements, with A's handlers and a way to deliver others' announcements. */
-  onAnnounce?: (own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce) => void) => void
+  onAnnounce?: (own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce, told?: boolean) => void) => void
   /** Called when A tells `peer` its announcement directly; throwing fails the tell. @default delivered, nothing happens */
-  onTell?: (peer: string, own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce) => void) => void
+  onTell?: (peer: string, own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce, told?: boolean) => void) => void
 }
 
 /** A scripted transport for A: what A announced on the topic, whom it told directly, and whose state it asked for. */
-function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], deliver: (from: string, announce: Announce) => void, participantQueries: () => number } {
+function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], deliver: (from: string, announce: Announce, told?: boolean) => void, participantQueries: () => number } {
   let participantQueries = 0
   const announced: Announce[] = []
   const told: string[] = []
   const stateAsked: string[] = []
   let handlers: ExchangeHandlers | undefined
-  let onAnnounce: ((from: string, announce: Announce) => void) | undefined
-  const deliver = (from: string, announce: Announce): void => { onAnnounce?.(from, announce) }
+  let onAnnounce: ((from: string, announce: Announce, told: boolean) => void) | undefined
+  const deliver = (from: string, announce: Announce, told = false): void => { onAnnounce?.(from, announce, told) }
   const transport: UpdateTransport = {
     selfId: 'A',
     addresses: () => [],
@@ -362,6 +362,60 @@ describe('round engine, scripted peers', () => {
     assert.equal(results[0].closedBy, 'all-reported', 'not at the hard deadline, waiting to hear the other group')
     assert.deepEqual([results[0].peersHeard, results[0].peersExpected], [partners.size, partners.size])
     assert.equal(announced.length, 1, 'knowing of the quorum, it need not re-announce on the topic')
+  })
+
+  it('tells a group round\'s update to its partners alone, on the topic only in its first round and its presence rounds', async () => {
+    // 20 others: with A, 21 participants, so presenceInterval gives 3 and one of rounds 2-4 is A's presence round.
+    const others = Array.from({ length: 20 }, (_, i) => `P${String(i).padStart(2, '0')}`)
+    assert.equal(presenceInterval(others.length + 1), 3)
+    const payload = encodePayload(constant(2))
+    const partnersOf = (round: number): string[] => [...roundGroup(FED, round, 'A', others, 4).members].filter(p => p !== 'A')
+    const toldFirst = new Map<number, Set<string>>()
+    const { transport, announced } = scripted({
+      participants: others,
+      fetch: async () => payload,
+      onAnnounce: (own, _handlers, deliver) => { for (const peer of partnersOf(own.round)) deliver(peer, announceOf(peer, own.round, payload)) },
+      onTell: (peer, own, _handlers, deliver) => {
+        toldFirst.set(own.round, new Set([...toldFirst.get(own.round) ?? [], peer]))
+        deliver(peer, announceOf(peer, own.round, payload), true)
+      }
+    })
+    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: () => {} },
+      { federationId: FED, expected: SPEC, rounds: 4, scheduleRounds: 10, roundTimeoutMs: 10_000, quorum: 2, groupSize: 4, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    const presence = [2, 3, 4].filter(round => presenceRound(FED, round, 'A', others.length + 1))
+    assert.equal(presence.length, 1)
+    assert.deepEqual(announced.map(a => a.round), [1, ...presence], 'the first round and the presence round go to the topic, once each')
+    for (const round of [2, 3, 4].filter(r => !presence.includes(r))) {
+      assert.deepEqual([...toldFirst.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} is told to A's group`)
+    }
+    assert.equal(engine.completedRound, 4)
+  })
+
+  it('averages with a peer outside its group that told it its update, and tells that peer its own', async () => {
+    const others = ['B', 'C', 'D', 'E', 'F', 'G', 'H', 'I']
+    const partners = [...roundGroup(FED, 1, 'A', others, 4).members].filter(p => p !== 'A')
+    const outsider = others.find(p => !partners.includes(p)) ?? ''
+    const payloads = new Map([...partners.map(p => [p, encodePayload(constant(2))] as const), [outsider, encodePayload(constant(7))]])
+    const { transport, told } = scripted({
+      participants: others,
+      fetch: async (from) => payloads.get(from) ?? new Uint8Array(),
+      onAnnounce: (own, _handlers, deliver) => {
+        for (const peer of partners) deliver(peer, announceOf(peer, own.round, payloads.get(peer) ?? new Uint8Array()))
+        // The outsider's view put A in its group: it tells A alone.
+        deliver(outsider, announceOf(outsider, own.round, payloads.get(outsider) ?? new Uint8Array()), true)
+      }
+    })
+    const results: RoundResult[] = []
+    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
+      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 10_000, quorum: 2, groupSize: 4, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(told, [outsider], 'the outsider is told A\'s update')
+    assert.equal(results[0].peersHeard, partners.length + 2, 'its group, itself and the outsider')
+    const mean = (1 + 2 * partners.length + 7) / (partners.length + 2)
+    assert.ok(Math.abs(engine.currentGlobal.E.data[0] - mean) < 1e-6, `ended on ${engine.currentGlobal.E.data[0]}, not ${mean}`)
   })
 
   describe('group catch-up', () => {

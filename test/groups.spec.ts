@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { roundGroup } from '../protocol/groups.js'
+import { presenceInterval, presenceRound, roundGroup } from '../protocol/groups.js'
 import { federationId, validateManifest } from '../protocol/manifest.js'
-import { updatesTopic } from '../protocol/constants.js'
+import { LIMITS, updatesTopic } from '../protocol/constants.js'
 import { startHost } from '../node/p2p/host.js'
 import { federationTransport } from '../node/p2p/federation-transport.js'
 import { RoundEngine } from '../node/federation/engine.js'
@@ -49,6 +49,17 @@ describe('group averaging: who averages with whom', () => {
     const group = roundGroup(FED, 1, 'newcomer', names(7), 4)
     assert.equal(group.groupCount, 2)
     assert.ok(group.members.has('newcomer'))
+  })
+
+  it('puts each peer on the topic once every presenceInterval rounds, about 8 peers a round whatever the federation\'s size', () => {
+    assert.deepEqual([1, 8, 9, 64, 256].map(presenceInterval), [1, 1, 2, 8, 32])
+    for (const n of [16, 64, 256]) {
+      const peers = names(n)
+      const interval = presenceInterval(n)
+      const perRound = Array.from({ length: interval }, (_, r) => peers.filter(p => presenceRound(FED, r + 1, p, n)).length)
+      assert.equal(perRound.reduce((a, b) => a + b, 0), n, `${n} peers: each on the topic exactly once in ${interval} rounds`)
+      assert.ok(Math.max(...perRound) <= 3 * LIMITS.presenceAnnouncersPerRound, `${n} peers: ${perRound.join(', ')} on the topic per round`)
+    }
   })
 
   it('forms the groups written out here (known answer: the rule, not roundGroup, computes them)', () => {

@@ -440,7 +440,7 @@ describe('manifest requests beyond a peer\'s budget', () => {
 /** An in-memory transport for one engine: peer `M` announces `update(round)` each round and serves it. */
 function memoryTransport (update: (round: number) => TensorMap): { transport: UpdateTransport, penalised: string[] } {
   const penalised: string[] = []
-  let deliver: ((from: string, announce: Announce) => void) | undefined
+  let deliver: ((from: string, announce: Announce, told: boolean) => void) | undefined
   const payloads = new Map<string, Uint8Array>()
   const transport: UpdateTransport = {
     selfId: 'A',
@@ -450,7 +450,7 @@ function memoryTransport (update: (round: number) => TensorMap): { transport: Up
       const payload = encodePayload(update(own.round))
       const announce = { ...own, payloadHash: updateHash(own.federationId, own.round, 'M', payload) }
       payloads.set(announce.payloadHash, payload)
-      deliver?.('M', announce)
+      deliver?.('M', announce, false)
     },
     tell: async () => { throw new Error('no direct streams here') },
     fetch: async (_from, request) => payloads.get(request.payloadHash) ?? new Uint8Array(),

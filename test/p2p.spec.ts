@@ -108,20 +108,20 @@ describe('libp2p host', function () {
     hosts.push(a, b)
     await a.libp2p.peerStore.merge(b.libp2p.peerId, { multiaddrs: b.libp2p.getMultiaddrs() })
     const rejected: RejectionReason[] = []
-    const received: Array<[string, number]> = []
+    const received: Array<[string, number, boolean]> = []
     const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
     const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
     // The screen stands for the engine's checks: it refuses a sample count of 2.
-    await listener.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from, announce) => { received.push([from, announce.sampleCount]) }, (_from, announce) => announce.sampleCount !== 2)
+    await listener.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from, announce, told) => { received.push([from, announce.sampleCount, told]) }, (_from, announce) => announce.sampleCount !== 2)
     const announce = (sampleCount: number): Announce => ({ type: 'announce', federationId: FED, round: 1, sampleCount, payloadHash: FED, payloadBytes: 10, addresses: [] })
     const bPeer = b.libp2p.peerId.toString()
-    await teller.tell(bPeer, announce(1))
-    await teller.tell(bPeer, announce(2))
+    await teller.tell(bPeer, announce(1), [])
+    await teller.tell(bPeer, announce(2), [])
     await tellAnnouncement(a.libp2p, bPeer, FED, Uint8Array.from([1, 2, 3]))
     await tellAnnouncement(a.libp2p, bPeer, FED, encodeMessage({ ...announce(3), federationId: 'e'.repeat(64) }))
     const until = Date.now() + 10_000
     while (received.length + rejected.length < 3 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
-    assert.deepEqual(received, [[a.libp2p.peerId.toString(), 1]], 'only the valid one reaches the engine, as the dialler\'s')
+    assert.deepEqual(received, [[a.libp2p.peerId.toString(), 1, true]], 'only the valid one reaches the engine, as the dialler\'s, told')
     assert.deepEqual(rejected, ['bad-envelope', 'wrong-federation'])
   })
 

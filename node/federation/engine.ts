@@ -9,7 +9,8 @@
  * pure decide(); the engine decides again whenever an update arrives or fails, a sender is banned or a
  * peer is seen ahead, and at the time decide() names, instead of polling. With whom a round averages is
  * everyone it knows of (all-to-all), or with group averaging only this round's group (protocol/groups.ts):
- * it then fetches, waits for and averages its group's updates alone.
+ * it then fetches, waits for and averages its group's updates alone, and tells its update to its group
+ * directly, announcing it on the topic only in its presence rounds (protocol/groups.ts, presenceRound).
  *
  * Hostile peers (protocol/README.md, threat model): nothing a peer sends can make this engine throw;
  * invalid updates and state answers ban their sender, out-of-bounds values are rejected, a poisoned
@@ -33,7 +34,7 @@ import { coordinateMedian } from './aggregate.js'
 import { decide, peersAhead } from './round-state.js'
 import type { CloseReason, RoundEnding } from './round-state.js'
 import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
-import { roundGroup } from '../../protocol/groups.js'
+import { presenceInterval, presenceRound, roundGroup } from '../../protocol/groups.js'
 import type { RoundGroup } from '../../protocol/groups.js'
 
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
@@ -74,7 +75,11 @@ export type RoundResult = {
   payloadsServed: number
   /** Announcements we published on the topic during this round, first ones and re-announcements alike. */
   announcementsSent: number
-  /** Re-announcements we told one partner directly during this round (one per partner told). */
+  /**
+   * Announcements we told one peer directly during this round (one per peer told): re-announcements for
+   * partners that have not fetched our update, and with group averaging our first announcement outside
+   * presence rounds.
+   */
   announcementsTold: number
   trainLoss: number
   /** How long after the round's first update the round would stop waiting for more (adaptive: deadline.ts). */
@@ -211,6 +216,15 @@ export class RoundEngine {
   private readonly lags = new LagWindow()
   /** Rounds this engine has closed itself (not adopted). */
   private roundsRun = 0
+  /** The first round this engine trained for: others may not know of it yet, so it announces on the topic. */
+  private firstRound: number | undefined
+  /**
+   * With group averaging, peers that told us their update for a round directly, by round: they count us
+   * in their group, so we count them in ours (partners()) and each side fetches the other's update.
+   */
+  private readonly toldBy = new Map<number, Set<string>>()
+  /** The addresses each peer last announced: where a tell reaches a peer we are not connected to. */
+  private readonly addressesOf = new Map<string, string[]>()
   /** Peers seen announcing rounds beyond the ones we hold updates for, with that round. */
   private readonly farAhead = new Map<string, number>()
   /** Peers whose claim to be ahead a catch-up disproved, with when we may believe them again (disproveClaims). */
@@ -259,7 +273,7 @@ export class RoundEngine {
         return own.payload
       },
       state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
-    }, (from, announce) => { this.receive(from, announce) }, (from, announce) => this.screen(from, announce))
+    }, (from, announce, told) => { this.receive(from, announce, told) }, (from, announce) => this.screen(from, announce))
   }
 
   /**
@@ -487,14 +501,16 @@ export class RoundEngine {
 
   /**
    * Participants a round waits for: everyone heard of (announcers, topic subscribers) who is not banned
-   * and has spoken within LIMITS.silentRoundsForgotten rounds of `round`.
+   * and has spoken within LIMITS.silentRoundsForgotten rounds of `round`; with group averaging, within
+   * that many more as presenceInterval, as a participant outside our groups announces no oftener.
    */
   private awaited (round: number): Set<string> {
     const { transport } = this.components
     for (const peer of transport.participants()) if (!this.lastHeard.has(peer)) this.lastHeard.set(peer, round)
+    const silentRounds = LIMITS.silentRoundsForgotten + (this.init.groupSize === undefined ? 0 : presenceInterval(this.participantsKnown) - 1)
     const out = new Set<string>()
     for (const [peer, heard] of this.lastHeard) {
-      if (peer !== transport.selfId && !this.banned.has(peer) && round - heard <= LIMITS.silentRoundsForgotten) out.add(peer)
+      if (peer !== transport.selfId && !this.banned.has(peer) && round - heard <= silentRounds) out.add(peer)
     }
     return out
   }
@@ -504,11 +520,16 @@ export class RoundEngine {
     return new Set([...awaited, ...this.roundPool(round).keys(), this.components.transport.selfId])
   }
 
-  /** With whom `round` averages: everyone it knows of (all-to-all), or this round's group among them. */
+  /**
+   * With whom `round` averages: everyone it knows of (all-to-all), or this round's group among them and
+   * the peers that told us their update for it (they count us in their group: views differ a little).
+   */
   private partners (round: number, members?: Set<string>): RoundGroup {
     const everyone = members ?? this.roundMembers(round)
     if (this.init.groupSize === undefined) return { members: everyone, groupCount: 1 }
-    return roundGroup(this.init.federationId, round, this.components.transport.selfId, everyone, this.init.groupSize)
+    const group = roundGroup(this.init.federationId, round, this.components.transport.selfId, everyone, this.init.groupSize)
+    const told = [...this.toldBy.get(round) ?? []].filter(peer => !this.banned.has(peer))
+    return told.length === 0 ? group : { members: new Set([...group.members, ...told]), groupCount: group.groupCount }
   }
 
   /** Reports, once per silence, each participant that `awaited(round)` has stopped waiting for. */
@@ -520,8 +541,11 @@ export class RoundEngine {
     }
   }
 
-  /** Handles an announcement: checks it, holds it for its round and, from a partner of that round, fetches its payload. */
-  private receive (from: string, announce: Announce): void {
+  /**
+   * Handles an announcement: checks it, holds it for its round and, from a partner of that round, fetches
+   * its payload. One `told` to us alone makes its author a partner of its round (partners()).
+   */
+  private receive (from: string, announce: Announce, told = false): void {
     if (from === this.components.transport.selfId) return
     try {
       checkAnnouncement(announce, this.announceContext())
@@ -536,6 +560,7 @@ export class RoundEngine {
         return
       }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
+        if (told) this.noteTold(from, announce.round)
         if (announce.round === this.completed) this.reannounceCompleted(from)
         const key = `${from}:${announce.round}`
         if (!this.lateSeen.has(key)) {
@@ -548,8 +573,14 @@ export class RoundEngine {
       }
       return
     }
+    if (told && this.noteTold(from, announce.round)) this.answerTell(from, announce.round)
+    this.addressesOf.set(from, announce.addresses)
     const round = this.roundPool(announce.round)
-    if (round.has(from)) return
+    if (round.has(from)) {
+      // Told by a peer we heard of on the topic: it may just have become a partner whose update to fetch.
+      if (told) this.nudge()
+      return
+    }
     const attemptsKey = `${announce.round}:${from}`
     // Each re-announcement would cost a fresh fetch: after LIMITS.maxFetchAttempts failures, none.
     if ((this.fetchFailures.get(attemptsKey) ?? 0) >= LIMITS.maxFetchAttempts) return
@@ -565,6 +596,34 @@ export class RoundEngine {
     this.nudge()
   }
 
+  /**
+   * Records that `from` told us its update for `round` directly (group averaging: it is a partner then);
+   * true the first time, when its tell is answered: answering every tell would make two peers that have
+   * not fetched each other's update yet tell each other back and forth until they had.
+   */
+  private noteTold (from: string, round: number): boolean {
+    if (this.init.groupSize === undefined || round < this.completed) return false
+    let told = this.toldBy.get(round)
+    if (told === undefined) {
+      told = new Set()
+      this.toldBy.set(round, told)
+    }
+    if (told.has(from)) return false
+    told.add(from)
+    return true
+  }
+
+  /**
+   * A peer that first told us its update for `round` counts us in its group and waits for ours: it is
+   * told ours at once, unless it has fetched it, or we have none for that round yet (announceFirst will
+   * tell it, as a partner). Later, it is a partner like any other: told again while it has not fetched.
+   */
+  private answerTell (from: string, round: number): void {
+    const own = this.pool.get(round)?.get(this.components.transport.selfId)
+    if (this.init.groupSize === undefined || own === undefined || own.fetchedBy?.has(from) === true) return
+    this.announceTo(own.announce, [from], false).catch((err: Error) => { this.warn(`telling round ${round}'s update to ${from} failed: ${err.message}`) })
+  }
+
   /** Publishes one of our announcements on the topic, counted for the round events. */
   private async publish (announce: Announce): Promise<void> {
     this.announcementsSent++
@@ -572,14 +631,38 @@ export class RoundEngine {
   }
 
   /**
-   * Announces our update again for `unfetched`, the partners that have not fetched it: told to each
-   * directly, so that one partner's missing fetch costs one small stream rather than a flood of the topic;
-   * on the topic when the round needs peers that may not know of us (`toTopic`). A partner that cannot be
-   * told (unreachable, or a peer without the announce protocol) is reached through the topic instead:
-   * the first failed tell publishes once. Tells are not awaited, so a slow partner never holds up the
-   * round's decisions.
+   * Our first announcement of a round's update: on the topic, where every participant hears it; with
+   * group averaging, told to our partners alone, except in the first round we train for (peers may not
+   * know of us yet) and in our presence rounds, when the topic is how peers outside our group learn that
+   * we take part (protocol/groups.ts).
    */
-  private async announceAgain (announce: Announce, unfetched: string[], toTopic: boolean): Promise<void> {
+  private async announceFirst (announce: Announce): Promise<void> {
+    const self = this.components.transport.selfId
+    const { round } = announce
+    // First, as it brings the topic's subscribers into what we know of.
+    const partners = [...this.partners(round).members].filter(peer => peer !== self)
+    const onTopic = this.init.groupSize === undefined || round === this.firstRound || presenceRound(this.init.federationId, round, self, this.participantsKnown)
+    if (onTopic) {
+      await this.publish(announce)
+      return
+    }
+    await this.announceTo(announce, partners, false)
+  }
+
+  /** Participants ever heard of, self included: what presence rounds and the forgetting window scale with. */
+  private get participantsKnown (): number {
+    return this.lastHeard.size + 1
+  }
+
+  /**
+   * Announces our update to `unfetched`, partners that have not fetched it: told to each directly, so
+   * that one partner's missing fetch costs one small stream rather than a flood of the topic; on the
+   * topic when the round needs peers that may not know of us (`toTopic`), or has no partner to tell. A
+   * partner that cannot be told (unreachable, or a peer without the announce protocol) is reached through
+   * the topic instead: the first failed tell publishes once. Tells are not awaited, so a slow partner
+   * never holds up the round's decisions.
+   */
+  private async announceTo (announce: Announce, unfetched: string[], toTopic: boolean): Promise<void> {
     if (toTopic || unfetched.length === 0) {
       await this.publish(announce)
       return
@@ -588,11 +671,11 @@ export class RoundEngine {
     const viaTopic = (): void => {
       if (fellBack || this.stopped) return
       fellBack = true
-      this.publish(announce).catch((err: Error) => { this.warn(`re-announcing round ${announce.round} on the topic failed: ${err.message}`) })
+      this.publish(announce).catch((err: Error) => { this.warn(`announcing round ${announce.round} on the topic failed: ${err.message}`) })
     }
     for (const peer of unfetched) {
       this.announcementsTold++
-      this.components.transport.tell(peer, announce).catch(viaTopic)
+      this.components.transport.tell(peer, announce, this.addressesOf.get(peer) ?? []).catch(viaTopic)
     }
   }
 
@@ -693,7 +776,7 @@ export class RoundEngine {
     if (own.fetchedBy?.has(straggler) === true) return
     if (this.init.groupSize !== undefined && !this.partners(this.completed).members.has(straggler)) return
     this.lastCompletedReannounce = Date.now()
-    this.announceAgain(own.announce, [straggler], false).catch((err: Error) => {
+    this.announceTo(own.announce, [straggler], false).catch((err: Error) => {
       this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
   }
@@ -734,7 +817,7 @@ export class RoundEngine {
       if (unfetched.length === 0) return
       if (Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.announceAgain(own.announce, unfetched, false)
+        await this.announceTo(own.announce, unfetched, false)
       }
       await this.sleepUntil(Math.min(until, reannounce.dueAt(partners)))
     }
@@ -766,8 +849,10 @@ export class RoundEngine {
     this.collecting = round
     // Keep the last completed round, whose payloads slower peers may still be fetching.
     for (const old of [...this.pool.keys()].filter(r => r < round - 1)) this.pool.delete(old)
+    for (const old of [...this.toldBy.keys()].filter(r => r < round - 1)) this.toldBy.delete(old)
     for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
     for (const key of [...this.fetchFailures.keys()].filter(k => Number(k.split(':')[0]) < round)) this.fetchFailures.delete(key)
+    this.firstRound ??= round
     const update = await this.trainFromCurrent(round)
     if (this.stopped) return
     const payload = encodePayload(update.tensors)
@@ -784,7 +869,7 @@ export class RoundEngine {
     const ownEntry: Pending = { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() }
     this.roundPool(round).set(transport.selfId, ownEntry)
     this.components.onContribution?.(round, own, payload)
-    await this.publish(announce)
+    await this.announceFirst(announce)
     const ready = Date.now()
     ownEntry.arrivedAt = ready
     // The last round decides the model every peer keeps: it waits for every known peer, up to the timeout.
@@ -819,11 +904,11 @@ export class RoundEngine {
       // partner, or one whose update failed, is not waited for and need not fetch ours.
       const unfetched = [...partners].filter(peer => peer !== transport.selfId && !failed.has(peer) && !this.banned.has(peer) && ownEntry.fetchedBy?.has(peer) !== true)
       const heardFrom = new Set([...pool.keys(), ...failed]).size
-      const needsStrangers = heardFrom < this.init.quorum && (members.size < this.init.quorum || this.roundsRun === 0)
+      const needsStrangers = heardFrom < this.init.quorum && (members.size < this.init.quorum || round === this.firstRound)
       const wantsReannounce = unfetched.length > 0 || needsStrangers
       if (wantsReannounce && Date.now() >= reannounce.dueAt(partners)) {
         reannounce.announced(Date.now())
-        await this.announceAgain(announce, unfetched, needsStrangers)
+        await this.announceTo(announce, unfetched, needsStrangers)
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)

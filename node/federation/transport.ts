@@ -38,12 +38,17 @@ export interface UpdateTransport {
   /**
    * Starts receiving announcements (subscribes to the federation's topic) and serving requests. `screen`
    * is asked before an announcement is delivered or forwarded to other peers: false rejects it.
+   * `onAnnounce`'s `told` is true for an announcement its author told us alone (`tell`), false for one
+   * from the topic.
    */
-  join: (handlers: ExchangeHandlers, onAnnounce: (from: string, announce: Announce) => void, screen: (from: string, announce: Announce) => boolean) => Promise<void>
+  join: (handlers: ExchangeHandlers, onAnnounce: (from: string, announce: Announce, told: boolean) => void, screen: (from: string, announce: Announce) => boolean) => Promise<void>
   /** Publishes one of our announcements on the federation's topic: every participant hears it. */
   announce: (announce: Announce) => Promise<void>
-  /** Delivers one of our announcements to `peer` alone, over a direct stream; `join`'s screen checks it there. */
-  tell: (peer: string, announce: Announce) => Promise<void>
+  /**
+   * Delivers one of our announcements to `peer` alone, over a direct stream; `join`'s screen checks it
+   * there. `addresses`: the ones `peer` last announced, dialled when no connection to it is open.
+   */
+  tell: (peer: string, announce: Announce, addresses: string[]) => Promise<void>
   /** Fetches an announced payload from `from` (dialling its announced addresses if needed). */
   fetch: (from: string, request: Fetch, addresses: string[], payloadBytes: number, signal?: AbortSignal) => Promise<Uint8Array>
   /** Last completed round and Global-LiGO of `peer`. */

@@ -14,6 +14,7 @@ import { ProtocolError } from '../../protocol/errors.js'
 import { fetchPayload, requestState, serveExchange, serveTells, tellAnnouncement } from './exchange.js'
 import type { LimitedRequest } from './exchange.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
 import { trafficSoFar } from './traffic.js'
 import { RateLimiter } from './rate-limit.js'
 import type { Announce } from '../../protocol/messages.js'
@@ -78,6 +79,14 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     return message
   }
 
+  /** Lets a dial reach `author` at the addresses it announced, when no connection to it is open. */
+  const rememberAddresses = async (author: string, addresses: string[]): Promise<PeerId> => {
+    const peer = peerIdFromString(author)
+    const dialable = authorAddresses(author, addresses)
+    if (libp2p.getConnections(peer).length === 0 && dialable.length > 0) await libp2p.peerStore.merge(peer, { multiaddrs: dialable })
+    return peer
+  }
+
   return {
     selfId: libp2p.peerId.toString(),
     addresses: () => libp2p.getMultiaddrs().map(a => a.toString()),
@@ -113,26 +122,25 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
         const msg = evt.detail
         if (msg.topic !== topic || msg.type !== 'signed') return
         if (init.dropAnnouncement?.() === true) return
-        onAnnounce(msg.from.toString(), decodeAnnounce(msg.data))
+        onAnnounce(msg.from.toString(), decodeAnnounce(msg.data), false)
       })
       await serveExchange(libp2p, init.federationId, init.maxPayloadBytes, handlers, init.onLimited)
       await serveTells(libp2p, init.federationId, (from, data) => {
         const admission = admit(from, data)
         if (admission.verdict !== TopicValidatorResult.Accept || init.dropAnnouncement?.() === true) return
-        onAnnounce(from, admission.announce)
+        onAnnounce(from, admission.announce, true)
       })
       pubsub.subscribe(topic)
     },
     async announce (announce) {
       await pubsub.publish(topic, encodeMessage(announce))
     },
-    tell: async (peer, announce) => { await tellAnnouncement(libp2p, peer, init.federationId, encodeMessage(announce)) },
+    async tell (peer, announce, addresses) {
+      await rememberAddresses(peer, addresses)
+      await tellAnnouncement(libp2p, peer, init.federationId, encodeMessage(announce))
+    },
     async fetch (from, request, addresses, payloadBytes, signal) {
-      const peer = peerIdFromString(from)
-      const dialable = authorAddresses(from, addresses)
-      if (libp2p.getConnections(peer).length === 0 && dialable.length > 0) {
-        await libp2p.peerStore.merge(peer, { multiaddrs: dialable })
-      }
+      const peer = await rememberAddresses(from, addresses)
       // Payloads prefer direct links: over a relayed one only, give a hole punch a moment to land first.
       const until = Date.now() + DIRECT_LINK_WAIT_MS
       while (libp2p.getConnections(peer).length > 0 && libp2p.getConnections(peer).every(c => c.limits !== undefined) && Date.now() < until) {

@@ -11,6 +11,7 @@ import { LIMITS, updatesTopic } from '../protocol/constants.js'
 import { startHost } from '../node/p2p/host.js'
 import { federationTransport } from '../node/p2p/federation-transport.js'
 import { RoundEngine } from '../node/federation/engine.js'
+import type { RoundResult } from '../node/federation/engine.js'
 import { fedAvg } from '../node/federation/strategy.js'
 import { encodePayload } from '../protocol/payload.js'
 import { tinyManifest } from './fixtures.js'
@@ -144,17 +145,17 @@ describe('group averaging among 8 real libp2p peers', function () {
    * Starts PEERS hosts connected to one another, so that each knows every participant from the start
    * (with a partial view a peer forms groups among the peers it knows, a test of its own).
    */
-  async function meshOfPeers (): Promise<UpdateTransport[]> {
+  async function meshOfPeers (count = PEERS): Promise<UpdateTransport[]> {
     const topic = updatesTopic(FED)
-    hosts = await Promise.all(Array.from({ length: PEERS }, async () => await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, scoredTopics: [topic] })))
+    hosts = await Promise.all(Array.from({ length: count }, async () => await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, scoredTopics: [topic] })))
     await Promise.all(hosts.flatMap((a, i) => hosts.slice(i + 1).map(async b => await a.libp2p.dial(b.libp2p.getMultiaddrs()[0]))))
     return hosts.map(host => federationTransport({ host, federationId: FED, maxPayloadBytes: encodePayload(filled(0)).length }))
   }
 
   async function untilAllSubscribed (transports: UpdateTransport[]): Promise<void> {
     const until = Date.now() + 30_000
-    while (transports.some(t => t.participants().length < PEERS - 1)) {
-      if (Date.now() > until) throw new Error(`peers see ${transports.map(t => t.participants().length).join(', ')} subscribers, not ${PEERS - 1} each`)
+    while (transports.some(t => t.participants().length < transports.length - 1)) {
+      if (Date.now() > until) throw new Error(`peers see ${transports.map(t => t.participants().length).join(', ')} subscribers, not ${transports.length - 1} each`)
       await new Promise(resolve => setTimeout(resolve, 100))
     }
   }
@@ -163,7 +164,7 @@ describe('group averaging among 8 real libp2p peers', function () {
    * `rounds` rounds on every peer; `dropOut` (a peer index) announces, never serves its update, and stops.
    * The round timeout is long enough for a loaded machine's fetches, except where a test waits it out.
    */
-  async function runRounds (transports: UpdateTransport[], rounds: number, { dropOut, roundTimeoutMs = 20_000 }: { dropOut?: number, roundTimeoutMs?: number } = {}): Promise<Map<string, number>> {
+  async function runRounds (transports: UpdateTransport[], rounds: number, { dropOut, roundTimeoutMs = 20_000, onResult }: { dropOut?: number, roundTimeoutMs?: number, onResult?: (peer: string, result: RoundResult) => void } = {}): Promise<Map<string, number>> {
     const ends = new Map<string, number>()
     const engines = transports.map((transport, i) => {
       const wrapped: UpdateTransport = i !== dropOut
@@ -180,7 +181,10 @@ describe('group averaging among 8 real libp2p peers', function () {
         transport: wrapped,
         strategy: fedAvg,
         trainRound: async () => ({ tensors: filled(updateOf(i)), sampleCount: 10, loss: 0 }),
-        onRound: (_result, global) => { ends.set(transport.selfId, global.w.data[0]) }
+        onRound: (result, global) => {
+          ends.set(transport.selfId, global.w.data[0])
+          onResult?.(transport.selfId, result)
+        }
       }, { federationId: FED, expected: spec, rounds, roundTimeoutMs, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
     })
     await Promise.all(engines.map(async e => { await e.join() }))
@@ -190,9 +194,9 @@ describe('group averaging among 8 real libp2p peers', function () {
     return ends
   }
 
-  /** The mean of the updates of `self`'s round-1 group, without `without`. */
-  function groupMean (ids: string[], self: string, without?: string): number {
-    const members = [...roundGroup(FED, 1, self, ids, GROUP_SIZE).members].filter(p => p !== without)
+  /** The mean of the updates of `self`'s group in `round`, without `without`. */
+  function groupMean (ids: string[], self: string, without?: string, round = 1): number {
+    const members = [...roundGroup(FED, round, self, ids, GROUP_SIZE).members].filter(p => p !== without)
     return members.reduce((sum, p) => sum + updateOf(ids.indexOf(p)), 0) / members.length
   }
 
@@ -203,6 +207,19 @@ describe('group averaging among 8 real libp2p peers', function () {
     assert.equal(ends.size, PEERS)
     for (const id of ids) assert.ok(Math.abs((ends.get(id) ?? NaN) - groupMean(ids, id)) < 1e-6, `${id} ended on ${ends.get(id)}, its group's mean is ${groupMean(ids, id)}`)
     assert.equal(new Set(ends.values()).size, 2, 'two groups, two means')
+  })
+
+  it('ends a later round on its group\'s mean when most peers tell their update to their group alone', async () => {
+    // 12 peers: presenceInterval(12) = 2, so in round 2 only about half announce on the topic.
+    const transports = await meshOfPeers(12)
+    const ids = transports.map(t => t.selfId)
+    const results: RoundResult[] = []
+    const ends = await runRounds(transports, 2, { onResult: (_peer, result) => { if (result.round === 2) results.push(result) } })
+    assert.equal(results.length, 12)
+    for (const id of ids) assert.ok(Math.abs((ends.get(id) ?? NaN) - groupMean(ids, id, undefined, 2)) < 1e-6, `${id} ended on ${ends.get(id)}, its round-2 group's mean is ${groupMean(ids, id, undefined, 2)}`)
+    const onTopic = results.filter(r => r.announcementsSent > 0).length
+    assert.equal(onTopic, ids.filter(id => presenceRound(FED, 2, id, 12)).length, 'only the presence round\'s peers announce round 2 on the topic')
+    assert.ok(onTopic < 12 && results.every(r => r.closedBy === 'all-reported'), `${onTopic} of 12 on the topic; closed by ${results.map(r => r.closedBy).join(', ')}`)
   })
 
   it('lets the others finish when a peer drops out mid-round, its group without it', async () => {

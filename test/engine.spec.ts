@@ -364,6 +364,39 @@ describe('round engine, scripted peers', () => {
     assert.equal(announced.length, 1, 'knowing of the quorum, it need not re-announce on the topic')
   })
 
+  it('counts a peer that announced a round it had closed as a participant of the next: a late announcement is still presence', async () => {
+    // A knows of 7 peers; Z, training at the back of a shared queue, announces round 1 only after A
+    // closed it. With a quorum of all 9, round 2 closes when its group reports only if A counts Z.
+    const known = ['B', 'C', 'D', 'E', 'F', 'G', 'H']
+    const everyone = [...known, 'Z']
+    const payload = encodePayload(constant(2))
+    const partnersOf = (round: number): string[] => [...roundGroup(FED, round, 'A', round === 1 ? known : everyone, 4).members].filter(p => p !== 'A')
+    const deliverGroup = (round: number, deliver: (from: string, announce: Announce) => void): void => {
+      for (const peer of partnersOf(round)) deliver(peer, announceOf(peer, round, payload))
+    }
+    const { transport, deliver } = scripted({
+      participants: known,
+      fetch: async () => payload,
+      onAnnounce: (own, _handlers, deliverNow) => { deliverGroup(own.round, deliverNow) },
+      onTell: (_peer, own, _handlers, deliverNow) => { deliverGroup(own.round, deliverNow) }
+    })
+    const results: RoundResult[] = []
+    const engine = new RoundEngine({
+      transport,
+      strategy: fedAvg,
+      trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }),
+      onRound: (r) => {
+        results.push(r)
+        if (r.round === 1) deliver('Z', announceOf('Z', 1, payload))
+      }
+    }, { federationId: FED, expected: SPEC, rounds: 2, scheduleRounds: 10, roundTimeoutMs: 1_000, quorum: 1 + everyone.length, groupSize: 4, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    assert.equal(results[0].closedBy, 'hard-deadline', 'round 1 knows of 8 of the 9: short of the quorum')
+    assert.equal(results[1].closedBy, 'all-reported', 'round 2 knows of Z, so of all 9')
+    assert.equal(results[1].peersExpected, partnersOf(2).length + 1, 'its group is drawn from all 9')
+  })
+
   it('tells a group round\'s update to its partners alone, on the topic only in its first round and its presence rounds', async () => {
     // 20 others: with A, 21 participants, so presenceInterval gives 3 and one of rounds 2-4 is A's presence round.
     const others = Array.from({ length: 20 }, (_, i) => `P${String(i).padStart(2, '0')}`)

@@ -534,6 +534,12 @@ export class RoundEngine {
     return told.length === 0 ? group : { members: new Set([...group.members, ...told]), groupCount: group.groupCount }
   }
 
+  /** Notes that `from` announced `round`: it takes part, and is waited for again if it had been forgotten. */
+  private heardFrom (from: string, round: number): void {
+    this.lastHeard.set(from, Math.max(round, this.lastHeard.get(from) ?? 0))
+    this.forgotten.delete(from)
+  }
+
   /** Reports, once per silence, each participant that `awaited(round)` has stopped waiting for. */
   private reportForgotten (round: number, awaited: Set<string>): void {
     for (const [peer, heard] of this.lastHeard) {
@@ -562,6 +568,9 @@ export class RoundEngine {
         return
       }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
+        // Too late to average, but its sender takes part: without this, a peer that closed its first round
+        // before the rest of a shared training queue had announced knew a tenth of 256 peers a round later.
+        this.heardFrom(from, announce.round)
         if (told) this.noteTold(from, announce.round)
         if (announce.round === this.completed) this.reannounceCompleted(from)
         const key = `${from}:${announce.round}`
@@ -590,8 +599,7 @@ export class RoundEngine {
       this.reject(from, 'over-capacity', `round ${announce.round} already holds ${round.size} updates`)
       return
     }
-    this.lastHeard.set(from, Math.max(announce.round, this.lastHeard.get(from) ?? 0))
-    this.forgotten.delete(from)
+    this.heardFrom(from, announce.round)
     const entry: Pending = { announce, from }
     round.set(from, entry)
     if (this.partners(announce.round).members.has(from)) this.fetchUpdate(entry)

@@ -568,8 +568,9 @@ export class RoundEngine {
         return
       }
       if (err instanceof ProtocolError && err.reason === 'stale-round') {
-        // Too late to average, but its sender takes part: without this, a peer that closed its first round
-        // before the rest of a shared training queue had announced knew a tenth of 256 peers a round later.
+        // Too late to average, but its sender takes part. A peer that closed the round early (the front of a
+        // shared training queue) would otherwise learn of it only from a later topic announcement, which
+        // group averaging mostly replaces with tells to the group.
         this.heardFrom(from, announce.round)
         if (told) this.noteTold(from, announce.round)
         if (announce.round === this.completed) this.reannounceCompleted(from)

@@ -225,11 +225,33 @@ describe('round engine, scripted peers', () => {
       const engine = engineOn(transport, 10_000, undefined, (event) => { events.push(event) })
       await engine.join()
       await engine.run()
-      assert.deepEqual(told, ['C'])
+      // A C that cannot be told, and so never fetched ours, is tried once more as the round closes.
+      assert.deepEqual(told, tellFails ? ['C', 'C'] : ['C'])
       assert.equal(announced.length, tellFails ? 2 : 1)
-      assert.deepEqual(events.map(e => [e.peersHeard, e.announcementsSent, e.announcementsTold]), [[3, tellFails ? 2 : 1, 1]])
+      assert.deepEqual(events.map(e => [e.peersHeard, e.announcementsSent, e.announcementsTold]), [[3, tellFails ? 2 : 1, tellFails ? 2 : 1]])
     })
   }
+
+  it('tells the partners that reported without fetching its update as the round closes, not 2 s later', async () => {
+    const good = encodePayload(constant(2))
+    // Our first announcement reaches nobody (a mesh still forming); B and C announce theirs, which we fetch.
+    const { transport, announced, told } = scripted({
+      participants: ['B', 'C'],
+      fetch: async () => good,
+      onAnnounce: (_own, _handlers, deliver) => {
+        if (announced.length > 1) return
+        deliver('B', announceOf('B', 1, good))
+        deliver('C', announceOf('C', 1, good))
+      }
+    })
+    const events: RoundResult[] = []
+    const engine = engineOn(transport, 10_000, undefined, (event) => { events.push(event) })
+    await engine.join()
+    await engine.run()
+    assert.deepEqual([...told].sort(), ['B', 'C'], 'both wait for our update: each is told it once')
+    assert.equal(announced.length, 1, 'the topic hears it once')
+    assert.deepEqual(events.map(e => [e.closedBy, e.peersHeard, e.announcementsTold]), [['all-reported', 3, 2]])
+  })
 
   it('counts a payload served while it reports a round in the next round\'s report, not in none', async () => {
     const good = encodePayload(constant(2))
@@ -276,10 +298,11 @@ describe('round engine, scripted peers', () => {
     await engine.join()
     await engine.run()
     const afterRound = announced.length
+    assert.deepEqual(told, ['C'], 'C reported without fetching ours: told as the round closed')
     deliver('B', announceOf('B', 1, fromB))
-    assert.deepEqual(told, [], 'B has our update: nothing to tell it')
+    assert.deepEqual(told, ['C'], 'B has our update: nothing to tell it')
     deliver('C', announceOf('C', 1, fromC))
-    assert.deepEqual(told, ['C'], 'C never fetched ours: it hears it again, from us alone')
+    assert.deepEqual(told, ['C', 'C'], 'C still has not fetched ours: it hears it again, from us alone')
     assert.equal(announced.length, afterRound, 'nobody else hears it')
     engine.stop()
   })
@@ -434,11 +457,15 @@ describe('round engine, scripted peers', () => {
     const { transport, told } = scripted({
       participants: others,
       fetch: async (from) => payloads.get(from) ?? new Uint8Array(),
-      onAnnounce: (own, _handlers, deliver) => {
-        for (const peer of partners) deliver(peer, announceOf(peer, own.round, payloads.get(peer) ?? new Uint8Array()))
+      onAnnounce: (own, handlers, deliver) => {
+        for (const peer of partners) {
+          deliver(peer, announceOf(peer, own.round, payloads.get(peer) ?? new Uint8Array()))
+          handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, peer)
+        }
         // The outsider's view put A in its group: it tells A alone.
         deliver(outsider, announceOf(outsider, own.round, payloads.get(outsider) ?? new Uint8Array()), true)
-      }
+      },
+      onTell: (peer, own, handlers) => { handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, peer) }
     })
     const results: RoundResult[] = []
     const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },

@@ -691,6 +691,20 @@ export class RoundEngine {
     }
   }
 
+  /**
+   * At a round's close: partners that announced the round but have not fetched our update are waiting
+   * for it, most likely because our first announcement missed them (a peer that publishes before the
+   * mesh has formed reaches nobody). They are told it now, instead of at the next re-announcement, which
+   * the close cancels: they would have waited for their own re-announcement to reach us, 2 s or more
+   * (reannounceCompleted), and every 3-peer simulation's round 1 did.
+   */
+  private tellWaitingPartners (own: Pending, partners: ReadonlySet<string>): void {
+    const { round } = own.announce
+    const waiting = [...this.roundPool(round).keys()].filter(peer => peer !== own.from && partners.has(peer) && !this.banned.has(peer) && own.fetchedBy?.has(peer) !== true)
+    if (waiting.length === 0) return
+    this.announceTo(own.announce, waiting, false).catch((err: Error) => { this.warn(`telling round ${round}'s update to partners still waiting for it failed: ${err.message}`) })
+  }
+
   /** Fetches and validates an announced update once; a network failure lets its next re-announcement retry. */
   private fetchUpdate (entry: Pending): void {
     const { announce, from } = entry
@@ -978,6 +992,7 @@ export class RoundEngine {
       await this.sleepUntil(Math.min(decision.until, wantsReannounce ? reannounce.dueAt(partners) : Infinity))
     }
     if (this.stopped) return
+    this.tellWaitingPartners(ownEntry, group.members)
     const closed = [...this.roundPool(round).values()]
     // The first round a peer runs spreads updates by everyone's start-up (loading, Local-LiGO), not by
     // how fast rounds go: it would stretch the deadline of every round after it.

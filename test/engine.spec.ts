@@ -426,14 +426,22 @@ describe('round engine, scripted peers', () => {
     assert.equal(presenceInterval(others.length + 1), 3)
     const payload = encodePayload(constant(2))
     const partnersOf = (round: number): string[] => [...roundGroup(FED, round, 'A', others, 4).members].filter(p => p !== 'A')
-    const toldFirst = new Map<number, Set<string>>()
+    // The partners never fetch A's update: they hold it, or wait for it, as A's tells and close decide.
+    const toldIn = new Map<number, string[]>()
+    // Each partner announces its own update once a round, as soon as it hears of A's.
+    const announcedBy = new Set<string>()
+    const announceOnce = (peer: string, round: number, deliver: (from: string, announce: Announce) => void): void => {
+      if (announcedBy.has(`${round} ${peer}`)) return
+      announcedBy.add(`${round} ${peer}`)
+      deliver(peer, announceOf(peer, round, payload))
+    }
     const { transport, announced } = scripted({
       participants: others,
       fetch: async () => payload,
-      onAnnounce: (own, _handlers, deliver) => { for (const peer of partnersOf(own.round)) deliver(peer, announceOf(peer, own.round, payload)) },
+      onAnnounce: (own, _handlers, deliver) => { for (const peer of partnersOf(own.round)) announceOnce(peer, own.round, deliver) },
       onTell: (peer, own, _handlers, deliver) => {
-        toldFirst.set(own.round, new Set([...toldFirst.get(own.round) ?? [], peer]))
-        deliver(peer, announceOf(peer, own.round, payload), true)
+        toldIn.set(own.round, [...toldIn.get(own.round) ?? [], peer])
+        announceOnce(peer, own.round, deliver)
       }
     })
     const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: () => {} },
@@ -444,7 +452,10 @@ describe('round engine, scripted peers', () => {
     assert.equal(presence.length, 1)
     assert.deepEqual(announced.map(a => a.round), [1, ...presence], 'the first round and the presence round go to the topic, once each')
     for (const round of [2, 3, 4].filter(r => !presence.includes(r))) {
-      assert.deepEqual([...toldFirst.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} is told to A's group`)
+      assert.deepEqual([...toldIn.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} is told to A's group, once: the close tells nobody again`)
+    }
+    for (const round of [1, ...presence]) {
+      assert.deepEqual([...toldIn.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} went to the topic: its close tells each partner that has not fetched, once`)
     }
     assert.equal(engine.completedRound, 4)
   })

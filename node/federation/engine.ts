@@ -645,9 +645,9 @@ export class RoundEngine {
    * Our first announcement of a round's update: on the topic, where every participant hears it; with
    * group averaging, told to our partners alone, except in the first round we train for (peers may not
    * know of us yet) and in our presence rounds, when the topic is how peers outside our group learn that
-   * we take part (protocol/groups.ts).
+   * we take part (protocol/groups.ts). Returns whether it went on the topic.
    */
-  private async announceFirst (announce: Announce): Promise<void> {
+  private async announceFirst (announce: Announce): Promise<boolean> {
     const self = this.components.transport.selfId
     const { round } = announce
     // First, as it brings the topic's subscribers into what we know of.
@@ -655,9 +655,10 @@ export class RoundEngine {
     const onTopic = this.init.groupSize === undefined || round === this.firstRound || presenceRound(this.init.federationId, round, self, this.participantsKnown)
     if (onTopic) {
       await this.publish(announce)
-      return
+      return true
     }
     await this.announceTo(announce, partners, false)
+    return false
   }
 
   /** Participants ever heard of, self included: what presence rounds and the forgetting window scale with. */
@@ -692,11 +693,13 @@ export class RoundEngine {
   }
 
   /**
-   * At a round's close: partners that announced the round but have not fetched our update are waiting
-   * for it, most likely because our first announcement missed them (a peer that publishes before the
-   * mesh has formed reaches nobody). They are told it now, instead of at the next re-announcement, which
-   * the close cancels: they would have waited for their own re-announcement to reach us, 2 s or more
-   * (reannounceCompleted), and every 3-peer simulation's round 1 did.
+   * At the close of a round whose update we first published on the topic: partners that announced the
+   * round but have not fetched our update are waiting for it, most likely because that announcement
+   * missed them (a peer that publishes before the mesh has formed reaches nobody). They are told it now,
+   * instead of at the next re-announcement, which the close cancels: they would have waited for their
+   * own re-announcement to reach us, 2 s or more (reannounceCompleted), and every 3-peer simulation's
+   * round 1 did. A round first told to the group directly needs none: a partner that has not fetched yet
+   * holds the tell (its fetch is queued), or the failed tell went to the topic (announceTo).
    */
   private tellWaitingPartners (own: Pending, partners: ReadonlySet<string>): void {
     const { round } = own.announce
@@ -912,7 +915,7 @@ export class RoundEngine {
     const ownEntry: Pending = { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() }
     this.roundPool(round).set(transport.selfId, ownEntry)
     this.components.onContribution?.(round, own, payload)
-    await this.announceFirst(announce)
+    const publishedFirst = await this.announceFirst(announce)
     const ready = Date.now()
     ownEntry.arrivedAt = ready
     // The last round decides the model every peer keeps: it waits for every known peer, up to the timeout.
@@ -992,7 +995,7 @@ export class RoundEngine {
       await this.sleepUntil(Math.min(decision.until, wantsReannounce ? reannounce.dueAt(partners) : Infinity))
     }
     if (this.stopped) return
-    this.tellWaitingPartners(ownEntry, group.members)
+    if (publishedFirst) this.tellWaitingPartners(ownEntry, group.members)
     const closed = [...this.roundPool(round).values()]
     // The first round a peer runs spreads updates by everyone's start-up (loading, Local-LiGO), not by
     // how fast rounds go: it would stretch the deadline of every round after it.

@@ -698,8 +698,8 @@ export class RoundEngine {
    * missed them (a peer that publishes before the mesh has formed reaches nobody). They are told it now,
    * instead of at the next re-announcement, which the close cancels: they would have waited for their
    * own re-announcement to reach us, 2 s or more (reannounceCompleted), as in round 1 of the test
-   * suite's 3-peer simulations. A round first told to the group directly needs none: a partner that has not fetched yet
-   * holds the tell (its fetch is queued), or the failed tell went to the topic (announceTo).
+   * suite's 3-peer simulations. A round first told to the group directly needs none: a partner that has
+   * not fetched yet holds the tell (its fetch is queued), or the failed tell went to the topic (announceTo).
    */
   private tellWaitingPartners (own: Pending, partners: ReadonlySet<string>): void {
     const { round } = own.announce

@@ -87,6 +87,17 @@ export function spawnCli (args: string[], wrapper: string[] = []): CliProcess {
   }
 }
 
+/** Periodic or start-up events that say nothing about which updates a peer's rounds combined. */
+const NOT_THE_STORY = new Set(['peers', 'listening', 'compute'])
+
+/**
+ * What decided a peer's Global-LiGO, one event a line (rounds, rejections, given-up fetches, catch-ups,
+ * warnings): the message of an assertion that peers agree, so a failure that does not recur can be read.
+ */
+export function roundStory (events: Array<Record<string, unknown>>): string {
+  return events.filter(e => !NOT_THE_STORY.has(String(e.event))).map(e => JSON.stringify(e)).join('\n')
+}
+
 /** Starts a real `fedgrow node` process on 127.0.0.1 with JSON logs. */
 export const startNode = (args: string[]): CliProcess => spawnCli(['node', ...args, '--log', 'json', '--local'])
 

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runCli, spawnCli } from './helpers.js'
+import { roundStory, runCli, spawnCli } from './helpers.js'
 import type { CliProcess } from './helpers.js'
 
 const tag = `fg${process.pid % 10000}`
@@ -98,7 +98,7 @@ describe('peers behind NATs, through a relay', function () {
       const codes = await Promise.all(peers.map(async p => await p.exited))
       assert.deepEqual(codes, [0, 0], peers.map(p => p.stderr().slice(-3000)).join('\n-----\n'))
       const done = peers.map(p => p.lines().find(l => l.event === 'done')!)
-      assert.equal(done[0].globalDigest, done[1].globalDigest, 'both peers end on one Global-LiGO')
+      assert.equal(done[0].globalDigest, done[1].globalDigest, `both peers end on one Global-LiGO:\n${peers.map(p => roundStory(p.lines())).join('\n-----\n')}`)
       for (const p of peers) {
         const round = p.lines().find(l => l.event === 'round')!
         assert.ok(round.peersHeard === 2 || round.caughtUp === true, JSON.stringify(round))

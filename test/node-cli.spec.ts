@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runCli, startNode } from './helpers.js'
+import { roundStory, runCli, startNode } from './helpers.js'
 import type { CliProcess } from './helpers.js'
 
 describe('fedgrow node (three processes)', function () {
@@ -81,7 +81,7 @@ describe('fedgrow node (three processes)', function () {
     const codes = await Promise.all(peers.map(async p => await p.exited))
     assert.deepEqual(codes, [0, 0, 0], peers.map(p => p.stderr()).join('\n'))
     const digests = peers.map(p => p.lines().find(l => l.event === 'done')?.globalDigest)
-    assert.equal(new Set(digests).size, 1, `every peer ends on one Global-LiGO: ${digests.join(', ')}`)
+    assert.equal(new Set(digests).size, 1, `every peer ends on one Global-LiGO: ${digests.join(', ')}\n${peers.map(p => roundStory(p.lines())).join('\n-----\n')}`)
     for (const i of [0, 1, 2]) assert.ok(existsSync(join(dir, `d${i}`, 'private-head-3.safetensors')), `peer ${i} kept its head of the last round`)
     const rounds = peers.map(p => p.lines().filter(l => l.event === 'round'))
     // A peer has joined once it ran a round itself; in that round the others may have closed before its update came.

@@ -15,7 +15,7 @@ import { validateVitConfig } from '../node/model/config.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { federationId, validateManifest } from '../protocol/manifest.js'
 import { DEFAULT_DHT_PROTOCOL } from '../protocol/constants.js'
-import { modelData, toyDataset, useBackend } from './helpers.js'
+import { modelData, roundStory, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { LogEvent } from '../node/log.js'
 import type { Manifest } from '../protocol/manifest.js'
@@ -57,7 +57,7 @@ describe('testnet: DHT discovery and manifests by id', function () {
         return await federationPeer(fetched, testnet.preset, i, events[i])
       })
       const results = await Promise.all([creator, ...joiners])
-      assert.equal(new Set(results.map(r => r.globalDigest)).size, 1, 'one Global-LiGO')
+      assert.equal(new Set(results.map(r => r.globalDigest)).size, 1, `one Global-LiGO:\n${events.map(roundStory).join('\n-----\n')}`)
       assert.ok(results.every(r => r.completedRound === 2))
       for (const i of [1, 2]) assert.ok(events[i].some(e => e.event === 'manifest-fetched'), `peer ${i} fetched the manifest`)
       assert.ok(events.some(peerEvents => peerEvents.some(e => e.event === 'discovered' && e.via === 'dht')), 'peers were found through the DHT')

@@ -182,6 +182,16 @@ export const LIMITS = {
    */
   maxFetchAttempts: 3,
   /**
+   * After a fetch fails on the network, the sender's announcements of that update are ignored for this
+   * long: the next attempt waits for one that comes later. A link that flaps (a relayed connection
+   * replaced, which in the NAT test happened every second or two) would otherwise fail the attempts that
+   * a close-time tell, a re-announcement and a lingering peer's announcement start within a second of
+   * one another, and the round would give up an honest sender's update (a CI run ended its two peers on
+   * two Global-LiGOs). Under REANNOUNCE_MS (2 s), the sender's shortest interval, so none of its spaced
+   * re-announcements is lost.
+   */
+  fetchRetryAfterMs: 1_000,
+  /**
    * State requests one peer may make: a burst of this many, refilled at stateRequestsPerSecond; others
    * get an `error` answer. Each answer is a whole Global-LiGO, and an honest peer asks at most once at
    * start and every 2 s while it catches up.

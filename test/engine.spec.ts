@@ -9,6 +9,7 @@ import { fedAvg, strategyFor } from '../node/federation/strategy.js'
 import type { Strategy } from '../node/federation/strategy.js'
 import { encodePayload, globalDigest, updateHash } from '../protocol/payload.js'
 import { LIMITS } from '../protocol/constants.js'
+import { REANNOUNCE_MS } from '../node/federation/reannounce.js'
 import { presenceInterval, presenceRound, roundGroup } from '../protocol/groups.js'
 import { encodeMessage } from '../protocol/messages.js'
 import { ligoParamShapes } from '../node/ligo/operator.js'
@@ -130,12 +131,13 @@ describe('round engine, scripted peers', () => {
 
   it('does not re-announce for a partner whose update it gave up fetching: that peer is gone', async () => {
     const good = encodePayload(constant(2))
-    // B's payload never arrives (LIMITS.maxFetchAttempts failures); C's takes 2.5 s, so the round waits past a re-announcement.
+    // B's payload never arrives (LIMITS.maxFetchAttempts failures, as far apart as retries may be); C's
+    // takes 3.5 s, so the round waits past a re-announcement.
     const { transport, announced, participantQueries } = scripted({
       participants: ['B', 'C'],
       fetch: async (from) => {
         if (from === 'B') throw new Error('connection refused')
-        await sleep(2_500)
+        await sleep(3_500)
         return good
       },
       onAnnounce: (own, handlers, deliver) => {
@@ -145,7 +147,7 @@ describe('round engine, scripted peers', () => {
         void (async () => {
           for (let i = 0; i < LIMITS.maxFetchAttempts; i++) {
             deliver('B', announceOf('B', 1, good))
-            await sleep(20)
+            await sleep(LIMITS.fetchRetryAfterMs + 50)
           }
         })()
       }
@@ -155,8 +157,43 @@ describe('round engine, scripted peers', () => {
     await engine.run()
     assert.equal(engine.completedRound, 1)
     assert.equal(announced.length, 1, 'C fetched our update and B never will: nothing to re-announce for')
-    // The round waits 2.5 s for C with nothing to announce: it wakes on arrivals and every 2 s, never in a loop.
+    // The round waits 3.5 s for C with nothing to announce: it wakes on arrivals and every 2 s, never in a loop.
     assert.ok(participantQueries() < 30, `the wait looked for participants ${participantQueries()} times`)
+  })
+
+  it('retries a failed fetch only on an announcement a while later: announcements close together cannot use up a flapping link\'s attempts', async () => {
+    const good = encodePayload(constant(2))
+    // B's link flaps for its first 500 ms. B's announcement reaches A three times in that time (its first
+    // publication, a close-time tell, a lingering re-announcement), then once more 1.5 s on.
+    const started = Date.now()
+    let fetches = 0
+    const { transport } = scripted({
+      participants: ['B'],
+      fetch: async () => {
+        fetches++
+        if (Date.now() - started < 500) throw new Error('Remote closed connection during opening')
+        return good
+      },
+      onAnnounce: (own, handlers, deliver) => {
+        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+        if (fetches > 0) return
+        void (async () => {
+          for (const at of [0, 20, 40, 1_500]) {
+            await sleep(at - (Date.now() - started))
+            deliver('B', announceOf('B', 1, good))
+          }
+        })()
+      }
+    })
+    const events: RoundResult[] = []
+    const rejected: string[] = []
+    const engine = engineOn(transport, 10_000, (from, reason) => { rejected.push(`${from} ${reason}`) }, (event) => { events.push(event) })
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(rejected, ['B unreachable'], 'one failed attempt')
+    assert.equal(fetches, 2, 'the announcements 20 and 40 ms after the failure started no fetch')
+    assert.deepEqual(events.map(e => [e.peersHeard, e.closedBy]), [[2, 'all-reported']], 'B\'s update made the round')
+    assert.ok(LIMITS.fetchRetryAfterMs < REANNOUNCE_MS, 'a sender re-announcing at its shortest interval is retried each time')
   })
 
   it('re-announces on the topic while the round has heard from fewer peers than its quorum, and counts every announcement', async () => {

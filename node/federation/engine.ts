@@ -207,7 +207,7 @@ export class RoundEngine {
   private readonly banned = new Set<string>()
   private stopped = false
   /** Network failures fetching each (round, sender)'s payload so far. */
-  private readonly fetchFailures = new Map<string, number>()
+  private readonly fetchFailures = new Map<string, { attempts: number, lastAt: number }>()
   /** When we last re-announced our update of the round we last completed (reannounceCompleted). */
   private lastCompletedReannounce = 0
   /** (sender, round) of late updates already counted, so re-announcements count once. */
@@ -594,8 +594,10 @@ export class RoundEngine {
       return
     }
     const attemptsKey = `${announce.round}:${from}`
-    // Each re-announcement would cost a fresh fetch: after LIMITS.maxFetchAttempts failures, none.
-    if ((this.fetchFailures.get(attemptsKey) ?? 0) >= LIMITS.maxFetchAttempts) return
+    // Each re-announcement would cost a fresh fetch: after LIMITS.maxFetchAttempts failures, none, and
+    // none within LIMITS.fetchRetryAfterMs of a failure (a flapping link would use the attempts up).
+    const failures = this.fetchFailures.get(attemptsKey)
+    if (failures !== undefined && (failures.attempts >= LIMITS.maxFetchAttempts || Date.now() - failures.lastAt < LIMITS.fetchRetryAfterMs)) return
     if (round.size >= LIMITS.maxPeersPerRound) {
       this.reject(from, 'over-capacity', `round ${announce.round} already holds ${round.size} updates`)
       return
@@ -754,11 +756,12 @@ export class RoundEngine {
     const reason: DropReason = err instanceof ProtocolError ? err.reason : 'unreachable'
     this.roundPool(announce.round).delete(from)
     // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
-    // the sender's next re-announcement, so the round keeps waiting for it; only after
+    // the sender's first re-announcement LIMITS.fetchRetryAfterMs or more later, so the round keeps
+    // waiting for it; only after
     // LIMITS.maxFetchAttempts, or for an invalid payload, does the round stop waiting for that sender.
     const attemptsKey = `${announce.round}:${from}`
-    const attempts = (this.fetchFailures.get(attemptsKey) ?? 0) + 1
-    this.fetchFailures.set(attemptsKey, attempts)
+    const attempts = (this.fetchFailures.get(attemptsKey)?.attempts ?? 0) + 1
+    this.fetchFailures.set(attemptsKey, { attempts, lastAt: Date.now() })
     if (reason !== 'unreachable' || attempts >= LIMITS.maxFetchAttempts) this.failed.set(announce.round, new Set([...(this.failed.get(announce.round) ?? []), from]))
     this.reject(from, reason, `fetching round ${announce.round} from ${from} (attempt ${attempts}): ${err.message ?? String(err)}`)
     if (reason === 'unreachable' && attempts === LIMITS.maxFetchAttempts) this.components.onDefence?.({ event: 'fetch-given-up', from, round: announce.round, attempts })

@@ -125,6 +125,29 @@ describe('libp2p host', function () {
     assert.deepEqual(rejected, ['bad-envelope', 'wrong-federation'])
   })
 
+  it('sends its requests to a peer it reaches only through a relay over the relayed connection it holds, not a new one each', async () => {
+    const relay = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, nat: { relayServer: true, reachableViaRelay: false } })
+    hosts.push(relay)
+    const relayAddress = relay.libp2p.getMultiaddrs()[0].toString()
+    // Neither listens on an address of its own: b is reachable only through its reservation on the relay.
+    const [a, b] = await Promise.all([0, 1].map(async () => await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: [], bootstrap: [relayAddress], ipColocationPenalty: false, nat: { relayServer: false, reachableViaRelay: true } })))
+    hosts.push(a, b)
+    const until = Date.now() + 20_000
+    while (!b.libp2p.getMultiaddrs().some(ma => ma.toString().includes('/p2p-circuit')) && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
+    const relayedToB: string[] = []
+    a.libp2p.addEventListener('connection:open', (evt) => { if (evt.detail.remotePeer.equals(b.libp2p.peerId)) relayedToB.push(evt.detail.limits === undefined ? 'direct' : 'relayed') })
+    await a.libp2p.dial(b.libp2p.getMultiaddrs().find(ma => ma.toString().includes('/p2p-circuit'))!)
+    const received: number[] = []
+    const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024 })
+    await listener.join({ payload: () => null, state: () => { throw new Error('unused') } }, (_from, announce) => { received.push(announce.sampleCount) }, () => true)
+    const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
+    const tells = 5
+    for (let i = 1; i <= tells; i++) await teller.tell(b.libp2p.peerId.toString(), { type: 'announce', federationId: FED, round: 1, sampleCount: i, payloadHash: FED, payloadBytes: 10, addresses: [] }, [])
+    while (received.length < tells && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual(received, [1, 2, 3, 4, 5])
+    assert.deepEqual(relayedToB, ['relayed'], `one relayed connection for ${tells} requests`)
+  })
+
   it('dials the peers it discovers until it is connected to its dial target, and no more', async () => {
     const start = async (init: { discoveryDialTarget?: number } = {}): Promise<StartedHost> => {
       const host = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, ...init })

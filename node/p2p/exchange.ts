@@ -12,6 +12,7 @@ import { decodeMessage, encodeMessage, expectMessage } from '../../protocol/mess
 import { ProtocolError } from '../../protocol/errors.js'
 import { RateLimiter } from './rate-limit.js'
 import type { Fetch, Message, State } from '../../protocol/messages.js'
+import { openStream } from './host.js'
 import type { Host } from './host.js'
 import type { Stream } from '@libp2p/interface'
 
@@ -131,7 +132,7 @@ export async function serveTells (libp2p: Host, federationId: string, onTell: (f
 /** Tells `peer` one of our announcements (`message`, encoded) over a direct stream. */
 export async function tellAnnouncement (libp2p: Host, peer: string, federationId: string, message: Uint8Array, signal?: AbortSignal): Promise<void> {
   const options = requestOptions(signal)
-  const stream = await libp2p.dialProtocol(peerIdFromString(peer), announceProtocol(federationId), options)
+  const stream = await openStream(libp2p, peerIdFromString(peer), announceProtocol(federationId), options)
   try {
     await frames(stream, 0).write(message, options)
     await stream.close(options)
@@ -144,7 +145,7 @@ export async function tellAnnouncement (libp2p: Host, peer: string, federationId
 /** Sends one request; returns the answer's control message and the payload frame that follows it. */
 async function request (libp2p: Host, peer: string, protocol: string, message: Uint8Array, maxPayloadBytes: number, signal?: AbortSignal): Promise<{ header: Message, payload: Uint8Array }> {
   const options = requestOptions(signal)
-  const stream = await libp2p.dialProtocol(peerIdFromString(peer), protocol, options)
+  const stream = await openStream(libp2p, peerIdFromString(peer), protocol, options)
   const lp = frames(stream, maxPayloadBytes)
   try {
     await lp.write(message, options)

@@ -25,7 +25,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Registry } from 'prom-client'
 import { NetworkError } from '../errors.js'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { GossipSub } from '@libp2p/gossipsub'
 
 /**
@@ -168,6 +168,28 @@ function tapped (factory: MetricsFactory, tap: (protocol: string, bytes: Uint8Ar
 }
 
 export type Host = Libp2p<{ pubsub: GossipSub, identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, dht?: KadDHT }>
+
+/**
+ * A stream to `peer` for `protocol` on a connection already held, a direct one first, else one dialled.
+ * libp2p's dialProtocol dials again whenever a peer's only connections are limited (relayed), so that a
+ * direct connection can replace them (js-libp2p #2187); it then aborts the new relayed connection as a
+ * duplicate of the one held. Over the NAT test's relay every request of ours opened, and lost, a
+ * relayed connection that way, and some failed with it ("Remote closed connection during opening").
+ * Relayed links are still upgraded: hole punching (DCUtR) runs on every relayed connection.
+ */
+export async function openStream (libp2p: Host, peer: PeerId, protocol: string, options: AbortOptions & { runOnLimitedConnection?: boolean }): Promise<Stream> {
+  const open = libp2p.getConnections(peer).filter(c => c.status === 'open')
+  const held = open.find(c => c.limits === undefined) ?? open[0]
+  if (held !== undefined) {
+    try {
+      return await held.newStream(protocol, options)
+    } catch (err) {
+      // A connection that closed under us is not the peer's answer: dial instead.
+      if (held.status === 'open') throw err
+    }
+  }
+  return await libp2p.dialProtocol(peer, protocol, options)
+}
 
 export interface StartedHost {
   libp2p: Host

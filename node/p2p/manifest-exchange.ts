@@ -8,7 +8,7 @@ import { LIMITS, MANIFEST_PROTOCOL } from '../../protocol/constants.js'
 import { federationId, parseManifest } from '../../protocol/manifest.js'
 import { NetworkError } from '../errors.js'
 import { federationProviders } from './discovery.js'
-import { startHost } from './host.js'
+import { openStream, startHost } from './host.js'
 import { RateLimiter } from './rate-limit.js'
 import type { LimitedRequest } from './exchange.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -47,7 +47,7 @@ export async function serveManifests (libp2p: Host, manifests: Map<string, Manif
 
 /** Asks one peer for a manifest; null when it has none, or sends one that is not this federation's. */
 async function askFor (libp2p: Host, peer: PeerId, id: string, signal: AbortSignal): Promise<Manifest | null> {
-  const stream = await libp2p.dialProtocol(peer, MANIFEST_PROTOCOL, { signal, runOnLimitedConnection: true })
+  const stream = await openStream(libp2p, peer, MANIFEST_PROTOCOL, { signal, runOnLimitedConnection: true })
   const lp = lpStream(stream, STREAM_OPTIONS)
   try {
     await lp.write(encoder.encode(id), { signal })

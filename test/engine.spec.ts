@@ -89,6 +89,13 @@ const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?:
   onReject
 }, { federationId: FED, expected: SPEC, rounds, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
 
+/** `peer` fetches A's update `own` whole: it asks, and the answer's stream closes. */
+function fetchWhole (handlers: ExchangeHandlers, own: Announce, peer: string): void {
+  const request: Fetch = { type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }
+  handlers.payload(request, peer)
+  handlers.served(request, peer)
+}
+
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 describe('round engine, scripted peers', () => {
@@ -143,7 +150,7 @@ describe('round engine, scripted peers', () => {
       onAnnounce: (own, handlers, deliver) => {
         if (announced.length > 1) return
         deliver('C', announceOf('C', 1, good))
-        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'C')
+        fetchWhole(handlers, own, 'C')
         void (async () => {
           for (let i = 0; i < LIMITS.maxFetchAttempts; i++) {
             deliver('B', announceOf('B', 1, good))
@@ -175,7 +182,7 @@ describe('round engine, scripted peers', () => {
         return good
       },
       onAnnounce: (own, handlers, deliver) => {
-        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+        fetchWhole(handlers, own, 'B')
         if (fetches > 0) return
         void (async () => {
           for (const at of [0, 20, 40, 1_500]) {
@@ -196,6 +203,32 @@ describe('round engine, scripted peers', () => {
     assert.ok(LIMITS.fetchRetryAfterMs < REANNOUNCE_MS, 'a sender re-announcing at its shortest interval is retried each time')
   })
 
+  it('tells again a partner whose fetch of its update broke off, and lingers until the fetch completes: asking is not holding', async () => {
+    const good = encodePayload(constant(2))
+    let completeB: (() => void) | undefined
+    const { transport, told } = scripted({
+      participants: ['B'],
+      fetch: async () => good,
+      onAnnounce: (own, handlers, deliver) => {
+        // B asks for A's update and its transfer is cut before the stream closes: no `served`.
+        handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, 'B')
+        completeB = () => { fetchWhole(handlers, own, 'B') }
+        deliver('B', announceOf('B', 1, good))
+      }
+    })
+    const engine = engineOn(transport, 10_000)
+    await engine.join()
+    await engine.run()
+    assert.deepEqual(told, ['B'], 'told at the close, as a partner that does not hold the update')
+    // After the last round, the host stops once finish() returns: not while B's next fetch is under way.
+    setTimeout(() => { completeB!() }, 500)
+    const lingering = Date.now()
+    await engine.finish(10_000)
+    const lingeredMs = Date.now() - lingering
+    assert.deepEqual(told, ['B', 'B'], 'told again as the linger starts')
+    assert.ok(lingeredMs >= 400 && lingeredMs < 5_000, `finish() returned ${lingeredMs} ms in, once B's fetch completed`)
+  })
+
   it('re-announces on the topic while the round has heard from fewer peers than its quorum, and counts every announcement', async () => {
     const good = encodePayload(constant(2))
     // B hears of us (and announces itself) only after our first re-announcement, 2 s in.
@@ -205,7 +238,7 @@ describe('round engine, scripted peers', () => {
       onAnnounce: (own, handlers, deliver) => {
         if (announced.length !== 2) return
         deliver('B', announceOf('B', 1, good))
-        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+        fetchWhole(handlers, own, 'B')
       }
     })
     const events: RoundResult[] = []
@@ -223,7 +256,7 @@ describe('round engine, scripted peers', () => {
       participants: ['B'],
       fetch: async () => good,
       onAnnounce: (own, handlers, deliver) => {
-        handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, 'B')
+        fetchWhole(handlers, own, 'B')
         if (own.round === 1) deliver('B', announceOf('B', 1, good))
         else setTimeout(() => { deliver('B', announceOf('B', 2, good)) }, 4_500)
       }
@@ -247,7 +280,7 @@ describe('round engine, scripted peers', () => {
         onAnnounce: (own, handlers, deliver) => {
           if (announced.length === 1) {
             deliver('B', announceOf('B', 1, good))
-            handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+            fetchWhole(handlers, own, 'B')
           } else {
             deliver('C', announceOf('C', 1, good))
           }
@@ -255,7 +288,7 @@ describe('round engine, scripted peers', () => {
         onTell: (peer, own, handlers, deliver) => {
           if (tellFails) throw new Error('protocol not supported')
           deliver(peer, announceOf(peer, 1, good))
-          handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, peer)
+          fetchWhole(handlers, own, peer)
         }
       })
       const events: RoundResult[] = []
@@ -303,7 +336,7 @@ describe('round engine, scripted peers', () => {
         handlersOfA = handlers
         ownAnnounces.push(own)
         deliver('B', announceOf('B', own.round, good))
-        if (own.round === 2) handlers.payload({ type: 'fetch', federationId: FED, round: 2, payloadHash: own.payloadHash }, 'B')
+        if (own.round === 2) fetchWhole(handlers, own, 'B')
       }
     })
     const events: RoundResult[] = []
@@ -326,7 +359,7 @@ describe('round engine, scripted peers', () => {
       fetch: async (from) => from === 'B' ? fromB : fromC,
       onAnnounce: (own, handlers, deliverNow) => {
         if (announced.length > 1) return
-        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'B')
+        fetchWhole(handlers, own, 'B')
         deliverNow('B', announceOf('B', 1, fromB))
         deliverNow('C', announceOf('C', 1, fromC))
       }
@@ -387,7 +420,7 @@ describe('round engine, scripted peers', () => {
       requestState: async () => stateOfRound0,
       onAnnounce: (own, handlers, deliver) => {
         deliver('C', announceOf('C', 1, good))
-        handlers.payload({ type: 'fetch', federationId: FED, round: 1, payloadHash: own.payloadHash }, 'C')
+        fetchWhole(handlers, own, 'C')
         void (async () => {
           while (!stopHostile) {
             deliver('H', announceOf('H', 9, good))
@@ -508,12 +541,12 @@ describe('round engine, scripted peers', () => {
       onAnnounce: (own, handlers, deliver) => {
         for (const peer of partners) {
           deliver(peer, announceOf(peer, own.round, payloads.get(peer) ?? new Uint8Array()))
-          handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, peer)
+          fetchWhole(handlers, own, peer)
         }
         // The outsider's view put A in its group: it tells A alone.
         deliver(outsider, announceOf(outsider, own.round, payloads.get(outsider) ?? new Uint8Array()), true)
       },
-      onTell: (peer, own, handlers) => { handlers.payload({ type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }, peer) }
+      onTell: (peer, own, handlers) => { fetchWhole(handlers, own, peer) }
     })
     const results: RoundResult[] = []
     const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },

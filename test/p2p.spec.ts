@@ -84,7 +84,7 @@ describe('libp2p host', function () {
     const rejected: RejectionReason[] = []
     const received: string[] = []
     const transport = federationTransport({ host: honest, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
-    await transport.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from) => { received.push(from) }, () => true)
+    await transport.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') } }, (from) => { received.push(from) }, () => true)
     hostile.libp2p.services.pubsub.subscribe(topic)
     const until = Date.now() + 20_000
     while (honest.libp2p.services.pubsub.getSubscribers(topic).length === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
@@ -112,7 +112,7 @@ describe('libp2p host', function () {
     const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
     const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
     // The screen stands for the engine's checks: it refuses a sample count of 2.
-    await listener.join({ payload: () => null, state: () => { throw new Error('unused') } }, (from, announce, told) => { received.push([from, announce.sampleCount, told]) }, (_from, announce) => announce.sampleCount !== 2)
+    await listener.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') } }, (from, announce, told) => { received.push([from, announce.sampleCount, told]) }, (_from, announce) => announce.sampleCount !== 2)
     const announce = (sampleCount: number): Announce => ({ type: 'announce', federationId: FED, round: 1, sampleCount, payloadHash: FED, payloadBytes: 10, addresses: [] })
     const bPeer = b.libp2p.peerId.toString()
     await teller.tell(bPeer, announce(1), [])
@@ -139,7 +139,7 @@ describe('libp2p host', function () {
     await a.libp2p.dial(b.libp2p.getMultiaddrs().find(ma => ma.toString().includes('/p2p-circuit'))!)
     const received: number[] = []
     const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024 })
-    await listener.join({ payload: () => null, state: () => { throw new Error('unused') } }, (_from, announce) => { received.push(announce.sampleCount) }, () => true)
+    await listener.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') } }, (_from, announce) => { received.push(announce.sampleCount) }, () => true)
     const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
     const tells = 5
     for (let i = 1; i <= tells; i++) await teller.tell(b.libp2p.peerId.toString(), { type: 'announce', federationId: FED, round: 1, sampleCount: i, payloadHash: FED, payloadBytes: 10, addresses: [] }, [])

@@ -181,7 +181,10 @@ interface Pending {
   arrivedAt?: number
   /** Our own update's bytes, served to peers that fetch it. */
   payload?: Uint8Array
-  /** Peers that fetched our own update. */
+  /**
+   * Peers whose fetch of our own update completed (its stream closed), not peers that asked: one whose
+   * transfer broke off is told again, and finish() does not stop the host under a transfer.
+   */
   fetchedBy?: Set<string>
 }
 
@@ -266,13 +269,17 @@ export class RoundEngine {
   /** Joins the topic and serves payloads and state. */
   async join (): Promise<void> {
     await this.components.transport.join({
-      payload: (req, from) => {
+      payload: (req) => {
         const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
         if (own?.announce.payloadHash !== req.payloadHash || own.payload === undefined) return null
-        own.fetchedBy?.add(from)
         this.payloadsServed++
-        this.nudge()
         return own.payload
+      },
+      served: (req, from) => {
+        const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
+        if (own?.announce.payloadHash !== req.payloadHash) return
+        own.fetchedBy?.add(from)
+        this.nudge()
       },
       state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
     }, (from, announce, told) => { this.receive(from, announce, told) }, (from, announce) => this.screen(from, announce))

@@ -23,6 +23,11 @@ const STREAM_LIMITS = { maxInboundStreams: LIMITS.maxStreamsPerConnection, maxOu
 export interface ExchangeHandlers {
   /** The payload bytes announced with this hash, or null if we do not hold them; `from` asked. */
   payload: (request: Fetch, from: string) => Uint8Array | null
+  /**
+   * The answer to `from`'s `request` was written whole and its stream closed: `from` holds the payload.
+   * Asking is not holding: a peer that stopped once everyone had asked cut a slow transfer off.
+   */
+  served: (request: Fetch, from: string) => void
   /** Our last completed round and its Global-LiGO payload. */
   state: () => { header: State, payload: Uint8Array }
 }
@@ -79,6 +84,9 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
         await lp.write(limitedAnswer('payload'))
       } else {
         await lp.writeV([encodeMessage({ type: 'fetch', federationId, round: request.round, payloadHash: request.payloadHash }), payload])
+        await stream.close()
+        handlers.served(request, peer)
+        return
       }
       await stream.close()
     } catch (err) {

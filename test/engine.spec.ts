@@ -500,18 +500,20 @@ describe('round engine, scripted peers', () => {
     const toldIn = new Map<number, string[]>()
     // Each partner announces its own update once a round, as soon as it hears of A's.
     const announcedBy = new Set<string>()
-    const announceOnce = (peer: string, round: number, deliver: (from: string, announce: Announce) => void): void => {
+    const announceOnce = (peer: string, round: number, deliver: (from: string, announce: Announce, told?: boolean) => void, told = false): void => {
       if (announcedBy.has(`${round} ${peer}`)) return
       announcedBy.add(`${round} ${peer}`)
-      deliver(peer, announceOf(peer, round, payload))
+      deliver(peer, announceOf(peer, round, payload), told)
     }
     const { transport, announced } = scripted({
       participants: others,
       fetch: async () => payload,
       onAnnounce: (own, _handlers, deliver) => { for (const peer of partnersOf(own.round)) announceOnce(peer, own.round, deliver) },
+      // A partner told A's update tells A its own (A is in its group too), before it has fetched A's:
+      // A has told it already, and does not answer that tell.
       onTell: (peer, own, _handlers, deliver) => {
         toldIn.set(own.round, [...toldIn.get(own.round) ?? [], peer])
-        announceOnce(peer, own.round, deliver)
+        announceOnce(peer, own.round, deliver, true)
       }
     })
     const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: () => {} },
@@ -522,7 +524,7 @@ describe('round engine, scripted peers', () => {
     assert.equal(presence.length, 1)
     assert.deepEqual(announced.map(a => a.round), [1, ...presence], 'the first round and the presence round go to the topic, once each')
     for (const round of [2, 3, 4].filter(r => !presence.includes(r))) {
-      assert.deepEqual([...toldIn.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} is told to A's group, once: the close tells nobody again`)
+      assert.deepEqual([...toldIn.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} is told to A's group, once: neither the close nor an answer to a partner's tell tells it again`)
     }
     for (const round of [1, ...presence]) {
       assert.deepEqual([...toldIn.get(round) ?? []].sort(), partnersOf(round).sort(), `round ${round} went to the topic: its close tells each partner that has not fetched, once`)

@@ -186,6 +186,8 @@ interface Pending {
    * transfer broke off is told again, and finish() does not stop the host under a transfer.
    */
   fetchedBy?: Set<string>
+  /** Peers our own update was told to (sent: a tell that fails goes to the topic, which reaches them too). */
+  toldTo?: Set<string>
 }
 
 export class RoundEngine {
@@ -635,12 +637,14 @@ export class RoundEngine {
 
   /**
    * A peer that first told us its update for `round` counts us in its group and waits for ours: it is
-   * told ours at once, unless it has fetched it, or we have none for that round yet (announceFirst will
-   * tell it, as a partner). Later, it is a partner like any other: told again while it has not fetched.
+   * told ours at once, unless it has fetched it, we told it already (partners that tell each other at
+   * the same moment would each answer the other's tell), or we have none for that round yet
+   * (announceFirst will tell it, as a partner). Later, it is a partner like any other: told again while
+   * it has not fetched.
    */
   private answerTell (from: string, round: number): void {
     const own = this.pool.get(round)?.get(this.components.transport.selfId)
-    if (this.init.groupSize === undefined || own === undefined || own.fetchedBy?.has(from) === true) return
+    if (this.init.groupSize === undefined || own === undefined || own.fetchedBy?.has(from) === true || own.toldTo?.has(from) === true) return
     this.announceTo(own.announce, [from], false).catch((err: Error) => { this.warn(`telling round ${round}'s update to ${from} failed: ${err.message}`) })
   }
 
@@ -695,7 +699,9 @@ export class RoundEngine {
       this.fellBackIn.add(announce.round)
       this.publish(announce).catch((err: Error) => { this.warn(`announcing round ${announce.round} on the topic failed: ${err.message}`) })
     }
+    const toldTo = this.pool.get(announce.round)?.get(this.components.transport.selfId)?.toldTo
     for (const peer of unfetched) {
+      toldTo?.add(peer)
       this.announcementsTold++
       this.components.transport.tell(peer, announce, this.addressesOf.get(peer) ?? []).catch(viaTopic)
     }
@@ -922,7 +928,7 @@ export class RoundEngine {
       addresses: transport.addresses().slice(0, 16)
     }
     const own = { from: transport.selfId, sampleCount: update.sampleCount, tensors: update.tensors }
-    const ownEntry: Pending = { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set() }
+    const ownEntry: Pending = { announce, from: transport.selfId, contribution: own, payload, fetchedBy: new Set(), toldTo: new Set() }
     this.roundPool(round).set(transport.selfId, ownEntry)
     this.components.onContribution?.(round, own, payload)
     const publishedFirst = await this.announceFirst(announce)

@@ -186,9 +186,9 @@ export const LIMITS = {
    * long: the next attempt waits for one that comes later. A link that flaps (a relayed connection
    * replaced, which in the NAT test happened every second or two) would otherwise fail the attempts that
    * a close-time tell, a re-announcement and a lingering peer's announcement start within a second of
-   * one another, and the round would give up an honest sender's update (a CI run ended its two peers on
-   * two Global-LiGOs). Under REANNOUNCE_MS (2 s), the sender's shortest interval, so none of its spaced
-   * re-announcements is lost.
+   * one another, and the round would give up an honest sender's update (the likeliest way a CI run ended
+   * its two NAT-test peers on two Global-LiGOs). Under REANNOUNCE_MS (2 s), the sender's shortest
+   * interval, so none of its spaced re-announcements is lost.
    */
   fetchRetryAfterMs: 1_000,
   /**

@@ -9,11 +9,11 @@ import { federationTransport } from '../node/p2p/federation-transport.js'
 import { loadOrCreateIdentity } from '../node/p2p/identity.js'
 import { CONNECTION_FAMILY, protocolFamily, trafficSoFar } from '../node/p2p/traffic.js'
 import { announceProtocol, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
-import { tellAnnouncement } from '../node/p2p/exchange.js'
+import { fetchPayload, serveExchange, tellAnnouncement } from '../node/p2p/exchange.js'
 import { encodeMessage } from '../protocol/messages.js'
 import type { StartedHost } from '../node/p2p/host.js'
 import type { RejectionReason } from '../protocol/errors.js'
-import type { Announce } from '../protocol/messages.js'
+import type { Announce, Fetch } from '../protocol/messages.js'
 
 const FED = 'f'.repeat(64)
 
@@ -146,6 +146,26 @@ describe('libp2p host', function () {
     while (received.length < tells && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 50))
     assert.deepEqual(received, [1, 2, 3, 4, 5])
     assert.deepEqual(relayedToB, ['relayed'], `one relayed connection for ${tells} requests`)
+  })
+
+  it('reports a payload served once its answer\'s stream has closed, and not for a payload it does not hold', async () => {
+    const [server, fetcher] = await Promise.all([0, 1].map(async () => await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })))
+    hosts.push(server, fetcher)
+    await fetcher.libp2p.peerStore.merge(server.libp2p.peerId, { multiaddrs: server.libp2p.getMultiaddrs() })
+    const held = new Uint8Array(64 * 1024).fill(7)
+    const served: Array<[string, string]> = []
+    await serveExchange(server.libp2p, FED, held.length, {
+      payload: (request) => request.payloadHash === 'a'.repeat(64) ? held : null,
+      served: (request, from) => { served.push([request.payloadHash.slice(0, 1), from]) },
+      state: () => { throw new Error('unused') }
+    })
+    const fetch = (hash: string): Fetch => ({ type: 'fetch', federationId: FED, round: 1, payloadHash: hash })
+    const fetched = await fetchPayload(fetcher.libp2p, server.libp2p.peerId.toString(), fetch('a'.repeat(64)), held.length)
+    assert.equal(fetched.length, held.length)
+    await assert.rejects(fetchPayload(fetcher.libp2p, server.libp2p.peerId.toString(), fetch('b'.repeat(64)), held.length), /no payload/)
+    const until = Date.now() + 5_000
+    while (served.length === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 20))
+    assert.deepEqual(served, [['a', fetcher.libp2p.peerId.toString()]])
   })
 
   it('dials the peers it discovers until it is connected to its dial target, and no more', async () => {

@@ -770,8 +770,8 @@ export class RoundEngine {
     this.roundPool(announce.round).delete(from)
     // A fetch that failed on the network (a relayed link replaced mid-stream, a timeout) is tried again on
     // the sender's first re-announcement LIMITS.fetchRetryAfterMs or more later, so the round keeps
-    // waiting for it; only after
-    // LIMITS.maxFetchAttempts, or for an invalid payload, does the round stop waiting for that sender.
+    // waiting for it; only after LIMITS.maxFetchAttempts, or for an invalid payload, does the round stop
+    // waiting for that sender.
     const attemptsKey = `${announce.round}:${from}`
     const attempts = (this.fetchFailures.get(attemptsKey)?.attempts ?? 0) + 1
     this.fetchFailures.set(attemptsKey, { attempts, lastAt: Date.now() })

@@ -77,18 +77,17 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
     try {
       const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'fetch')
       const payload = request.federationId === federationId ? handlers.payload(request, peer) : null
+      const sending = payload !== null && payloadBudget.allow(peer)
       if (payload === null) {
         await lp.write(encodeMessage({ type: 'error', reason: `no payload ${request.payloadHash.slice(0, 12)}… for round ${request.round}` }))
-      } else if (!payloadBudget.allow(peer)) {
+      } else if (!sending) {
         onLimited?.(peer, 'payload')
         await lp.write(limitedAnswer('payload'))
       } else {
         await lp.writeV([encodeMessage({ type: 'fetch', federationId, round: request.round, payloadHash: request.payloadHash }), payload])
-        await stream.close()
-        handlers.served(request, peer)
-        return
       }
       await stream.close()
+      if (sending) handlers.served(request, peer)
     } catch (err) {
       stream.abort(err as Error)
     }

@@ -272,13 +272,13 @@ export class RoundEngine {
   async join (): Promise<void> {
     await this.components.transport.join({
       payload: (req) => {
-        const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
+        const own = this.ownUpdate(req.round)
         if (own?.announce.payloadHash !== req.payloadHash || own.payload === undefined) return null
         this.payloadsServed++
         return own.payload
       },
       served: (req, from) => {
-        const own = this.pool.get(req.round)?.get(this.components.transport.selfId)
+        const own = this.ownUpdate(req.round)
         if (own?.announce.payloadHash !== req.payloadHash) return
         own.fetchedBy?.add(from)
         this.nudge()
@@ -643,7 +643,7 @@ export class RoundEngine {
    * it has not fetched.
    */
   private answerTell (from: string, round: number): void {
-    const own = this.pool.get(round)?.get(this.components.transport.selfId)
+    const own = this.ownUpdate(round)
     if (this.init.groupSize === undefined || own === undefined || own.fetchedBy?.has(from) === true || own.toldTo?.has(from) === true) return
     this.announceTo(own.announce, [from], false).catch((err: Error) => { this.warn(`telling round ${round}'s update to ${from} failed: ${err.message}`) })
   }
@@ -699,7 +699,7 @@ export class RoundEngine {
       this.fellBackIn.add(announce.round)
       this.publish(announce).catch((err: Error) => { this.warn(`announcing round ${announce.round} on the topic failed: ${err.message}`) })
     }
-    const toldTo = this.pool.get(announce.round)?.get(this.components.transport.selfId)?.toldTo
+    const toldTo = this.ownUpdate(announce.round)?.toldTo
     for (const peer of unfetched) {
       toldTo?.add(peer)
       this.announcementsTold++
@@ -816,7 +816,7 @@ export class RoundEngine {
    * the topic each time one straggler re-announces.
    */
   private reannounceCompleted (straggler: string): void {
-    const own = this.pool.get(this.completed)?.get(this.components.transport.selfId)
+    const own = this.ownUpdate(this.completed)
     if (own === undefined || Date.now() - this.lastCompletedReannounce < REANNOUNCE_MS) return
     if (own.fetchedBy?.has(straggler) === true) return
     if (this.init.groupSize !== undefined && !this.partners(this.completed).members.has(straggler)) return
@@ -824,6 +824,11 @@ export class RoundEngine {
     this.announceTo(own.announce, [straggler], false).catch((err: Error) => {
       this.warn(`re-announcing round ${own.announce.round} for peers still in it failed: ${err.message}`)
     })
+  }
+
+  /** Our own update of `round`, while the pool holds that round. */
+  private ownUpdate (round: number): Pending | undefined {
+    return this.pool.get(round)?.get(this.components.transport.selfId)
   }
 
   private roundPool (round: number): Map<string, Pending> {
@@ -852,7 +857,7 @@ export class RoundEngine {
    */
   async finish (maxMs: number): Promise<void> {
     const { transport } = this.components
-    const own = this.pool.get(this.completed)?.get(transport.selfId)
+    const own = this.ownUpdate(this.completed)
     if (own === undefined) return
     const until = Date.now() + maxMs
     const reannounce = new ReannounceSchedule(0, this.partners(this.completed).members)

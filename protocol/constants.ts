@@ -19,10 +19,12 @@ export const updatesTopic = (federationId: string): string => `/fedgrow/${federa
  */
 export const payloadProtocol = (federationId: string): string => `/fedgrow/${federationId}/payload/1.0.0`
 /**
- * Stream protocol: ask a peer for the last completed round and its Global-LiGO (catch-up). 2.0.0 since
- * protocol version 2: a state answer's `pending` entries embed announcements, whose fields changed.
+ * Stream protocol: ask a peer for the last completed round and, if asked for, its Global-LiGO (catch-up).
+ * 2.0.0 since protocol version 2: a state answer's `pending` entries embed announcements, whose fields
+ * changed. 3.0.0 since a state request says whether it wants the payload (`withPayload`): a catch-up asks
+ * several peers for their round and digest, then fetches only the state it adopts.
  */
-export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/2.0.0`
+export const stateProtocol = (federationId: string): string => `/fedgrow/${federationId}/state/3.0.0`
 
 /**
  * Stream protocol: deliver one of the dialler's own announcements to one peer, which treats it as if it
@@ -136,14 +138,19 @@ export const LIMITS = {
    * closed by at least the quorum (2 by default) peers, all of which hold it.
    */
   catchUpVouchers: 2,
-  /** Peers asked for their state in one catch-up: each answer is a whole Global-LiGO, so the cost is bounded. */
+  /**
+   * Peers asked for their state's round and digest in one catch-up. Only the state adopted is then
+   * fetched whole (with group averaging, one per distinct digest of the round adopted), so asking more
+   * costs little; the bound keeps a catch-up's answers, and its fetches, few.
+   */
   catchUpMaxAsks: 8,
   /**
    * How long a peer whose claim to be ahead a catch-up disproved is not taken as ahead. An honest
    * announcer of round R has completed R - 1, so a state answer for an earlier round (or none) disproves
    * it. Without this, one announcement of the last round would make every round catch up every 2 s
-   * until we reached it; with it, such a peer costs one catch-up (8 whole Global-LiGOs) a minute. An
-   * honest peer that was merely unreachable loses only its say in starting catch-ups meanwhile.
+   * until we reached it; with it, such a peer costs one catch-up (8 state requests, and no Global-LiGO
+   * unless peers vouch for a state ahead) a minute. An honest peer that was merely unreachable loses
+   * only its say in starting catch-ups meanwhile.
    */
   disprovedAheadMs: 60_000,
   /**
@@ -192,12 +199,18 @@ export const LIMITS = {
    */
   fetchRetryAfterMs: 1_000,
   /**
-   * State requests one peer may make: a burst of this many, refilled at stateRequestsPerSecond; others
-   * get an `error` answer. Each answer is a whole Global-LiGO, and an honest peer asks at most once at
-   * start and every 2 s while it catches up.
+   * State requests with the payload one peer may make: a burst of this many, refilled at
+   * stateRequestsPerSecond; others get an `error` answer. Each answer is a whole Global-LiGO, and an
+   * honest peer fetches a state only once a catch-up has chosen it: at most once every 2 s.
    */
   stateRequestBurst: 4,
   stateRequestsPerSecond: 0.5,
+  /**
+   * State requests without the payload (a round and a digest, a few hundred bytes) one peer may make:
+   * an honest one asks at start and at most once every 2 s while it catches up.
+   */
+  stateHeaderRequestBurst: 8,
+  stateHeaderRequestsPerSecond: 1,
   /**
    * Payload requests one peer may make (burst, then per second); others get an `error` answer. An
    * honest peer fetches each of our updates once (at most maxFetchAttempts times), one per round.

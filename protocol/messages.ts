@@ -5,8 +5,8 @@
  *
  *   type 1 announce        gossip: "I have an update for round r" (no tensors, only their hash and size)
  *   type 2 fetch           stream: ask an announcer for the payload with a given hash
- *   type 3 state-request   stream: ask for the last completed round
- *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows
+ *   type 3 state-request   stream: ask for the last completed round, with or without its Global-LiGO
+ *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows if asked for
  *   type 5 error           stream: why a request cannot be served
  */
 import { checks } from './validate.js'
@@ -44,6 +44,11 @@ export interface Fetch {
 export interface StateRequest {
   type: 'state-request'
   federationId: string
+  /**
+   * Whether the answer carries the Global-LiGO payload. A catch-up first asks several peers without it
+   * (a few hundred bytes each), then fetches the one state it chose, once per distinct digest.
+   */
+  withPayload: boolean
 }
 
 /** An update the responder holds for a round after `round`, so a joining peer can fetch it from `from`. */
@@ -87,7 +92,7 @@ type Obj = Record<string, unknown>
 
 const bad = (what: string): never => { throw new ProtocolError('malformed', what) }
 /** A peer's bad field: its path, what it held (cut short: the sender chose it), and the rule. */
-const { object, int, str, hash, strings } = checks((path, value, rule) => bad(`${path} = ${String(JSON.stringify(value)).slice(0, 80)}: ${rule}`))
+const { object, int, str, bool, hash, strings } = checks((path, value, rule) => bad(`${path} = ${String(JSON.stringify(value)).slice(0, 80)}: ${rule}`))
 
 function checkAnnounce (value: unknown): Announce {
   const o = object(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'addresses'])
@@ -112,8 +117,8 @@ function checkBody (type: Message['type'], value: unknown): Message {
       return { type, federationId: hash(o.federationId, 'fetch.federationId'), round: int(o.round, 'fetch.round', 1, LIMITS.maxRounds), payloadHash: hash(o.payloadHash, 'fetch.payloadHash') }
     }
     case 'state-request': {
-      const o = object(value, 'state-request', ['type', 'federationId'])
-      return { type, federationId: hash(o.federationId, 'state-request.federationId') }
+      const o = object(value, 'state-request', ['type', 'federationId', 'withPayload'])
+      return { type, federationId: hash(o.federationId, 'state-request.federationId'), withPayload: bool(o.withPayload, 'state-request.withPayload') }
     }
     case 'state': {
       const o = object(value, 'state', ['type', 'federationId', 'round', 'globalDigest', 'payloadBytes', 'pending'])

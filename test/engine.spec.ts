@@ -41,12 +41,16 @@ interface Script {
   onTell?: (peer: string, own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce, told?: boolean) => void) => void
 }
 
-/** A scripted transport for A: what A announced on the topic, whom it told directly, and whose state it asked for. */
-function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], deliver: (from: string, announce: Announce, told?: boolean) => void, participantQueries: () => number } {
+/**
+ * A scripted transport for A: what A announced on the topic, whom it told directly, whose state's round
+ * and digest it asked for, and whose whole state it fetched.
+ */
+function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], stateFetched: string[], deliver: (from: string, announce: Announce, told?: boolean) => void, participantQueries: () => number } {
   let participantQueries = 0
   const announced: Announce[] = []
   const told: string[] = []
   const stateAsked: string[] = []
+  const stateFetched: string[] = []
   let handlers: ExchangeHandlers | undefined
   let onAnnounce: ((from: string, announce: Announce, told: boolean) => void) | undefined
   const deliver = (from: string, announce: Announce, told = false): void => { onAnnounce?.(from, announce, told) }
@@ -67,9 +71,14 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
     },
     fetch: async (from, request) => await script.fetch(from, request),
     requestState: async (peer) => {
-      stateAsked.push(peer)
+      stateFetched.push(peer)
       if (script.requestState === undefined) throw new Error('unreachable')
       return await script.requestState(peer)
+    },
+    requestStateHeader: async (peer) => {
+      stateAsked.push(peer)
+      if (script.requestState === undefined) throw new Error('unreachable')
+      return (await script.requestState(peer)).header
     },
     participants: () => {
       participantQueries++
@@ -78,7 +87,7 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
     penalise: () => {},
     bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })
   }
-  return { transport, announced, told, stateAsked, deliver, participantQueries: () => participantQueries }
+  return { transport, announced, told, stateAsked, stateFetched, deliver, participantQueries: () => participantQueries }
 }
 
 const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject'], onRound: EngineComponents['onRound'] = () => {}, rounds = 1): RoundEngine => new RoundEngine({
@@ -561,36 +570,61 @@ describe('round engine, scripted peers', () => {
     assert.ok(Math.abs(engine.currentGlobal.E.data[0] - mean) < 1e-6, `ended on ${engine.currentGlobal.E.data[0]}, not ${mean}`)
   })
 
-  describe('group catch-up', () => {
-    /** A's catch-up, holding round 1 at 1, from B and C at 1.1 and 1.2 and a hostile D at `hostile`, all in round 2. */
-    async function catchUpWith (hostile: number, strategy: Strategy): Promise<{ value: number, defences: DefenceEvent[] }> {
-      const values: Record<string, number> = { B: 1.1, C: 1.2, D: hostile }
+  describe('catch-up', () => {
+    interface CatchUp { value: number, defences: DefenceEvent[], stateAsked: string[], stateFetched: string[] }
+    /**
+     * A's catch-up, holding round 1 at 1, from peers that each claim a round-2 state of `claimed[peer]`
+     * everywhere; `served[peer]`, when given, is what that peer's payload holds instead.
+     */
+    async function catchUpFrom (claimed: Record<string, number>, options: { strategy?: Strategy, groupSize?: number, served?: Record<string, number> } = {}): Promise<CatchUp> {
       const defences: DefenceEvent[] = []
-      const { transport } = scripted({
-        participants: ['B', 'C', 'D'],
+      const { transport, stateAsked, stateFetched } = scripted({
+        participants: Object.keys(claimed),
         fetch: async () => { throw new Error('no fetches here') },
         requestState: async (peer) => {
-          const payload = encodePayload(constant(values[peer]))
-          return { header: { type: 'state', federationId: FED, round: 2, globalDigest: globalDigest(constant(values[peer])), payloadBytes: payload.length, pending: [] }, payload }
+          const payload = encodePayload(constant(options.served?.[peer] ?? claimed[peer]))
+          return { header: { type: 'state', federationId: FED, round: 2, globalDigest: globalDigest(constant(claimed[peer])), payloadBytes: payload.length, pending: [] }, payload }
         }
       })
-      const engine = new RoundEngine({ transport, strategy, trainRound: async () => { throw new Error('no training here') }, onRound: () => {}, onDefence: (d) => { defences.push(d) } },
-        { federationId: FED, expected: SPEC, rounds: 3, roundTimeoutMs: 1_000, quorum: 2, groupSize: 4, initial: constant(1), completedRound: 1 })
+      const engine = new RoundEngine({ transport, strategy: options.strategy ?? fedAvg, trainRound: async () => { throw new Error('no training here') }, onRound: () => {}, onDefence: (d) => { defences.push(d) } },
+        { federationId: FED, expected: SPEC, rounds: 3, roundTimeoutMs: 1_000, quorum: 2, initial: constant(1), completedRound: 1, ...(options.groupSize !== undefined ? { groupSize: options.groupSize } : {}) })
       assert.equal(await engine.catchUp([]), 2)
-      return { value: engine.currentGlobal.E.data[0], defences }
+      return { value: engine.currentGlobal.E.data[0], defences, stateAsked, stateFetched }
     }
 
-    it('drops a state farther from its Global-LiGO than an update may lie', async () => {
-      // 1000 everywhere lies ~2,000 from a Global-LiGO of norm 2, beyond 10 x max(norm, 1).
-      const { value, defences } = await catchUpWith(1000, fedAvg)
-      assert.ok(Math.abs(value - 1.15) < 1e-6, `adopted ${value}, not the mean of B and C`)
-      assert.deepEqual(defences.map(d => d.event === 'state-dropped' && d.from), ['D'])
+    it('asks every peer for its round and digest, and fetches only the state it adopts, past a peer whose payload does not match its claim', async () => {
+      const { value, defences, stateAsked, stateFetched } = await catchUpFrom({ B: 2, C: 2, D: 2 }, { served: { B: 3 } })
+      assert.equal(value, 2)
+      assert.deepEqual(stateAsked, ['B', 'C', 'D'])
+      assert.deepEqual(stateFetched, ['B', 'C'], 'B\'s payload breaks its claim; C\'s is the one adopted, and D\'s is not fetched')
+      assert.deepEqual(defences.map(d => d.event === 'state-rejected' && `${d.from} ${d.reason}`), ['B hash-mismatch'])
     })
 
-    it('takes the median of the states when the manifest\'s rule is robust', async () => {
-      // 9 lies 16 from it, within the bound: the mean would move 2.6 towards it, the median not at all.
-      const { value } = await catchUpWith(9, strategyFor({ rule: 'centered-clip' }))
-      assert.ok(Math.abs(value - 1.2) < 1e-6, `adopted ${value}, not the median 1.2`)
+    it('ranks the other claims again once every peer that claimed the chosen state was banned for what it sent', async () => {
+      const { value, stateFetched } = await catchUpFrom({ B: 3, C: 3, D: 3, E: 2, F: 2 }, { served: { B: 4, C: 4, D: 4 } })
+      assert.equal(value, 2)
+      assert.deepEqual(stateFetched, ['B', 'C', 'D', 'E'])
+    })
+
+    describe('with group averaging', () => {
+      it('fetches each distinct state once and weighs it by the peers that claimed it', async () => {
+        const { value, stateFetched } = await catchUpFrom({ B: 1.1, C: 1.1, D: 1.3 }, { groupSize: 4 })
+        assert.deepEqual(stateFetched, ['B', 'D'])
+        assert.ok(Math.abs(value - (2 * 1.1 + 1.3) / 3) < 1e-6, `adopted ${value}, not the mean of B, C and D`)
+      })
+
+      it('drops a state farther from its Global-LiGO than an update may lie', async () => {
+        // 1000 everywhere lies ~2,000 from a Global-LiGO of norm 2, beyond 10 x max(norm, 1).
+        const { value, defences } = await catchUpFrom({ B: 1.1, C: 1.2, D: 1000 }, { groupSize: 4 })
+        assert.ok(Math.abs(value - 1.15) < 1e-6, `adopted ${value}, not the mean of B and C`)
+        assert.deepEqual(defences.map(d => d.event === 'state-dropped' && d.from), ['D'])
+      })
+
+      it('takes the median of the states when the manifest\'s rule is robust', async () => {
+        // 9 lies 16 from it, within the bound: the mean would move 2.6 towards it, the median not at all.
+        const { value } = await catchUpFrom({ B: 1.1, C: 1.2, D: 9 }, { groupSize: 4, strategy: strategyFor({ rule: 'centered-clip' }) })
+        assert.ok(Math.abs(value - 1.2) < 1e-6, `adopted ${value}, not the median 1.2`)
+      })
     })
   })
 })

@@ -22,7 +22,7 @@ const HASH = '0123456789abcdef'.repeat(4)
 const seeds: Uint8Array[] = [
   encodeMessage({ type: 'announce', federationId: HASH, round: 2, sampleCount: 10, payloadHash: HASH, payloadBytes: 120, addresses: ['/ip4/127.0.0.1/tcp/1'] }),
   encodeMessage({ type: 'fetch', federationId: HASH, round: 1, payloadHash: HASH }),
-  encodeMessage({ type: 'state-request', federationId: HASH }),
+  encodeMessage({ type: 'state-request', federationId: HASH, withPayload: true }),
   encodeMessage({ type: 'error', reason: 'x' }),
   encodePayload({ E: { shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) }, 'w.q': { shape: [1, 1], data: Float32Array.from([0.5]) } }),
   new TextEncoder().encode(JSON.stringify(tinyManifest()))

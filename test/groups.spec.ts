@@ -232,18 +232,27 @@ describe('group averaging among 8 real libp2p peers', function () {
     }
   })
 
-  it('catches a late peer up to the mean of the states it asks for, though groups disagree', async () => {
+  it('catches a late peer up to the mean of the states it asks for, though groups disagree, fetching each distinct state once', async () => {
     const transports = await meshOfPeers()
     const ends = await runRounds(transports, 2)
     assert.equal(new Set(ends.values()).size, 2, 'two groups, two states')
     const late = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false, scoredTopics: [updatesTopic(FED)] })
     hosts.push(late)
     await Promise.all(hosts.slice(0, PEERS).map(async h => await late.libp2p.dial(h.libp2p.getMultiaddrs()[0])))
-    const transport = federationTransport({ host: late, federationId: FED, maxPayloadBytes: encodePayload(filled(0)).length })
+    const network = federationTransport({ host: late, federationId: FED, maxPayloadBytes: encodePayload(filled(0)).length })
+    const fetched: string[] = []
+    const transport: UpdateTransport = {
+      ...network,
+      requestState: async (peer, payloadBytes) => {
+        fetched.push(peer)
+        return await network.requestState(peer, payloadBytes)
+      }
+    }
     const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => { throw new Error('a caught-up peer trains nothing') }, onRound: () => {} },
       { federationId: FED, expected: spec, rounds: 2, roundTimeoutMs: 5_000, quorum: 2, groupSize: GROUP_SIZE, initial: filled(1), completedRound: 0 })
     await engine.join()
     assert.equal(await engine.catchUp(transports.map(t => t.selfId)), 2)
+    assert.equal(fetched.length, 2, `whole states fetched from ${fetched.join(', ')}: one per group`)
     const everyone = [...ends.values()].reduce((a, b) => a + b, 0) / ends.size
     assert.ok(Math.abs(engine.currentGlobal.w.data[0] - everyone) < 1e-6, `caught up to ${engine.currentGlobal.w.data[0]}, the peers' mean is ${everyone}`)
   })

@@ -201,8 +201,9 @@ describe('hostile peers against honest ones', function () {
     const [inflater, liar, beyond, framer, hijacker, poisoner, ghost] = await Promise.all([
       // Finding 1: a state of a round inside the schedule with values of 1e30 and their correct digest.
       startHostile(addresses, honestIds, stateOf(ROUNDS - 1, filled(() => 1e30))),
-      // Finding 2: a state whose digest is not its payload's.
-      startHostile(addresses, honestIds, stateOf(ROUNDS - 1, bounded, { globalDigest: 'ab'.repeat(32) })),
+      // Finding 2: a state whose digest is not its payload's. It claims finding 1's state, so that two
+      // peers vouch for that state, and a catch-up fetches it (from one, then the other, as each fails).
+      startHostile(addresses, honestIds, { header: stateOf(ROUNDS - 1, filled(() => 1e30)).header, payload: stateOf(ROUNDS - 1, bounded).payload }),
       // Finding 1: a well-formed state of a round the schedule never reaches.
       startHostile(addresses, honestIds, stateOf(LIMITS.maxRounds, bounded)),
       // Finding 3: a valid-looking state nobody else vouches for, whose pending list frames honest peer 1.
@@ -459,6 +460,7 @@ function memoryTransport (update: (round: number) => TensorMap): { transport: Up
     tell: async () => { throw new Error('no direct streams here') },
     fetch: async (_from, request) => payloads.get(request.payloadHash) ?? new Uint8Array(),
     requestState: async () => { throw new Error('no state here') },
+    requestStateHeader: async () => { throw new Error('no state here') },
     participants: () => [],
     penalise: (from) => { penalised.push(from) },
     bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })

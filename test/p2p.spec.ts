@@ -88,7 +88,7 @@ describe('libp2p host', function () {
     hostile.libp2p.services.pubsub.subscribe(topic)
     const until = Date.now() + 20_000
     while (honest.libp2p.services.pubsub.getSubscribers(topic).length === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
-    const foreign = encodeMessage({ type: 'state-request', federationId: FED })
+    const foreign = encodeMessage({ type: 'state-request', federationId: FED, withPayload: true })
     const wrongFederation = encodeMessage({ type: 'announce', federationId: 'e'.repeat(64), round: 1, sampleCount: 1, payloadHash: FED, payloadBytes: 10, addresses: [] })
     for (const data of [Uint8Array.from([1, 2, 3]), foreign, wrongFederation]) {
       await hostile.libp2p.services.pubsub.publish(topic, data)

@@ -26,7 +26,7 @@ describe('protocol', () => {
       assert.notEqual(federationId({ ...m, ligo: { ...m.ligo, seed: 8 } }), id)
       assert.equal(updatesTopic(id), `/fedgrow/${id}/updates/2`)
       assert.equal(payloadProtocol(id), `/fedgrow/${id}/payload/1.0.0`)
-      assert.equal(stateProtocol(id), `/fedgrow/${id}/state/2.0.0`)
+      assert.equal(stateProtocol(id), `/fedgrow/${id}/state/3.0.0`)
     })
 
     it('rejects bad manifests naming the field and the rule', () => {
@@ -126,7 +126,7 @@ describe('protocol', () => {
       const messages: Message[] = [
         announce(),
         { type: 'fetch', federationId: HASH, round: 2, payloadHash: HASH },
-        { type: 'state-request', federationId: HASH },
+        { type: 'state-request', federationId: HASH, withPayload: true },
         { type: 'state', federationId: HASH, round: 0, globalDigest: HASH, payloadBytes: 10, pending: [{ from: 'peer', announce: announce() }] },
         { type: 'error', reason: 'nope' }
       ]

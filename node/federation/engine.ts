@@ -162,11 +162,15 @@ interface RoundCounters {
 /** What a catch-up adopts: a round and its Global-LiGO. */
 type AdoptableState = Pick<CheckedState, 'round' | 'tensors' | 'payload'>
 
-/** A state answer that passed every check: a candidate for catch-up. */
-interface CheckedState {
+/** A peer's answer of its round and digest, without its Global-LiGO, that passed the header checks. */
+interface StateClaim {
   from: string
   round: number
   digest: string
+}
+
+/** A state fetched whole from one of the peers that claimed it, that passed every check. */
+interface CheckedState extends StateClaim {
   tensors: TensorMap
   payload: Uint8Array
 }
@@ -188,6 +192,13 @@ interface Pending {
   fetchedBy?: Set<string>
   /** Peers our own update was told to (sent: a tell that fails goes to the topic, which reaches them too). */
   toldTo?: Set<string>
+}
+
+/** `items` by `key`, each list in the order the items came. */
+function groupBy<T> (items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item])
+  return groups
 }
 
 export class RoundEngine {
@@ -340,18 +351,21 @@ export class RoundEngine {
 
   /**
    * Catch-up: asks `ahead` (peers seen beyond our round) and the other participants for their last
-   * completed round, and adopts the one state ahead of ours, within our schedule, that the most distinct
-   * peers answered with the same (round, digest): at least LIMITS.catchUpVouchers of them, or every peer
-   * that answered when fewer did, and strictly more than back any other state ahead. Returns the round
-   * we now hold. Never throws: an answer that breaks a rule bans its sender, an unreachable peer is skipped.
+   * completed round and its digest, and adopts the one state ahead of ours, within our schedule, that
+   * the most distinct peers answered with: at least LIMITS.catchUpVouchers of them, or every peer that
+   * answered when fewer did, and strictly more than back any other state ahead. Only that state is
+   * fetched whole, from one of the peers that claimed it. Returns the round we now hold. Never throws: an
+   * answer that breaks a rule bans its sender, an unreachable peer is skipped.
    */
   async catchUp (ahead: string[]): Promise<number> {
     const asked = this.catchUpCandidates(ahead)
-    const answers = await Promise.all(asked.map(async peer => await this.askState(peer)))
+    const answers = await Promise.all(asked.map(async peer => await this.askClaim(peer)))
     this.disproveClaims(asked, answers)
     const answered = answers.filter(a => a !== 'unreachable')
-    const valid = answered.filter((a): a is CheckedState => a !== 'rejected')
-    const chosen = this.vouchedState(valid, Math.min(LIMITS.catchUpVouchers, answered.length))
+    const claims = answered.filter((a): a is StateClaim => a !== 'rejected')
+      .filter(a => a.round > this.completed && a.round <= this.init.rounds)
+    const required = Math.min(LIMITS.catchUpVouchers, answered.length)
+    const chosen = this.init.groupSize === undefined ? await this.vouchedState(claims, required) : await this.aggregateOfStates(claims, required)
     if (chosen === null) return this.completed
     this.global = chosen.tensors
     this.globalPayload = chosen.payload
@@ -365,7 +379,7 @@ export class RoundEngine {
    * or that gave none, was not ahead (or is gone). It is not taken as ahead for LIMITS.disprovedAheadMs,
    * so that one announcement of a far round cannot make every round catch up.
    */
-  private disproveClaims (asked: string[], answers: Array<CheckedState | 'rejected' | 'unreachable'>): void {
+  private disproveClaims (asked: string[], answers: Array<StateClaim | 'rejected' | 'unreachable'>): void {
     const claims = this.claimsAhead()
     asked.forEach((peer, i) => {
       const claim = claims.get(peer)
@@ -397,36 +411,57 @@ export class RoundEngine {
     return [...new Set(everyone)].filter(peer => peer !== transport.selfId && !this.banned.has(peer)).slice(0, LIMITS.catchUpMaxAsks)
   }
 
-  /** One peer's state, checked; 'rejected' when it broke a rule (the peer is banned), 'unreachable' when none came. */
-  private async askState (peer: string): Promise<CheckedState | 'rejected' | 'unreachable'> {
-    let answer: { header: State, payload: Uint8Array }
+  /** One peer's round and digest, checked; 'rejected' when it broke a rule (the peer is banned), 'unreachable' when none came. */
+  private async askClaim (peer: string): Promise<StateClaim | 'rejected' | 'unreachable'> {
     try {
-      answer = await this.components.transport.requestState(peer, this.globalPayload.length)
+      return this.checkClaim(peer, await this.components.transport.requestStateHeader(peer))
     } catch (err) {
       // A malformed answer is the sender's doing; a failed dial or a well-formed refusal is not.
       if (!(err instanceof ProtocolError)) return 'unreachable'
       this.rejectState(peer, err.reason, err.message)
       return 'rejected'
     }
-    try {
-      return this.checkState(peer, answer.header, answer.payload)
-    } catch (err) {
-      this.rejectState(peer, err instanceof ProtocolError ? err.reason : 'malformed', (err as Error).message)
-      return 'rejected'
-    }
   }
 
-  /** Checks a state answer as strictly as an update; throws ProtocolError with the reason. */
-  private checkState (from: string, header: State, payload: Uint8Array): CheckedState {
+  /** Checks a state answer's header; throws ProtocolError with the reason. */
+  private checkClaim (from: string, header: State): StateClaim {
     if (header.federationId !== this.init.federationId) throw new ProtocolError('wrong-federation', `state for federation ${header.federationId.slice(0, 12)}…`)
     if (header.round > this.scheduleRounds) throw new ProtocolError('beyond-schedule', `state of round ${header.round}, after the manifest's last round ${this.scheduleRounds}`)
+    if (header.pending.length > 0) this.components.onDefence?.({ event: 'pending-ignored', from, entries: header.pending.length })
+    return { from, round: header.round, digest: header.globalDigest }
+  }
+
+  /**
+   * The state `vouchers` all claimed, fetched from the first of them that delivers it, checked as strictly
+   * as an update; null if none did. One that sends another state has moved on since it answered (not
+   * held against it); one whose payload breaks a rule is banned.
+   */
+  private async fetchClaimed (vouchers: StateClaim[]): Promise<CheckedState | null> {
+    for (const claim of vouchers) {
+      let answer: { header: State, payload: Uint8Array }
+      try {
+        answer = await this.components.transport.requestState(claim.from, this.globalPayload.length)
+      } catch (err) {
+        if (err instanceof ProtocolError) this.rejectState(claim.from, err.reason, err.message)
+        continue // unreachable, or a well-formed refusal: the next peer that claimed it
+      }
+      if (answer.header.round !== claim.round || answer.header.globalDigest !== claim.digest) continue
+      try {
+        return this.checkState(this.checkClaim(claim.from, answer.header), answer.payload)
+      } catch (err) {
+        this.rejectState(claim.from, err instanceof ProtocolError ? err.reason : 'malformed', (err as Error).message)
+      }
+    }
+    return null
+  }
+
+  /** Checks a claimed state's Global-LiGO; throws ProtocolError with the reason. */
+  private checkState (claim: StateClaim, payload: Uint8Array): CheckedState {
     const tensors = decodePayload(payload, this.init.expected)
-    const digest = globalDigest(tensors)
-    if (digest !== header.globalDigest) throw new ProtocolError('hash-mismatch', `state of round ${header.round} does not match its digest`)
+    if (globalDigest(tensors) !== claim.digest) throw new ProtocolError('hash-mismatch', `state of round ${claim.round} does not match its digest`)
     // Only the absolute bound: a peer that joins late has no current Global-LiGO to measure a state against.
     checkValueBounds(tensors)
-    if (header.pending.length > 0) this.components.onDefence?.({ event: 'pending-ignored', from, entries: header.pending.length })
-    return { from, round: header.round, digest, tensors, payload }
+    return { ...claim, tensors, payload }
   }
 
   private rejectState (from: string, reason: DropReason, detail: string): void {
@@ -434,47 +469,47 @@ export class RoundEngine {
     this.ban(from, reason)
   }
 
+  private unvouched (claims: StateClaim[], required: number, detail: string): null {
+    this.components.onDefence?.({ event: 'state-unvouched', round: claims[0].round, globalDigest: claims[0].digest, vouchers: claims.map(a => a.from), required, detail })
+    return null
+  }
+
   /**
-   * The state to adopt among checked answers: the (round, digest) ahead of ours, within our rounds, that
-   * the most peers answered with, if they are at least `required` and no other state ahead has as many.
+   * The state to adopt among claims of rounds ahead: the (round, digest) the most peers claimed, if they
+   * are at least `required` and no other has as many, fetched from one of them. When every one of them
+   * was banned for what it sent, the claims of the others are ranked again.
    */
-  private vouchedState (answers: CheckedState[], required: number): AdoptableState | null {
-    if (this.init.groupSize !== undefined) return this.aggregateOfStates(answers, required)
-    const groups = new Map<string, CheckedState[]>()
-    for (const a of answers) {
-      if (a.round <= this.completed || a.round > this.init.rounds) continue
-      const key = `${a.round}:${a.digest}`
-      groups.set(key, [...(groups.get(key) ?? []), a])
-    }
-    const ranked = [...groups.values()].sort((x, y) => y.length - x.length)
+  private async vouchedState (claims: StateClaim[], required: number): Promise<AdoptableState | null> {
+    const ranked = [...groupBy(claims, a => `${a.round}:${a.digest}`).values()].sort((x, y) => y.length - x.length)
     if (ranked.length === 0) return null
     const [best, runnerUp] = ranked
-    const tied = runnerUp !== undefined && runnerUp.length === best.length
-    if (best.length >= required && !tied) return best[0]
-    const detail = tied ? `as many peers answered with another state ahead (${runnerUp[0].round})` : `${best.length} of the ${required} distinct peers needed`
-    this.components.onDefence?.({ event: 'state-unvouched', round: best[0].round, globalDigest: best[0].digest, vouchers: best.map(a => a.from), required, detail })
-    return null
+    if (runnerUp !== undefined && runnerUp.length === best.length) return this.unvouched(best, required, `as many peers answered with another state ahead (${runnerUp[0].round})`)
+    if (best.length < required) return this.unvouched(best, required, `${best.length} of the ${required} distinct peers needed`)
+    const state = await this.fetchClaimed(best)
+    if (state !== null) return state
+    const left = claims.filter(a => !this.banned.has(a.from))
+    return left.length < claims.length ? await this.vouchedState(left, required) : this.unvouched(best, required, 'none of the peers that claimed it delivered it')
   }
 
   /**
    * Group averaging's catch-up: peers of different groups hold different Global-LiGOs of one round, so no
    * digest need have two vouchers. It adopts instead the aggregate of the states of the round most peers
-   * answered with (the latest, on a tie), if at least `required` did: one more group average, over the
-   * peers asked. Each state counts once, whatever its peer's data. No digest vouches for a state, so one
-   * hostile state must be bounded otherwise: states too far from ours are dropped (nearbyStates), and a
-   * manifest with a robust rule gets the coordinate-wise median (its own rule may need a reference that a
-   * peer behind does not hold: centered clipping from a stale Global-LiGO barely moves).
+   * claimed (the latest, on a tie), if at least `required` did: one more group average, over the peers
+   * asked. Each distinct state is fetched once and counts once per peer that claimed it, whatever its
+   * peers' data. No digest vouches for a state, so one hostile state must be bounded otherwise: states too
+   * far from ours are dropped (nearbyStates), and a manifest with a robust rule gets the coordinate-wise
+   * median (its own rule may need a reference that a peer behind does not hold: centered clipping from a
+   * stale Global-LiGO barely moves).
    */
-  private aggregateOfStates (answers: CheckedState[], required: number): AdoptableState | null {
-    const byRound = new Map<number, CheckedState[]>()
-    for (const a of this.nearbyStates(answers)) if (a.round > this.completed && a.round <= this.init.rounds) byRound.set(a.round, [...(byRound.get(a.round) ?? []), a])
-    const best = [...byRound.values()].sort((x, y) => y.length - x.length || y[0].round - x[0].round)[0]
+  private async aggregateOfStates (claims: StateClaim[], required: number): Promise<AdoptableState | null> {
+    const best = [...groupBy(claims, a => String(a.round)).values()].sort((x, y) => y.length - x.length || y[0].round - x[0].round)[0]
     if (best === undefined) return null
-    if (best.length < required) {
-      this.components.onDefence?.({ event: 'state-unvouched', round: best[0].round, globalDigest: best[0].digest, vouchers: best.map(a => a.from), required, detail: `${best.length} of the ${required} distinct peers needed` })
-      return null
-    }
-    const states = best.map(a => ({ from: a.from, sampleCount: 1, tensors: a.tensors }))
+    if (best.length < required) return this.unvouched(best, required, `${best.length} of the ${required} distinct peers needed`)
+    const byDigest = groupBy(best, a => a.digest)
+    const fetched = (await Promise.all([...byDigest.values()].map(async vouchers => await this.fetchClaimed(vouchers)))).filter((a): a is CheckedState => a !== null)
+    const vouchers = (digest: string): StateClaim[] => (byDigest.get(digest) ?? []).filter(a => !this.banned.has(a.from))
+    const states = this.nearbyStates(fetched).flatMap(a => vouchers(a.digest).map(({ from }) => ({ from, sampleCount: 1, tensors: a.tensors })))
+    if (states.length < required) return this.unvouched(best, required, `${states.length} of the ${required} distinct peers needed delivered a state near ours`)
     const tensors = ROBUST_RULES.has(this.components.strategy.name) ? coordinateMedian(states) : this.components.strategy.aggregate(states, this.global)
     return tensors === null ? null : { round: best[0].round, tensors, payload: encodePayload(tensors) }
   }

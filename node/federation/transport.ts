@@ -53,6 +53,8 @@ export interface UpdateTransport {
   fetch: (from: string, request: Fetch, addresses: string[], payloadBytes: number, signal?: AbortSignal) => Promise<Uint8Array>
   /** Last completed round and Global-LiGO of `peer`. */
   requestState: (peer: string, payloadBytes: number, signal?: AbortSignal) => Promise<{ header: State, payload: Uint8Array }>
+  /** Last completed round of `peer` and its Global-LiGO's digest, without the Global-LiGO. */
+  requestStateHeader: (peer: string, signal?: AbortSignal) => Promise<State>
   /** Peers we see on the federation's topic. */
   participants: () => string[]
   /** Reports a bad update from `from`, so its gossipsub score drops. */

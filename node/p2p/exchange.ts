@@ -1,8 +1,8 @@
 /**
  * Direct streams between two peers of a federation, beside gossip: fetch an announced payload from its
- * announcer, ask for the last completed round (catch-up), and tell one peer an announcement. One request
- * and one answer per stream (a told announcement has none),
- * each a length-prefixed frame: a control message (protocol/messages.ts), then for answers with tensors a
+ * announcer, ask for the last completed round (catch-up: its digest, or its Global-LiGO too), and tell
+ * one peer an announcement. One request and one answer per stream (a told announcement has none), each
+ * a length-prefixed frame: a control message (protocol/messages.ts), then for answers with tensors a
  * payload frame. Frame sizes are bounded before anything is buffered.
  */
 import { lpStream } from '@libp2p/utils'
@@ -71,6 +71,7 @@ const limitedAnswer = (what: LimitedRequest): Uint8Array => encodeMessage({ type
 export async function serveExchange (libp2p: Host, federationId: string, maxPayloadBytes: number, handlers: ExchangeHandlers, onLimited?: (peer: string, what: LimitedRequest) => void): Promise<void> {
   const payloadBudget = new RateLimiter(LIMITS.payloadRequestBurst, LIMITS.payloadRequestsPerSecond)
   const stateBudget = new RateLimiter(LIMITS.stateRequestBurst, LIMITS.stateRequestsPerSecond)
+  const stateHeaderBudget = new RateLimiter(LIMITS.stateHeaderRequestBurst, LIMITS.stateHeaderRequestsPerSecond)
   await libp2p.handle(payloadProtocol(federationId), async (stream, connection) => {
     const lp = frames(stream, maxPayloadBytes)
     const peer = connection.remotePeer.toString()
@@ -97,14 +98,15 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
     const peer = connection.remotePeer.toString()
     try {
       const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'state-request')
+      const budget = request.withPayload ? stateBudget : stateHeaderBudget
       if (request.federationId !== federationId) {
         await lp.write(encodeMessage({ type: 'error', reason: 'wrong federation' }))
-      } else if (!stateBudget.allow(peer)) {
+      } else if (!budget.allow(peer)) {
         onLimited?.(peer, 'state')
         await lp.write(limitedAnswer('state'))
       } else {
         const { header, payload } = handlers.state()
-        await lp.writeV([encodeMessage(header), payload])
+        await lp.writeV(request.withPayload ? [encodeMessage(header), payload] : [encodeMessage(header)])
       }
       await stream.close()
     } catch (err) {
@@ -149,7 +151,7 @@ export async function tellAnnouncement (libp2p: Host, peer: string, federationId
   }
 }
 
-/** Sends one request; returns the answer's control message and the payload frame that follows it. */
+/** Sends one request; returns the answer's control message and, if `maxPayloadBytes` > 0, the payload frame that follows it. */
 async function request (libp2p: Host, peer: string, protocol: string, message: Uint8Array, maxPayloadBytes: number, signal?: AbortSignal): Promise<{ header: Message, payload: Uint8Array }> {
   const options = requestOptions(signal)
   const stream = await openStream(libp2p, peerIdFromString(peer), protocol, options)
@@ -159,7 +161,7 @@ async function request (libp2p: Host, peer: string, protocol: string, message: U
     const header = decodeMessage((await lp.read(options)).subarray())
     // A well-formed refusal (e.g. a round the peer no longer holds) is not misbehaviour: no ProtocolError.
     if (header.type === 'error') throw new Error(`${peer} answered: ${header.reason}`)
-    const payload = (await lp.read(options)).subarray()
+    const payload = maxPayloadBytes > 0 ? (await lp.read(options)).subarray() : new Uint8Array()
     await stream.close(options)
     return { header, payload }
   } catch (err) {
@@ -176,9 +178,16 @@ export async function fetchPayload (libp2p: Host, peer: string, fetch: Fetch, pa
   return payload
 }
 
-/** Asks `peer` for its last completed round and Global-LiGO. */
+/** Asks `peer` for its last completed round and Global-LiGO; the caller checks both. */
 export async function requestState (libp2p: Host, peer: string, federationId: string, payloadBytes: number, signal?: AbortSignal): Promise<{ header: State, payload: Uint8Array }> {
-  const { header, payload } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId }), payloadBytes, signal)
+  const { header, payload } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId, withPayload: true }), payloadBytes, signal)
   if (header.type !== 'state') throw new ProtocolError('malformed', `expected a state answer, got ${header.type}`)
   return { header, payload }
+}
+
+/** Asks `peer` for its last completed round and its Global-LiGO's digest, without the Global-LiGO. */
+export async function requestStateHeader (libp2p: Host, peer: string, federationId: string, signal?: AbortSignal): Promise<State> {
+  const { header } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId, withPayload: false }), 0, signal)
+  if (header.type !== 'state') throw new ProtocolError('malformed', `expected a state answer, got ${header.type}`)
+  return header
 }

@@ -150,6 +150,8 @@ export interface CurvePoint {
   bytesSentPerPeer: number
   /** Mean over peers of the Global-LiGO payloads (fedavg: targets) each served in this round alone. */
   payloadsServedPerPeer: number
+  /** Mean over peers of the bytes each sent in this round alone, by protocol family (node/p2p/traffic.ts). */
+  bytesSentByProtocolPerPeer: Record<string, number>
   /**
    * Training FLOPs a peer had spent by the end of this round: forward and backward of the model it
    * trains (Local-LiGO's intermediate model first, for Dual-LiGO methods), per step. It leaves out the
@@ -387,6 +389,9 @@ function meanByProtocol (rounds: PeerRound[]): Record<string, ByteCounts> {
   return Object.fromEntries([...sums].sort(([, a], [, b]) => b.sent - a.sent).map(([family, sum]) => [family, { sent: sum.sent / rounds.length, received: sum.received / rounds.length }]))
 }
 
+/** Each family's bytes sent, averaged over `rounds`, the most sent first. */
+const sentByProtocol = (rounds: PeerRound[]): Record<string, number> => Object.fromEntries(Object.entries(meanByProtocol(rounds)).map(([family, bytes]) => [family, bytes.sent]))
+
 function accuracyStats (accuracies: number[]): CurvePoint['accuracy'] {
   const avg = mean(accuracies)
   return { mean: avg, std: Math.sqrt(mean(accuracies.map(a => (a - avg) ** 2))), min: Math.min(...accuracies) }
@@ -407,7 +412,7 @@ function curveOf (manifest: Manifest, plan: DualLigoPlan, method: MethodName, ro
     const events = roundEvents.get(round)!.filter(e => e.peerIndex < honestCount).sort((a, b) => a.peerIndex - b.peerIndex)
     if (events.length === 0) continue
     for (const e of events) sentSoFar.set(e.peerIndex, (sentSoFar.get(e.peerIndex) ?? 0) + e.bytesSent)
-    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), payloadsServedPerPeer: mean(events.map(e => e.payloadsServed)), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 }, fill: roundFill(events) })
+    points.push({ round, accuracy: accuracyStats(events.map(e => e.accuracy)), bytesSentPerPeer: mean([...sentSoFar.values()]), payloadsServedPerPeer: mean(events.map(e => e.payloadsServed)), bytesSentByProtocolPerPeer: sentByProtocol(events), trainFlopsPerPeer: prepareFlops + round * roundFlops, spread: spreads.get(round) ?? { mean: 0, max: 0 }, fill: roundFill(events) })
   }
   return points
 }

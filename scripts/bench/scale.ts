@@ -53,6 +53,8 @@ interface ScaleRun {
 interface SteadyRounds {
   bytesSent: number
   payloadsServed: number
+  /** Bytes sent by protocol family; absent in runs older than the split. */
+  bytesSentByProtocol?: Record<string, number>
 }
 
 /**
@@ -63,9 +65,12 @@ interface SteadyRounds {
 function steadyRounds (curve: CurvePoint[]): SteadyRounds | undefined {
   if (curve.length < 2) return undefined
   const later = curve.slice(1)
+  const bytesSentByProtocol: Record<string, number> = {}
+  for (const p of later) for (const [family, sent] of Object.entries(p.bytesSentByProtocolPerPeer)) bytesSentByProtocol[family] = (bytesSentByProtocol[family] ?? 0) + sent / later.length
   return {
     bytesSent: (curve[curve.length - 1].bytesSentPerPeer - curve[0].bytesSentPerPeer) / later.length,
-    payloadsServed: later.reduce((sum, p) => sum + p.payloadsServedPerPeer, 0) / later.length
+    payloadsServed: later.reduce((sum, p) => sum + p.payloadsServedPerPeer, 0) / later.length,
+    bytesSentByProtocol
   }
 }
 
@@ -193,17 +198,21 @@ function schemeLabel (run: ScaleRun): string {
   return (run.seed ?? 0) === 0 ? run.scheme : `${run.scheme}, seed ${run.seed}`
 }
 
+/** The families that the steady table splits out: the payloads themselves, and the three largest of the rest. */
+const STEADY_FAMILIES = ['payload', 'gossipsub', 'state', 'connection']
+
 /** What each run paid per round once started, in bytes and in payloads' worth, for runs that measured it. */
 function steadyTable (runs: ScaleRun[]): string[] {
   const measured = runs.filter((r): r is ScaleRun & { afterFirstRound: SteadyRounds } => r.afterFirstRound !== undefined)
   if (measured.length === 0) return []
   return [
     '',
-    'From round 2 on (round 1 also pays for start-up: catch-up states, and groups formed from partial views), per peer per round: bytes sent, payloads served, the rest, and all of it in payloads\' worth (the group scheme\'s aim: about 3).',
+    `From round 2 on (round 1 also pays for start-up: catch-up states, and groups formed from partial views), per peer per round: bytes sent, payloads served, the rest, and all of it in payloads' worth (the group scheme's aim: about 3); then KiB sent by ${STEADY_FAMILIES.join(', ')} ('-': a run older than the split).`,
     '',
-    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'payloads\' worth', 'measured (UTC, commit)'], measured.map(r => {
-      const { bytesSent, payloadsServed } = r.afterFirstRound
-      return [r.peers, schemeLabel(r), Math.round(bytesSent).toLocaleString('en-US'), payloadsServed.toFixed(1), `${((bytesSent - payloadsServed * r.payloadBytes) / 1024).toFixed(0)} KiB`, (bytesSent / r.payloadBytes).toFixed(1), `${r.measuredAt}, ${r.commit}`]
+    markdownTable(['peers', 'averaging', 'bytes sent/peer/round', 'payloads', 'other', 'payloads\' worth', ...STEADY_FAMILIES, 'measured (UTC, commit)'], measured.map(r => {
+      const { bytesSent, payloadsServed, bytesSentByProtocol } = r.afterFirstRound
+      const family = (f: string): string => bytesSentByProtocol === undefined ? '-' : ((bytesSentByProtocol[f] ?? 0) / 1024).toFixed(1)
+      return [r.peers, schemeLabel(r), Math.round(bytesSent).toLocaleString('en-US'), payloadsServed.toFixed(1), `${((bytesSent - payloadsServed * r.payloadBytes) / 1024).toFixed(0)} KiB`, (bytesSent / r.payloadBytes).toFixed(1), ...STEADY_FAMILIES.map(family), `${r.measuredAt}, ${r.commit}`]
     }))
   ]
 }

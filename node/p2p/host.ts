@@ -60,16 +60,6 @@ export const MAX_PENDING_INBOUND_CONNECTIONS = 256
  */
 export const INBOUND_UPGRADE_TIMEOUT_MS = 5_000
 /**
- * How often libp2p's connection monitor pings each connection (libp2p's default: 10 s). Every ping opens
- * a stream, so beside its 32 bytes each way it pays multistream-select, Yamux and Noise framing, on every
- * connection, whether or not anything else flows. A peer holds dozens of connections through rounds of
- * minutes, so at 10 s these pings outweighed an update's payload: at 64 simulated peers, 224 pings a peer
- * a round, and most of the 89 KiB of connection framing a peer sent a round from round 2 (docs/method.md,
- * "Scale"). A connection that died silently is now found within a minute, not 10 s; the engine does not
- * wait on that: a request over it times out and is retried, and a silent peer is forgotten by rounds.
- */
-export const CONNECTION_PING_INTERVAL_MS = 60_000
-/**
  * Discovered peers are dialled only while a host is connected to fewer peers than this. Dialling every
  * one made a federation a full mesh, since every announcement names its sender and so "discovers" it:
  * n(n-1)/2 connections, 32,640 at 256 peers, which with two sockets each are more open files than one
@@ -226,7 +216,6 @@ export async function startHost (init: HostInit): Promise<StartedHost> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : [],
-    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
     connectionManager: {
       inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND[init.ipColocationPenalty === false ? 'local' : 'public'],
       maxIncomingPendingConnections: MAX_PENDING_INBOUND_CONNECTIONS,

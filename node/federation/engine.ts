@@ -194,6 +194,17 @@ interface Pending {
   toldTo?: Set<string>
 }
 
+/** The Global-LiGO a peer holds, trains from and serves, with its encoding and its digest, which every state answer names. */
+interface HeldGlobal {
+  tensors: TensorMap
+  payload: Uint8Array
+  digest: string
+}
+
+function heldGlobal (tensors: TensorMap, payload = encodePayload(tensors)): HeldGlobal {
+  return { tensors, payload, digest: globalDigest(tensors) }
+}
+
 /** `items` by `key`, each list in the order the items came. */
 function groupBy<T> (items: T[], key: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>()
@@ -202,8 +213,7 @@ function groupBy<T> (items: T[], key: (item: T) => string): Map<string, T[]> {
 }
 
 export class RoundEngine {
-  private global: TensorMap
-  private globalPayload: Uint8Array
+  private held: HeldGlobal
   private completed: number
   private collecting: number
   /** Announcements and accepted contributions by round, then by sender. */
@@ -216,7 +226,7 @@ export class RoundEngine {
   /** Silent participants already reported as forgotten (reported again only after they speak again). */
   private readonly forgotten = new Set<string>()
   /** The Global-LiGO this peer last trained from without diverging: where a poisoned one rolls back to. */
-  private lastTrained: { global: TensorMap, payload: Uint8Array } | undefined
+  private lastTrained: HeldGlobal | undefined
   /** Peers whose update we rejected, by round: not waited for in that round. */
   private readonly failed = new Map<number, Set<string>>()
   /** Peers that sent invalid updates: their messages are dropped from now on, so nobody waits for them. */
@@ -261,10 +271,17 @@ export class RoundEngine {
   private reportedUpTo: RoundCounters | undefined
 
   constructor (private readonly components: EngineComponents, private readonly init: EngineInit) {
-    this.global = init.initial
-    this.globalPayload = encodePayload(init.initial)
+    this.held = heldGlobal(init.initial)
     this.completed = init.completedRound
     this.collecting = init.completedRound + 1
+  }
+
+  private get global (): TensorMap {
+    return this.held.tensors
+  }
+
+  private get globalPayload (): Uint8Array {
+    return this.held.payload
   }
 
   get completedRound (): number {
@@ -346,7 +363,7 @@ export class RoundEngine {
    * signatures, so no receiver may act on them (protocol/README.md); peers re-announce anyway.
    */
   private stateHeader (): State {
-    return { type: 'state', federationId: this.init.federationId, round: this.completed, globalDigest: globalDigest(this.global), payloadBytes: this.globalPayload.length, pending: [] }
+    return { type: 'state', federationId: this.init.federationId, round: this.completed, globalDigest: this.held.digest, payloadBytes: this.globalPayload.length, pending: [] }
   }
 
   /**
@@ -367,8 +384,7 @@ export class RoundEngine {
     const required = Math.min(LIMITS.catchUpVouchers, answered.length)
     const chosen = this.init.groupSize === undefined ? await this.vouchedState(claims, required) : await this.aggregateOfStates(claims, required)
     if (chosen === null) return this.completed
-    this.global = chosen.tensors
-    this.globalPayload = chosen.payload
+    this.held = heldGlobal(chosen.tensors, chosen.payload)
     this.completed = chosen.round
     this.collecting = chosen.round + 1
     return this.completed
@@ -414,7 +430,11 @@ export class RoundEngine {
   /** One peer's round and digest, checked; 'rejected' when it broke a rule (the peer is banned), 'unreachable' when none came. */
   private async askClaim (peer: string): Promise<StateClaim | 'rejected' | 'unreachable'> {
     try {
-      return this.checkClaim(peer, await this.components.transport.requestStateHeader(peer))
+      const header = await this.components.transport.requestStateHeader(peer)
+      const claim = this.checkClaim(peer, header)
+      // Reported here alone: the fetch of a claimed state checks its header again.
+      if (header.pending.length > 0) this.components.onDefence?.({ event: 'pending-ignored', from: peer, entries: header.pending.length })
+      return claim
     } catch (err) {
       // A malformed answer is the sender's doing; a failed dial or a well-formed refusal is not.
       if (!(err instanceof ProtocolError)) return 'unreachable'
@@ -427,7 +447,6 @@ export class RoundEngine {
   private checkClaim (from: string, header: State): StateClaim {
     if (header.federationId !== this.init.federationId) throw new ProtocolError('wrong-federation', `state for federation ${header.federationId.slice(0, 12)}…`)
     if (header.round > this.scheduleRounds) throw new ProtocolError('beyond-schedule', `state of round ${header.round}, after the manifest's last round ${this.scheduleRounds}`)
-    if (header.pending.length > 0) this.components.onDefence?.({ event: 'pending-ignored', from, entries: header.pending.length })
     return { from, round: header.round, digest: header.globalDigest }
   }
 
@@ -1039,7 +1058,7 @@ export class RoundEngine {
         lastCatchUp = Date.now()
         if (await this.catchUp([...decision.from]) >= round) {
           // The adopted round may be later than the one we waited in; report the round we now hold.
-          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, closedBy: 'caught-up', lateUpdates: this.lateUpdates, globalDigest: globalDigest(this.global), ...await this.countedSince(before), consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
+          await this.components.onRound({ round: this.completed, peersHeard: 0, peersExpected: group.members.size, caughtUp: true, closedBy: 'caught-up', lateUpdates: this.lateUpdates, globalDigest: this.held.digest, ...await this.countedSince(before), consensusDistance: this.distanceFromGlobal(update.tensors), trainLoss: update.loss, waitMs, seconds: (Date.now() - started) / 1000 }, this.global)
           return
         }
         // Every peer that seemed ahead was not: nothing is left to catch up to (a peer that crashed or was
@@ -1073,7 +1092,7 @@ export class RoundEngine {
       caughtUp: false,
       closedBy,
       lateUpdates: this.lateUpdates,
-      globalDigest: globalDigest(this.global),
+      globalDigest: this.held.digest,
       ...counted,
       consensusDistance: this.distanceFromGlobal(update.tensors),
       trainLoss: update.loss,
@@ -1089,17 +1108,16 @@ export class RoundEngine {
    * settings' fault and ends the run with the trainer's advice.
    */
   private async trainFromCurrent (round: number): Promise<LocalUpdate> {
-    const from = { global: this.global, payload: this.globalPayload }
+    const from = this.held
     try {
-      const update = await this.components.trainRound(from.global, round)
+      const update = await this.components.trainRound(from.tensors, round)
       this.lastTrained = from
       return update
     } catch (err) {
       const previous = this.lastTrained
-      if (!(err instanceof TrainingDivergedError) || previous === undefined || previous.global === from.global) throw err
-      this.global = previous.global
-      this.globalPayload = previous.payload
-      this.components.onDefence?.({ event: 'rollback', round, reason: 'training-diverged', globalDigest: globalDigest(this.global), detail: `training from Global-LiGO ${globalDigest(from.global).slice(0, 12)}… diverged (${err.message}); back to the last one this peer trained from` })
+      if (!(err instanceof TrainingDivergedError) || previous === undefined || previous.tensors === from.tensors) throw err
+      this.held = previous
+      this.components.onDefence?.({ event: 'rollback', round, reason: 'training-diverged', globalDigest: previous.digest, detail: `training from Global-LiGO ${from.digest.slice(0, 12)}… diverged (${err.message}); back to the last one this peer trained from` })
       return await this.components.trainRound(this.global, round)
     }
   }
@@ -1114,10 +1132,9 @@ export class RoundEngine {
     try {
       checkValueBounds(next)
     } catch (err) {
-      this.components.onDefence?.({ event: 'rollback', round, reason: 'aggregate-out-of-bounds', globalDigest: globalDigest(this.global), detail: `${(err as Error).message}; keeping the previous Global-LiGO` })
+      this.components.onDefence?.({ event: 'rollback', round, reason: 'aggregate-out-of-bounds', globalDigest: this.held.digest, detail: `${(err as Error).message}; keeping the previous Global-LiGO` })
       return
     }
-    this.global = next
-    this.globalPayload = encodePayload(next)
+    this.held = heldGlobal(next)
   }
 }

@@ -180,14 +180,18 @@ export async function fetchPayload (libp2p: Host, peer: string, fetch: Fetch, pa
 
 /** Asks `peer` for its last completed round and Global-LiGO; the caller checks both. */
 export async function requestState (libp2p: Host, peer: string, federationId: string, payloadBytes: number, signal?: AbortSignal): Promise<{ header: State, payload: Uint8Array }> {
-  const { header, payload } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId, withPayload: true }), payloadBytes, signal)
-  if (header.type !== 'state') throw new ProtocolError('malformed', `expected a state answer, got ${header.type}`)
-  return { header, payload }
+  return await stateAnswer(libp2p, peer, federationId, payloadBytes, signal)
 }
 
 /** Asks `peer` for its last completed round and its Global-LiGO's digest, without the Global-LiGO. */
 export async function requestStateHeader (libp2p: Host, peer: string, federationId: string, signal?: AbortSignal): Promise<State> {
-  const { header } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId, withPayload: false }), 0, signal)
+  return (await stateAnswer(libp2p, peer, federationId, 0, signal)).header
+}
+
+/** A state answer; with `payloadBytes` 0, asked for without its payload frame. */
+async function stateAnswer (libp2p: Host, peer: string, federationId: string, payloadBytes: number, signal?: AbortSignal): Promise<{ header: State, payload: Uint8Array }> {
+  const withPayload = payloadBytes > 0
+  const { header, payload } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId, withPayload }), payloadBytes, signal)
   if (header.type !== 'state') throw new ProtocolError('malformed', `expected a state answer, got ${header.type}`)
-  return header
+  return { header, payload }
 }

@@ -466,6 +466,32 @@ describe('round engine, scripted peers', () => {
     assert.equal(announced.length, 1, 'knowing of the quorum, it need not re-announce on the topic')
   })
 
+  it('closes a group round once its group has reported, short of the quorum, when a partner has closed it: no catch-up', async () => {
+    // A knows of 8 of the 9 other participants. Its group reports, and one partner already announces
+    // round 2: that partner knew of the quorum when it closed round 1, so A closes too, on its own
+    // update and its group's, rather than discarding its update for a catch-up.
+    const others = ['B', 'C', 'D', 'E', 'F', 'G', 'H', 'I']
+    const partners = [...roundGroup(FED, 1, 'A', others, 4).members].filter(peer => peer !== 'A')
+    const payload = encodePayload(constant(2))
+    const { transport, stateAsked } = scripted({
+      participants: others,
+      fetch: async () => payload,
+      onAnnounce: (own, _handlers, deliver) => {
+        if (own.round !== 1) return
+        for (const peer of partners) deliver(peer, announceOf(peer, 1, payload))
+        deliver(partners[0], announceOf(partners[0], 2, payload))
+      }
+    })
+    const results: RoundResult[] = []
+    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
+      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 5_000, quorum: 2 + others.length, groupSize: 4, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    await engine.run()
+    assert.equal(results[0].closedBy, 'all-reported', 'not by a catch-up, nor at the hard deadline')
+    assert.deepEqual([results[0].peersHeard, results[0].caughtUp], [partners.length + 1, false])
+    assert.deepEqual(stateAsked, [], 'no state asked for')
+  })
+
   it('counts a peer that announced a round it had closed as a participant of the next: a late announcement is still presence', async () => {
     // A knows of 7 peers; Z, training at the back of a shared queue, announces round 1 only after A
     // closed it. With a quorum of all 9, round 2 closes when its group reports only if A counts Z.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { CATCH_UP_GRACE_MS, decide, peersAhead } from '../node/federation/round-state.js'
+import { CATCH_UP_GRACE_MS, decide, partnerClosed, peersAhead } from '../node/federation/round-state.js'
 import type { RoundView } from '../node/federation/round-state.js'
 import { REANNOUNCE_MAX_MS, REANNOUNCE_MS, ReannounceSchedule } from '../node/federation/reannounce.js'
 
@@ -11,6 +11,7 @@ function view (overrides: Partial<RoundView> = {}): RoundView {
     excluded: new Set(),
     knownElsewhere: new Set(),
     quorum: 2,
+    partnerClosed: false,
     firstSeenAt: 1_000,
     waitMs: 3_000,
     hardDeadlineAt: 31_000,
@@ -65,6 +66,14 @@ describe('round decisions', () => {
     assert.deepEqual(decide(view({ ahead: [] }), 2_000 + CATCH_UP_GRACE_MS), { action: 'wait', until: 31_000 }, 'nobody was ever ahead')
   })
 
+  it('closes without the quorum once its group has reported, if a partner closed the round (group averaging)', () => {
+    const groupDone = view({ expected: new Set(['a', 'b']), contributed: new Set(['a', 'b']), quorum: 4, ahead: ['b'], aheadSince: 2_000 })
+    assert.deepEqual(decide(groupDone, 2_500), { action: 'wait', until: 2_000 + CATCH_UP_GRACE_MS }, 'two peers known of four: a catch-up')
+    assert.deepEqual(decide({ ...groupDone, partnerClosed: true }, 2_500), { action: 'close', because: 'all-reported' })
+    const partnerMissing = view({ expected: new Set(['a', 'b', 'c']), contributed: new Set(['a', 'b']), quorum: 4, partnerClosed: true, ahead: ['b'], aheadSince: 2_000 })
+    assert.deepEqual(decide(partnerMissing, 2_000 + CATCH_UP_GRACE_MS), { action: 'catch-up', from: ['b'] }, 'c has not reported: no close without the quorum')
+  })
+
   it('closes rather than catches up when both are due: its own round is complete', () => {
     assert.deepEqual(decide(view({ contributed: new Set(['a', 'b', 'c']), ahead: ['b'], aheadSince: 0 }), 10_000), { action: 'close', because: 'all-reported' })
   })
@@ -79,6 +88,15 @@ describe('who is ahead of the round being collected', () => {
     // Round r + 2 is still held for its round (LIMITS.maxRoundsAhead), not among the farther ones.
     assert.deepEqual(peersAhead({ next: [], afterNext: ['y'], farther: [] }, partners, none), ['y'])
     assert.deepEqual(peersAhead({ next: [], afterNext: [], farther: ['z'] }, partners, none), ['z'])
+  })
+
+  it('says a partner closed the round in step only if one is in the next round and nobody further ahead', () => {
+    assert.equal(partnerClosed({ next: ['b', 'x'], afterNext: [], farther: [] }, partners, none), true)
+    assert.equal(partnerClosed({ next: ['x'], afterNext: [], farther: [] }, partners, none), false, 'x is another group')
+    assert.equal(partnerClosed({ next: ['b'], afterNext: ['y'], farther: [] }, partners, none), false, 'y is two rounds ahead: we fell behind')
+    assert.equal(partnerClosed({ next: ['b'], afterNext: [], farther: ['z'] }, partners, none), false)
+    assert.equal(partnerClosed({ next: ['b'], afterNext: ['y'], farther: [] }, partners, peer => peer !== 'b'), true, 'y is ignored (banned, or disproved)')
+    assert.equal(partnerClosed({ next: ['b'], afterNext: [], farther: [] }, partners, peer => peer === 'b'), false)
   })
 
   it('never counts an ignored peer (self, banned), and each peer once', () => {

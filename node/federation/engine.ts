@@ -31,7 +31,7 @@ import { trafficSince } from './transport.js'
 import type { ByteCounts, DropReason, Traffic, UpdateTransport } from './transport.js'
 import { LagWindow } from './deadline.js'
 import { coordinateMedian } from './aggregate.js'
-import { decide, peersAhead } from './round-state.js'
+import { decide, partnerClosed, peersAhead } from './round-state.js'
 import type { CloseReason, RoundEnding } from './round-state.js'
 import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { presenceInterval, presenceRound, roundGroup } from '../../protocol/groups.js'
@@ -1031,8 +1031,9 @@ export class RoundEngine {
       }
       // Peers already announcing the next round have closed this one without us: a catch-up takes their result.
       for (const [peer, at] of this.farAhead) if (at <= round) this.farAhead.delete(peer)
-      const later = { next: this.pool.get(round + 1)?.keys() ?? [], afterNext: this.pool.get(round + 2)?.keys() ?? [], farther: this.farAhead.keys() }
-      const ahead = peersAhead(later, partners, peer => peer === transport.selfId || this.banned.has(peer) || this.isDisproved(peer))
+      const later = { next: [...this.pool.get(round + 1)?.keys() ?? []], afterNext: [...this.pool.get(round + 2)?.keys() ?? []], farther: [...this.farAhead.keys()] }
+      const ignored = (peer: string): boolean => peer === transport.selfId || this.banned.has(peer) || this.isDisproved(peer)
+      const ahead = peersAhead(later, partners, ignored)
       if (ahead.length > 0) aheadSince ??= Date.now()
       const decision = decide({
         expected: partners,
@@ -1043,6 +1044,7 @@ export class RoundEngine {
         // All-to-all: none (everyone known is a partner).
         knownElsewhere: new Set([...members].filter(peer => !partners.has(peer) && !this.banned.has(peer))),
         quorum: this.init.quorum,
+        partnerClosed: this.init.groupSize !== undefined && partnerClosed(later, partners, ignored),
         firstSeenAt: firstSeen(),
         waitMs,
         hardDeadlineAt: hardDeadline,

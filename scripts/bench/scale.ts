@@ -90,13 +90,15 @@ const COMMIT_AT_START = currentCommit()
 function saveRun (run: ScaleRun): void {
   mkdirSync(RUNS_DIR, { recursive: true })
   const seedPart = (run.seed ?? 0) === 0 ? '' : `-seed-${run.seed}`
-  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}${seedPart}.json`), JSON.stringify(run, null, 1))
+  // Runs of other lengths are other rows (schemeLabel), so they are other files.
+  const roundsPart = run.rounds === DEFAULT_ROUNDS ? '' : `-rounds-${run.rounds}`
+  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}${seedPart}${roundsPart}.json`), JSON.stringify(run, null, 1))
 }
 
-/** Every run kept, by federation size, then seed, all-to-all first. */
+/** Every run kept, by federation size, then seed, all-to-all first, then by rounds. */
 function savedRuns (): ScaleRun[] {
   const runs = readdirSync(RUNS_DIR).filter(f => f.endsWith('.json')).map(f => JSON.parse(readFileSync(join(RUNS_DIR, f), 'utf8')) as ScaleRun)
-  return runs.sort((a, b) => a.peers - b.peers || (a.seed ?? 0) - (b.seed ?? 0) || Number(b.scheme === 'all-to-all') - Number(a.scheme === 'all-to-all'))
+  return runs.sort((a, b) => a.peers - b.peers || (a.seed ?? 0) - (b.seed ?? 0) || Number(b.scheme === 'all-to-all') - Number(a.scheme === 'all-to-all') || a.rounds - b.rounds)
 }
 
 async function runOne (peers: number, rounds: number, scheme: Scheme, seed: number): Promise<ScaleRun> {

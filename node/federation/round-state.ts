@@ -85,14 +85,14 @@ export function decide (view: RoundView, now: number): RoundDecision {
   return { action: 'wait', until: Math.min(deadlineAt, hardDeadlineAt, catchUpAt) }
 }
 
-/** Peers seen announcing rounds after the one being collected, by how far after. */
+/** Peers seen announcing rounds after the one being collected, by how far after: lists, as more than one rule reads them. */
 export interface LaterAnnouncers {
   /** Announced the next round (held for it). */
-  next: Iterable<string>
+  next: readonly string[]
   /** Announced the round after next (held for it: LIMITS.maxRoundsAhead is 2). */
-  afterNext: Iterable<string>
+  afterNext: readonly string[]
   /** Announced a round too far ahead to hold. */
-  farther: Iterable<string>
+  farther: readonly string[]
 }
 
 /**
@@ -101,7 +101,7 @@ export interface LaterAnnouncers {
  */
 export function partnerClosed (later: LaterAnnouncers, partners: ReadonlySet<string>, ignored: (peer: string) => boolean): boolean {
   const counts = (peer: string): boolean => !ignored(peer)
-  return [...later.next].some(peer => partners.has(peer) && counts(peer)) && ![...later.afterNext, ...later.farther].some(counts)
+  return later.next.some(peer => partners.has(peer) && counts(peer)) && ![...later.afterNext, ...later.farther].some(counts)
 }
 
 /**
@@ -110,6 +110,6 @@ export function partnerClosed (later: LaterAnnouncers, partners: ReadonlySet<str
  * has closed it whatever its group, so we fell behind. `ignored` (self, banned) is never ahead.
  */
 export function peersAhead (later: LaterAnnouncers, partners: ReadonlySet<string>, ignored: (peer: string) => boolean): string[] {
-  const next = [...later.next].filter(peer => partners.has(peer))
+  const next = later.next.filter(peer => partners.has(peer))
   return [...new Set([...next, ...later.afterNext, ...later.farther])].filter(peer => !ignored(peer))
 }

@@ -98,6 +98,14 @@ const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?:
   onReject
 }, { federationId: FED, expected: SPEC, rounds, scheduleRounds: 10, roundTimeoutMs, quorum: 2, initial: constant(1), completedRound: 0 })
 
+/** A's engine with group averaging (groups of 4), training constant(1) every round; `results` gets each round's report. */
+function groupEngineOn (transport: UpdateTransport, settings: { rounds: number, roundTimeoutMs: number, quorum: number }): { engine: RoundEngine, results: RoundResult[] } {
+  const results: RoundResult[] = []
+  const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
+    { federationId: FED, expected: SPEC, scheduleRounds: 10, groupSize: 4, initial: constant(1), completedRound: 0, ...settings })
+  return { engine, results }
+}
+
 /** `peer` fetches A's update `own` whole: it asks, and the answer's stream closes. */
 function fetchWhole (handlers: ExchangeHandlers, own: Announce, peer: string): void {
   const request: Fetch = { type: 'fetch', federationId: FED, round: own.round, payloadHash: own.payloadHash }
@@ -456,9 +464,7 @@ describe('round engine, scripted peers', () => {
       // Only A's group announces: the other group trains on, as at the back of a shared queue.
       onAnnounce: (_own, _handlers, deliver) => { for (const peer of partners) if (peer !== 'A') deliver(peer, announceOf(peer, 1, payload)) }
     })
-    const results: RoundResult[] = []
-    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
-      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 60_000, quorum: 1 + others.length, groupSize: 4, initial: constant(1), completedRound: 0 })
+    const { engine, results } = groupEngineOn(transport, { rounds: 1, roundTimeoutMs: 60_000, quorum: 1 + others.length })
     await engine.join()
     await engine.run()
     assert.equal(results[0].closedBy, 'all-reported', 'not at the hard deadline, waiting to hear the other group')
@@ -482,9 +488,7 @@ describe('round engine, scripted peers', () => {
         deliver(partners[0], announceOf(partners[0], 2, payload))
       }
     })
-    const results: RoundResult[] = []
-    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
-      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 5_000, quorum: 2 + others.length, groupSize: 4, initial: constant(1), completedRound: 0 })
+    const { engine, results } = groupEngineOn(transport, { rounds: 1, roundTimeoutMs: 5_000, quorum: 2 + others.length })
     await engine.join()
     await engine.run()
     assert.equal(results[0].closedBy, 'all-reported', 'not by a catch-up, nor at the hard deadline')
@@ -551,8 +555,7 @@ describe('round engine, scripted peers', () => {
         announceOnce(peer, own.round, deliver, true)
       }
     })
-    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: () => {} },
-      { federationId: FED, expected: SPEC, rounds: 4, scheduleRounds: 10, roundTimeoutMs: 10_000, quorum: 2, groupSize: 4, initial: constant(1), completedRound: 0 })
+    const { engine } = groupEngineOn(transport, { rounds: 4, roundTimeoutMs: 10_000, quorum: 2 })
     await engine.join()
     await engine.run()
     const presence = [2, 3, 4].filter(round => presenceRound(FED, round, 'A', others.length + 1))
@@ -585,9 +588,7 @@ describe('round engine, scripted peers', () => {
       },
       onTell: (peer, own, handlers) => { fetchWhole(handlers, own, peer) }
     })
-    const results: RoundResult[] = []
-    const engine = new RoundEngine({ transport, strategy: fedAvg, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
-      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 10_000, quorum: 2, groupSize: 4, initial: constant(1), completedRound: 0 })
+    const { engine, results } = groupEngineOn(transport, { rounds: 1, roundTimeoutMs: 10_000, quorum: 2 })
     await engine.join()
     await engine.run()
     assert.deepEqual(told, [outsider], 'the outsider is told A\'s update')

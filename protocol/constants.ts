@@ -35,6 +35,15 @@ export const stateProtocol = (federationId: string): string => `/fedgrow/${feder
  */
 export const announceProtocol = (federationId: string): string => `/fedgrow/${federationId}/announce/1.0.0`
 
+/**
+ * Stream protocol: ask a peer whom it has heard from lately (view completion). A round must know of the
+ * quorum's worth of participants before it closes; with group averaging a peer hears of those outside its
+ * group only from their rare presence announcements, so whole groups sat at the hard deadline knowing 46
+ * to 63 of 64 simulated peers. A peer short of its quorum asks its partners instead. Added beside version
+ * 2 (message types 6 and 7); a peer without it is simply not counted.
+ */
+export const viewProtocol = (federationId: string): string => `/fedgrow/${federationId}/view/1.0.0`
+
 /** Stream protocol: ask a peer for a federation's manifest by id (the answer must hash to that id). */
 export const MANIFEST_PROTOCOL = '/fedgrow/manifest/1.0.0'
 /** The DHT key a federation's peers provide: the SHA-256 of this string, as a raw CIDv1. */
@@ -83,6 +92,20 @@ export const LIMITS = {
   maxPending: 1024,
   /** Peers whose updates one round holds; announcements from more senders are dropped (over-capacity). */
   maxPeersPerRound: 1024,
+  /**
+   * Participants one view answer names, the most lately heard first: at about 75 bytes each, 512 stay
+   * within maxControlBytes.
+   */
+  maxViewEntries: 512,
+  /**
+   * Distinct peers whose view answers must name a participant we have not heard from ourselves before we
+   * count it: one hostile peer's list alone could fill our view with names that never report, to be
+   * waited for and grouped with. Its last round is the latest that this many vouch for, so one peer
+   * naming a late round cannot keep a departed participant in our view.
+   */
+  viewVouchers: 2,
+  /** Peers a round short of its quorum asks for their view: partners whose update arrived, so alive and reachable. */
+  viewAsksPerRound: 3,
   /** Largest smallest-group a manifest may ask for (aggregation.groupSize). */
   maxGroupSize: 256,
   /**
@@ -217,6 +240,12 @@ export const LIMITS = {
    */
   payloadRequestBurst: 32,
   payloadRequestsPerSecond: 8,
+  /**
+   * View requests one peer may make (burst, then per second): an honest one asks each partner at most
+   * once a round, and only while its round is short of the quorum.
+   */
+  viewRequestBurst: 4,
+  viewRequestsPerSecond: 0.5,
   /** Manifest requests one peer may make (burst, then per second): an honest one asks once, until it has it. */
   manifestRequestBurst: 4,
   manifestRequestsPerSecond: 0.2

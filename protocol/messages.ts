@@ -8,6 +8,8 @@
  *   type 3 state-request   stream: ask for the last completed round, with or without its Global-LiGO
  *   type 4 state           stream: the answer; a payload frame with the Global-LiGO follows if asked for
  *   type 5 error           stream: why a request cannot be served
+ *   type 6 view-request    stream: ask whom a peer has heard from lately (view completion)
+ *   type 7 view            stream: the answer, each participant with the last round it was heard in
  */
 import { checks } from './validate.js'
 import { LIMITS, PROTOCOL_VERSION } from './constants.js'
@@ -67,14 +69,32 @@ export interface State {
   pending: PendingUpdate[]
 }
 
+export interface ViewRequest {
+  type: 'view-request'
+  federationId: string
+}
+
+/** A participant the answering peer heard from itself (an announcement, a tell or a topic subscription), and the last round it did. */
+export interface ViewEntry {
+  peer: string
+  round: number
+}
+
+export interface View {
+  type: 'view'
+  federationId: string
+  /** At most LIMITS.maxViewEntries, most lately heard first; never the answerer itself (the asker knows it). */
+  participants: ViewEntry[]
+}
+
 export interface ErrorMessage {
   type: 'error'
   reason: string
 }
 
-export type Message = Announce | Fetch | StateRequest | State | ErrorMessage
+export type Message = Announce | Fetch | StateRequest | State | ErrorMessage | ViewRequest | View
 
-const TYPE_CODES: Record<Message['type'], number> = { announce: 1, fetch: 2, 'state-request': 3, state: 4, error: 5 }
+const TYPE_CODES: Record<Message['type'], number> = { announce: 1, fetch: 2, 'state-request': 3, state: 4, error: 5, 'view-request': 6, view: 7 }
 const TYPE_NAMES = Object.fromEntries(Object.entries(TYPE_CODES).map(([k, v]) => [v, k])) as Record<number, Message['type']>
 
 export function encodeMessage (message: Message): Uint8Array {
@@ -93,6 +113,15 @@ type Obj = Record<string, unknown>
 const bad = (what: string): never => { throw new ProtocolError('malformed', what) }
 /** A peer's bad field: its path, what it held (cut short: the sender chose it), and the rule. */
 const { object, int, str, bool, hash, strings } = checks((path, value, rule) => bad(`${path} = ${String(JSON.stringify(value)).slice(0, 80)}: ${rule}`))
+
+/**
+ * A peer id as libp2p writes it (base58btc, e.g. 12D3KooW..., or a CID), not parsed: the receiver uses it
+ * as a name until it dials it, and a name that is no peer id then fails that dial alone.
+ */
+function peerIdText (value: unknown, path: string): string {
+  const text = str(value, path, 128)
+  return /^[1-9A-Za-z]{32,}$/.test(text) ? text : bad(`${path} = ${JSON.stringify(text)}: must be a peer id (32 to 128 letters and digits)`)
+}
 
 function checkAnnounce (value: unknown): Announce {
   const o = object(value, 'announce', ['type', 'federationId', 'round', 'sampleCount', 'payloadHash', 'payloadBytes', 'addresses'])
@@ -128,6 +157,19 @@ function checkBody (type: Message['type'], value: unknown): Message {
         return { from: str(entry.from, `state.pending[${i}].from`, 128), announce: checkAnnounce(entry.announce) }
       })
       return { type, federationId: hash(o.federationId, 'state.federationId'), round: int(o.round, 'state.round', 0, LIMITS.maxRounds), globalDigest: hash(o.globalDigest, 'state.globalDigest'), payloadBytes: int(o.payloadBytes, 'state.payloadBytes', 1, LIMITS.maxPayloadBytes), pending }
+    }
+    case 'view-request': {
+      const o = object(value, 'view-request', ['type', 'federationId'])
+      return { type, federationId: hash(o.federationId, 'view-request.federationId') }
+    }
+    case 'view': {
+      const o = object(value, 'view', ['type', 'federationId', 'participants'])
+      if (!Array.isArray(o.participants) || o.participants.length > LIMITS.maxViewEntries) bad(`view.participants must be a list of at most ${LIMITS.maxViewEntries}`)
+      const participants = (o.participants as unknown[]).map((p, i) => {
+        const entry = object(p, `view.participants[${i}]`, ['peer', 'round'])
+        return { peer: peerIdText(entry.peer, `view.participants[${i}].peer`), round: int(entry.round, `view.participants[${i}].round`, 0, LIMITS.maxRounds) }
+      })
+      return { type, federationId: hash(o.federationId, 'view.federationId'), participants }
     }
     case 'error': {
       const o = object(value, 'error', ['type', 'reason'])

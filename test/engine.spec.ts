@@ -15,7 +15,7 @@ import { encodeMessage } from '../protocol/messages.js'
 import { ligoParamShapes } from '../node/ligo/operator.js'
 import { validateVitConfig } from '../node/model/config.js'
 import { PRESETS } from '../node/simulation/presets.js'
-import type { Announce, Fetch, State } from '../protocol/messages.js'
+import type { Announce, Fetch, State, View } from '../protocol/messages.js'
 import type { TensorSpec } from '../protocol/payload.js'
 import type { TensorMap } from '../protocol/safetensors.js'
 import type { UpdateTransport } from '../node/federation/transport.js'
@@ -35,6 +35,8 @@ interface Script {
   /** Answers A's fetch of `from`'s update. */
   fetch: (from: string, request: Fetch) => Promise<Uint8Array>
   requestState?: (peer: string) => Promise<{ header: State, payload: Uint8Array }>
+  /** Answers A's view request to `peer`. @default throws, as a peer without view completion does */
+  requestView?: (peer: string) => Promise<View>
   /** Called after each of A's announcements, with A's handlers and a way to deliver others' announcements. */
   onAnnounce?: (own: Announce, handlers: ExchangeHandlers, deliver: (from: string, announce: Announce, told?: boolean) => void) => void
   /** Called when A tells `peer` its announcement directly; throwing fails the tell. @default delivered, nothing happens */
@@ -45,12 +47,13 @@ interface Script {
  * A scripted transport for A: what A announced on the topic, whom it told directly, whose state's round
  * and digest it asked for, and whose whole state it fetched.
  */
-function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], stateFetched: string[], deliver: (from: string, announce: Announce, told?: boolean) => void, participantQueries: () => number } {
+function scripted (script: Script): { transport: UpdateTransport, announced: Announce[], told: string[], stateAsked: string[], stateFetched: string[], viewAsked: string[], deliver: (from: string, announce: Announce, told?: boolean) => void, participantQueries: () => number } {
   let participantQueries = 0
   const announced: Announce[] = []
   const told: string[] = []
   const stateAsked: string[] = []
   const stateFetched: string[] = []
+  const viewAsked: string[] = []
   let handlers: ExchangeHandlers | undefined
   let onAnnounce: ((from: string, announce: Announce, told: boolean) => void) | undefined
   const deliver = (from: string, announce: Announce, told = false): void => { onAnnounce?.(from, announce, told) }
@@ -80,6 +83,11 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
       if (script.requestState === undefined) throw new Error('unreachable')
       return (await script.requestState(peer)).header
     },
+    requestView: async (peer) => {
+      viewAsked.push(peer)
+      if (script.requestView === undefined) throw new Error('unreachable')
+      return await script.requestView(peer)
+    },
     participants: () => {
       participantQueries++
       return script.participants
@@ -87,7 +95,7 @@ function scripted (script: Script): { transport: UpdateTransport, announced: Ann
     penalise: () => {},
     bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })
   }
-  return { transport, announced, told, stateAsked, stateFetched, deliver, participantQueries: () => participantQueries }
+  return { transport, announced, told, stateAsked, stateFetched, viewAsked, deliver, participantQueries: () => participantQueries }
 }
 
 const engineOn = (transport: UpdateTransport, roundTimeoutMs: number, onReject?: EngineComponents['onReject'], onRound: EngineComponents['onRound'] = () => {}, rounds = 1): RoundEngine => new RoundEngine({
@@ -494,6 +502,50 @@ describe('round engine, scripted peers', () => {
     assert.equal(results[0].closedBy, 'all-reported', 'not by a catch-up, nor at the hard deadline')
     assert.deepEqual([results[0].peersHeard, results[0].caughtUp], [partners.length + 1, false])
     assert.deepEqual(stateAsked, [], 'no state asked for')
+  })
+
+  describe('view completion: a round short of its quorum asks its partners whom they know', () => {
+    // A hears first-hand only of its own group among 12 participants (quorum 12). Its partners report at
+    // once, and each can name the other 8: with their word, A knows of the quorum and closes as soon as
+    // its group has reported; on one peer's word alone it does not, and waits to its hard deadline.
+    const others = ['B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L']
+    const partners = [...roundGroup(FED, 1, 'A', others, 4).members].filter(peer => peer !== 'A')
+    const strangers = others.filter(peer => !partners.includes(peer))
+    const payload = encodePayload(constant(2))
+    const viewOf = (peer: string): View => ({ type: 'view', federationId: FED, participants: [...strangers, ...partners.filter(p => p !== peer)].map(p => ({ peer: p, round: 1 })) })
+
+    async function runWith (answering: string[]): Promise<{ result: RoundResult, viewAsked: string[], ownView: string[] }> {
+      let handlers: ExchangeHandlers | undefined
+      const { transport, viewAsked } = scripted({
+        participants: partners,
+        fetch: async () => payload,
+        onAnnounce: (own, h, deliver) => {
+          handlers = h
+          if (own.round === 1) for (const peer of partners) deliver(peer, announceOf(peer, 1, payload))
+        },
+        requestView: async (peer) => {
+          if (!answering.includes(peer)) throw new Error('no view protocol')
+          return viewOf(peer)
+        }
+      })
+      const { engine, results } = groupEngineOn(transport, { rounds: 1, roundTimeoutMs: 1_500, quorum: 1 + others.length })
+      await engine.join()
+      await engine.run()
+      return { result: results[0], viewAsked, ownView: handlers!.view().map(entry => entry.peer).sort() }
+    }
+
+    it('closes once two partners name the rest, on its group\'s updates alone', async () => {
+      const { result, viewAsked, ownView } = await runWith(partners)
+      assert.equal(result.closedBy, 'all-reported', 'not at the hard deadline')
+      assert.equal(result.peersHeard, partners.length + 1)
+      assert.deepEqual([...viewAsked].sort(), [...partners].sort(), 'each partner asked once')
+      assert.deepEqual(ownView, [...partners].sort(), 'its own answer names only whom it heard from itself')
+    })
+
+    it('does not count participants on one peer\'s word', async () => {
+      const { result } = await runWith(partners.slice(0, 1))
+      assert.equal(result.closedBy, 'hard-deadline')
+    })
   })
 
   it('counts a peer that announced a round it had closed as a participant of the next: a late announcement is still presence', async () => {

@@ -24,6 +24,8 @@ const seeds: Uint8Array[] = [
   encodeMessage({ type: 'fetch', federationId: HASH, round: 1, payloadHash: HASH }),
   encodeMessage({ type: 'state-request', federationId: HASH, withPayload: true }),
   encodeMessage({ type: 'error', reason: 'x' }),
+  encodeMessage({ type: 'view-request', federationId: HASH }),
+  encodeMessage({ type: 'view', federationId: HASH, participants: [{ peer: '12D3KooWGzh9a8tSNPbWhVgAdjF1i2y6PQnYEKc6yvzDCFePp8uY', round: 2 }] }),
   encodePayload({ E: { shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) }, 'w.q': { shape: [1, 1], data: Float32Array.from([0.5]) } }),
   new TextEncoder().encode(JSON.stringify(tinyManifest()))
 ]

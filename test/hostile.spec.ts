@@ -461,6 +461,7 @@ function memoryTransport (update: (round: number) => TensorMap): { transport: Up
     fetch: async (_from, request) => payloads.get(request.payloadHash) ?? new Uint8Array(),
     requestState: async () => { throw new Error('no state here') },
     requestStateHeader: async () => { throw new Error('no state here') },
+    requestView: async () => { throw new Error('no views here') },
     participants: () => [],
     penalise: (from) => { penalised.push(from) },
     bytes: async () => ({ sent: 0, received: 0, byProtocol: {} })

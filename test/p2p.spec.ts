@@ -8,8 +8,9 @@ import { INBOUND_UPGRADE_TIMEOUT_MS, MAX_PENDING_INBOUND_CONNECTIONS, startHost 
 import { federationTransport } from '../node/p2p/federation-transport.js'
 import { loadOrCreateIdentity } from '../node/p2p/identity.js'
 import { CONNECTION_FAMILY, protocolFamily, trafficSoFar } from '../node/p2p/traffic.js'
-import { announceProtocol, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
-import { fetchPayload, serveExchange, tellAnnouncement } from '../node/p2p/exchange.js'
+import { LIMITS, announceProtocol, payloadProtocol, stateProtocol, updatesTopic, viewProtocol } from '../protocol/constants.js'
+import { fetchPayload, requestView, serveExchange, tellAnnouncement } from '../node/p2p/exchange.js'
+import { lpStream } from '@libp2p/utils'
 import { encodeMessage } from '../protocol/messages.js'
 import type { StartedHost } from '../node/p2p/host.js'
 import type { RejectionReason } from '../protocol/errors.js'
@@ -84,7 +85,7 @@ describe('libp2p host', function () {
     const rejected: RejectionReason[] = []
     const received: string[] = []
     const transport = federationTransport({ host: honest, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
-    await transport.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') } }, (from) => { received.push(from) }, () => true)
+    await transport.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') }, view: () => [] }, (from) => { received.push(from) }, () => true)
     hostile.libp2p.services.pubsub.subscribe(topic)
     const until = Date.now() + 20_000
     while (honest.libp2p.services.pubsub.getSubscribers(topic).length === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
@@ -112,7 +113,7 @@ describe('libp2p host', function () {
     const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
     const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024, onReject: (_from, reason) => { rejected.push(reason) } })
     // The screen stands for the engine's checks: it refuses a sample count of 2.
-    await listener.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') } }, (from, announce, told) => { received.push([from, announce.sampleCount, told]) }, (_from, announce) => announce.sampleCount !== 2)
+    await listener.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') }, view: () => [] }, (from, announce, told) => { received.push([from, announce.sampleCount, told]) }, (_from, announce) => announce.sampleCount !== 2)
     const announce = (sampleCount: number): Announce => ({ type: 'announce', federationId: FED, round: 1, sampleCount, payloadHash: FED, payloadBytes: 10, addresses: [] })
     const bPeer = b.libp2p.peerId.toString()
     await teller.tell(bPeer, announce(1), [])
@@ -139,7 +140,7 @@ describe('libp2p host', function () {
     await a.libp2p.dial(b.libp2p.getMultiaddrs().find(ma => ma.toString().includes('/p2p-circuit'))!)
     const received: number[] = []
     const listener = federationTransport({ host: b, federationId: FED, maxPayloadBytes: 1024 })
-    await listener.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') } }, (_from, announce) => { received.push(announce.sampleCount) }, () => true)
+    await listener.join({ payload: () => null, served: () => {}, state: () => { throw new Error('unused') }, view: () => [] }, (_from, announce) => { received.push(announce.sampleCount) }, () => true)
     const teller = federationTransport({ host: a, federationId: FED, maxPayloadBytes: 1024 })
     const tells = 5
     for (let i = 1; i <= tells; i++) await teller.tell(b.libp2p.peerId.toString(), { type: 'announce', federationId: FED, round: 1, sampleCount: i, payloadHash: FED, payloadBytes: 10, addresses: [] }, [])
@@ -157,7 +158,8 @@ describe('libp2p host', function () {
     await serveExchange(server.libp2p, FED, held.length, {
       payload: (request) => request.payloadHash === 'a'.repeat(64) ? held : null,
       served: (request, from) => { served.push([request.payloadHash.slice(0, 1), from]) },
-      state: () => { throw new Error('unused') }
+      state: () => { throw new Error('unused') },
+      view: () => []
     })
     const fetch = (hash: string): Fetch => ({ type: 'fetch', federationId: FED, round: 1, payloadHash: hash })
     const fetched = await fetchPayload(fetcher.libp2p, server.libp2p.peerId.toString(), fetch('a'.repeat(64)), held.length)
@@ -166,6 +168,26 @@ describe('libp2p host', function () {
     const until = Date.now() + 5_000
     while (served.length === 0 && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 20))
     assert.deepEqual(served, [['a', fetcher.libp2p.peerId.toString()]])
+  })
+
+  it('answers whom it has heard from, within its budget, and holds a malformed view answer against the answerer', async () => {
+    const [server, asker, liar] = await Promise.all([0, 1, 2].map(async () => await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })))
+    hosts.push(server, asker, liar)
+    for (const host of [server, liar]) await asker.libp2p.peerStore.merge(host.libp2p.peerId, { multiaddrs: host.libp2p.getMultiaddrs() })
+    const heard = [{ peer: liar.libp2p.peerId.toString(), round: 4 }]
+    const limited: string[] = []
+    await serveExchange(server.libp2p, FED, 0, { payload: () => null, served: () => {}, state: () => { throw new Error('unused') }, view: () => heard }, (_peer, what) => { limited.push(what) })
+    const serverId = server.libp2p.peerId.toString()
+    for (let i = 0; i < LIMITS.viewRequestBurst; i++) assert.deepEqual(await requestView(asker.libp2p, serverId, FED), { type: 'view', federationId: FED, participants: heard })
+    await assert.rejects(requestView(asker.libp2p, serverId, FED), /rate-limited: too many view requests/)
+    assert.deepEqual(limited, ['view'])
+    await liar.libp2p.handle(viewProtocol(FED), async (stream) => {
+      const lp = lpStream(stream)
+      await lp.read()
+      await lp.write(encodeMessage({ type: 'view', federationId: FED, participants: [{ peer: 'nobody', round: 1 }] }))
+      await stream.close()
+    })
+    await assert.rejects(requestView(asker.libp2p, liar.libp2p.peerId.toString(), FED), { name: 'ProtocolError', message: /^malformed: view\.participants\[0\]\.peer = "nobody"/ })
   })
 
   it('dials the peers it discovers until it is connected to its dial target, and no more', async () => {

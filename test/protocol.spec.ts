@@ -7,10 +7,12 @@ import { canonicalJson } from '../protocol/canonical.js'
 import { validateNetworkPreset } from '../protocol/network.js'
 import { LIMITS, payloadProtocol, stateProtocol, updatesTopic } from '../protocol/constants.js'
 import { tinyManifest } from './fixtures.js'
-import type { Announce, Message } from '../protocol/messages.js'
+import type { Announce, Message, View } from '../protocol/messages.js'
 import type { Manifest } from '../protocol/manifest.js'
 
 const HASH = 'a'.repeat(64)
+/** A peer id as libp2p writes one (Ed25519). */
+const PEER = '12D3KooWGzh9a8tSNPbWhVgAdjF1i2y6PQnYEKc6yvzDCFePp8uY'
 const announce = (overrides: Partial<Announce> = {}): Announce => ({
   type: 'announce', federationId: HASH, round: 3, sampleCount: 100, payloadHash: 'b'.repeat(64), payloadBytes: 1000, addresses: ['/ip4/127.0.0.1/tcp/1'], ...overrides
 })
@@ -128,9 +130,19 @@ describe('protocol', () => {
         { type: 'fetch', federationId: HASH, round: 2, payloadHash: HASH },
         { type: 'state-request', federationId: HASH, withPayload: true },
         { type: 'state', federationId: HASH, round: 0, globalDigest: HASH, payloadBytes: 10, pending: [{ from: 'peer', announce: announce() }] },
-        { type: 'error', reason: 'nope' }
+        { type: 'error', reason: 'nope' },
+        { type: 'view-request', federationId: HASH },
+        { type: 'view', federationId: HASH, participants: [{ peer: PEER, round: 3 }] }
       ]
       for (const m of messages) assert.deepEqual(decodeMessage(encodeMessage(m)), m)
+    })
+
+    it('rejects a view answer that names something other than a peer id, a bad round, or too many participants', () => {
+      const view = (participants: unknown[]): Uint8Array => encodeMessage({ type: 'view', federationId: HASH, participants } as View)
+      assert.throws(() => decodeMessage(view([{ peer: 'A', round: 1 }])), { name: 'ProtocolError', message: /^malformed: view\.participants\[0\]\.peer = "A": must be a peer id/ })
+      assert.throws(() => decodeMessage(view([{ peer: PEER, round: -1 }])), { name: 'ProtocolError', message: /^malformed: view\.participants\[0\]\.round = -1/ })
+      assert.throws(() => decodeMessage(view([{ peer: PEER, round: 1, extra: 1 }])), { name: 'ProtocolError', message: /view\.participants\[0\]\.extra = 1: is not a known field/ })
+      assert.throws(() => decodeMessage(view(Array.from({ length: LIMITS.maxViewEntries + 1 }, () => ({ peer: PEER, round: 1 })))), { name: 'ProtocolError', message: /at most 512/ })
     })
 
     it('rejects malformed bytes with a specific reason', () => {

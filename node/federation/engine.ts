@@ -21,7 +21,7 @@ import { LIMITS } from '../../protocol/constants.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { checkValueBounds, decodePayload, encodePayload, globalDigest, l2Distance, updateHash } from '../../protocol/payload.js'
 import { TrainingDivergedError } from '../errors.js'
-import type { Announce, AnnounceContentContext, State } from '../../protocol/messages.js'
+import type { Announce, AnnounceContentContext, State, View, ViewEntry } from '../../protocol/messages.js'
 import type { TensorSpec } from '../../protocol/payload.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
@@ -35,6 +35,8 @@ import { decide, partnerClosed, peersAhead } from './round-state.js'
 import type { CloseReason, RoundEnding } from './round-state.js'
 import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { presenceInterval, presenceRound, roundGroup } from '../../protocol/groups.js'
+import { vouchedParticipants } from './view.js'
+import type { ViewAnswer } from './view.js'
 import type { RoundGroup } from '../../protocol/groups.js'
 
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
@@ -223,6 +225,17 @@ export class RoundEngine {
    * yet, the round we first saw it): waited for until it has been silent for LIMITS.silentRoundsForgotten.
    */
   private readonly lastHeard = new Map<string, number>()
+  /**
+   * Participants we have not heard from ourselves but LIMITS.viewVouchers peers' view answers name, with
+   * the latest round that many vouch for (view.ts): waited for and grouped with like those in lastHeard,
+   * and forgotten the same way, but never named in our own view answers, so that peers naming each other
+   * cannot keep a departed participant alive.
+   */
+  private readonly vouched = new Map<string, number>()
+  /** The round being collected's view answers, by the peer that answered (view completion). */
+  private readonly viewAnswers = new Map<string, ViewAnswer>()
+  /** Peers the round being collected asked for their view, answered or not. */
+  private readonly viewAsked = new Set<string>()
   /** Silent participants already reported as forgotten (reported again only after they speak again). */
   private readonly forgotten = new Set<string>()
   /** The Global-LiGO this peer last trained from without diverging: where a poisoned one rolls back to. */
@@ -311,7 +324,8 @@ export class RoundEngine {
         own.fetchedBy?.add(from)
         this.nudge()
       },
-      state: () => ({ header: this.stateHeader(), payload: this.globalPayload })
+      state: () => ({ header: this.stateHeader(), payload: this.globalPayload }),
+      view: () => this.ownView()
     }, (from, announce, told) => { this.receive(from, announce, told) }, (from, announce) => this.screen(from, announce))
   }
 
@@ -572,12 +586,69 @@ export class RoundEngine {
   private awaited (round: number): Set<string> {
     const { transport } = this.components
     for (const peer of transport.participants()) if (!this.lastHeard.has(peer)) this.lastHeard.set(peer, round)
-    const silentRounds = LIMITS.silentRoundsForgotten + (this.init.groupSize === undefined ? 0 : presenceInterval(this.participantsKnown) - 1)
+    const silentRounds = this.silentRounds
+    for (const [peer, heard] of this.vouched) if (round - heard > silentRounds) this.vouched.delete(peer)
     const out = new Set<string>()
-    for (const [peer, heard] of this.lastHeard) {
+    for (const [peer, heard] of [...this.lastHeard, ...this.vouched]) {
       if (peer !== transport.selfId && !this.banned.has(peer) && round - heard <= silentRounds) out.add(peer)
     }
     return out
+  }
+
+  /**
+   * Rounds a participant may stay silent before rounds stop waiting for it: LIMITS.silentRoundsForgotten,
+   * and with group averaging that many more as presenceInterval, as a participant outside our groups
+   * announces no oftener.
+   */
+  private get silentRounds (): number {
+    return LIMITS.silentRoundsForgotten + (this.init.groupSize === undefined ? 0 : presenceInterval(this.participantsKnown) - 1)
+  }
+
+  /** Our view answer: the participants we heard from ourselves within silentRounds, the most lately heard first. */
+  private ownView (): ViewEntry[] {
+    const self = this.components.transport.selfId
+    return [...this.lastHeard]
+      .filter(([peer, heard]) => peer !== self && !this.banned.has(peer) && this.collecting - heard <= this.silentRounds)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, LIMITS.maxViewEntries)
+      .map(([peer, round]) => ({ peer, round }))
+  }
+
+  /**
+   * View completion: a round that knows of fewer participants than the quorum asks partners whose update
+   * arrived (so alive and reachable) whom they have heard from, up to LIMITS.viewAsksPerRound a round.
+   */
+  private completeView (round: number, contributed: Iterable<string>): void {
+    for (const peer of contributed) {
+      if (this.viewAsked.size >= LIMITS.viewAsksPerRound) return
+      if (peer === this.components.transport.selfId || this.viewAsked.has(peer)) continue
+      this.viewAsked.add(peer)
+      void this.askView(round, peer)
+    }
+  }
+
+  /**
+   * Asks `peer` for its view and counts the participants that LIMITS.viewVouchers of this round's answers
+   * name (vouched). Never throws: an answer that breaks a rule bans its sender; a peer that is unreachable,
+   * or runs a fedgrow without view completion, is simply not counted.
+   */
+  private async askView (round: number, peer: string): Promise<void> {
+    let view: View
+    try {
+      view = await this.components.transport.requestView(peer)
+    } catch (err) {
+      if (err instanceof ProtocolError) this.reject(peer, err.reason, `view answer from ${peer}: ${err.message}`)
+      return
+    }
+    if (this.stopped || this.collecting !== round || this.banned.has(peer)) return
+    // No participant is heard from in a round after ours: a later one is clipped to ours.
+    this.viewAnswers.set(peer, new Map(view.participants.map(entry => [entry.peer, Math.min(entry.round, round)])))
+    const answers = [...this.viewAnswers].filter(([from]) => !this.banned.has(from)).map(([, answer]) => answer)
+    for (const [participant, heard] of vouchedParticipants(answers, LIMITS.viewVouchers)) {
+      if (participant === this.components.transport.selfId || this.banned.has(participant)) continue
+      if (heard > (this.vouched.get(participant) ?? -1)) this.vouched.set(participant, heard)
+    }
+    this.nudge()
   }
 
   /** Everyone `round` knows of: the participants it waits for, those that announced it, and self. */
@@ -728,9 +799,9 @@ export class RoundEngine {
     return false
   }
 
-  /** Participants ever heard of, self included: what presence rounds and the forgetting window scale with. */
+  /** Participants ever heard of or vouched for, self included: what presence rounds and the forgetting window scale with. */
   private get participantsKnown (): number {
-    return this.lastHeard.size + 1
+    return new Set([...this.lastHeard.keys(), ...this.vouched.keys()]).size + 1
   }
 
   /**
@@ -973,6 +1044,8 @@ export class RoundEngine {
     for (const old of [...this.fellBackIn].filter(r => r < round - 1)) this.fellBackIn.delete(old)
     for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
     for (const key of [...this.fetchFailures.keys()].filter(k => Number(k.split(':')[0]) < round)) this.fetchFailures.delete(key)
+    this.viewAnswers.clear()
+    this.viewAsked.clear()
     this.firstRound ??= round
     const update = await this.trainFromCurrent(round)
     if (this.stopped) return
@@ -1035,9 +1108,11 @@ export class RoundEngine {
       const ignored = (peer: string): boolean => peer === transport.selfId || this.banned.has(peer) || this.isDisproved(peer)
       const ahead = peersAhead(later, partners, ignored)
       if (ahead.length > 0) aheadSince ??= Date.now()
+      const contributed = new Set([...pool.values()].filter(p => p.contribution !== undefined && partners.has(p.from)).map(p => p.from))
+      if (members.size < this.init.quorum) this.completeView(round, contributed)
       const decision = decide({
         expected: partners,
-        contributed: new Set([...pool.values()].filter(p => p.contribution !== undefined && partners.has(p.from)).map(p => p.from)),
+        contributed,
         // A sender banned for this round's update has left `partners` (banned peers are not awaited), but it
         // did report: it still counts toward the quorum, as round-state.ts says.
         excluded: new Set([...failed, ...[...partners].filter(peer => this.banned.has(peer))]),

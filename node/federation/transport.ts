@@ -2,7 +2,7 @@
  * What the round engine needs from the network, and nothing more. node/p2p/federation-transport.ts
  * implements it over libp2p; the engine never imports libp2p.
  */
-import type { Announce, Fetch, State } from '../../protocol/messages.js'
+import type { Announce, Fetch, State, View } from '../../protocol/messages.js'
 import type { RejectionReason } from '../../protocol/errors.js'
 import type { ExchangeHandlers } from '../p2p/exchange.js'
 
@@ -55,6 +55,8 @@ export interface UpdateTransport {
   requestState: (peer: string, payloadBytes: number, signal?: AbortSignal) => Promise<{ header: State, payload: Uint8Array }>
   /** Last completed round of `peer` and its Global-LiGO's digest, without the Global-LiGO. */
   requestStateHeader: (peer: string, signal?: AbortSignal) => Promise<State>
+  /** Whom `peer` has heard from lately, each with the last round it did (view completion). */
+  requestView: (peer: string, signal?: AbortSignal) => Promise<View>
   /** Peers we see on the federation's topic. */
   participants: () => string[]
   /** Reports a bad update from `from`, so its gossipsub score drops. */

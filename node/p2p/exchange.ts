@@ -1,17 +1,17 @@
 /**
  * Direct streams between two peers of a federation, beside gossip: fetch an announced payload from its
- * announcer, ask for the last completed round (catch-up: its digest, or its Global-LiGO too), and tell
- * one peer an announcement. One request and one answer per stream (a told announcement has none), each
+ * announcer, ask for the last completed round (catch-up: its digest, or its Global-LiGO too), ask whom a
+ * peer has heard from (view completion), and tell one peer an announcement. One request and one answer per stream (a told announcement has none), each
  * a length-prefixed frame: a control message (protocol/messages.ts), then for answers with tensors a
  * payload frame. Frame sizes are bounded before anything is buffered.
  */
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { LIMITS, announceProtocol, payloadProtocol, stateProtocol } from '../../protocol/constants.js'
+import { LIMITS, announceProtocol, payloadProtocol, stateProtocol, viewProtocol } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage, expectMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { RateLimiter } from './rate-limit.js'
-import type { Fetch, Message, State } from '../../protocol/messages.js'
+import type { Fetch, Message, State, View, ViewEntry } from '../../protocol/messages.js'
 import { openStream } from './host.js'
 import type { Host } from './host.js'
 import type { Stream } from '@libp2p/interface'
@@ -30,10 +30,12 @@ export interface ExchangeHandlers {
   served: (request: Fetch, from: string) => void
   /** Our last completed round and its Global-LiGO payload. */
   state: () => { header: State, payload: Uint8Array }
+  /** Participants we heard from ourselves lately, with the last round we did (at most LIMITS.maxViewEntries). */
+  view: () => ViewEntry[]
 }
 
-/** Which request a peer made beyond its budget (LIMITS: payloadRequest*, stateRequest*, manifestRequest*). */
-export type LimitedRequest = 'payload' | 'state' | 'manifest'
+/** Which request a peer made beyond its budget (LIMITS: payloadRequest*, stateRequest*, viewRequest*, manifestRequest*). */
+export type LimitedRequest = 'payload' | 'state' | 'view' | 'manifest'
 
 /**
  * libp2p's errors for a remote that broke the length-prefixed framing: a frame longer than the answer may
@@ -65,13 +67,14 @@ function frames (stream: Stream, maxPayloadBytes: number): ReturnType<typeof lpS
 const limitedAnswer = (what: LimitedRequest): Uint8Array => encodeMessage({ type: 'error', reason: `rate-limited: too many ${what} requests from this peer` })
 
 /**
- * Registers this peer's payload and state handlers for one federation. Each asking peer has a budget of
+ * Registers this peer's payload, state and view handlers for one federation. Each asking peer has a budget of
  * requests per protocol (LIMITS); beyond it, it gets an `error` answer and `onLimited` hears of it.
  */
 export async function serveExchange (libp2p: Host, federationId: string, maxPayloadBytes: number, handlers: ExchangeHandlers, onLimited?: (peer: string, what: LimitedRequest) => void): Promise<void> {
   const payloadBudget = new RateLimiter(LIMITS.payloadRequestBurst, LIMITS.payloadRequestsPerSecond)
   const stateBudget = new RateLimiter(LIMITS.stateRequestBurst, LIMITS.stateRequestsPerSecond)
   const stateHeaderBudget = new RateLimiter(LIMITS.stateHeaderRequestBurst, LIMITS.stateHeaderRequestsPerSecond)
+  const viewBudget = new RateLimiter(LIMITS.viewRequestBurst, LIMITS.viewRequestsPerSecond)
   await libp2p.handle(payloadProtocol(federationId), async (stream, connection) => {
     const lp = frames(stream, maxPayloadBytes)
     const peer = connection.remotePeer.toString()
@@ -107,6 +110,24 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
       } else {
         const { header, payload } = handlers.state()
         await lp.writeV(request.withPayload ? [encodeMessage(header), payload] : [encodeMessage(header)])
+      }
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }, STREAM_LIMITS)
+  await libp2p.handle(viewProtocol(federationId), async (stream, connection) => {
+    const lp = frames(stream, 0)
+    const peer = connection.remotePeer.toString()
+    try {
+      const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'view-request')
+      if (request.federationId !== federationId) {
+        await lp.write(encodeMessage({ type: 'error', reason: 'wrong federation' }))
+      } else if (!viewBudget.allow(peer)) {
+        onLimited?.(peer, 'view')
+        await lp.write(limitedAnswer('view'))
+      } else {
+        await lp.write(encodeMessage({ type: 'view', federationId, participants: handlers.view().slice(0, LIMITS.maxViewEntries) }))
       }
       await stream.close()
     } catch (err) {
@@ -194,4 +215,12 @@ async function stateAnswer (libp2p: Host, peer: string, federationId: string, pa
   const { header, payload } = await request(libp2p, peer, stateProtocol(federationId), encodeMessage({ type: 'state-request', federationId, withPayload }), payloadBytes, signal)
   if (header.type !== 'state') throw new ProtocolError('malformed', `expected a state answer, got ${header.type}`)
   return { header, payload }
+}
+
+/** Asks `peer` whom it has heard from lately; the caller decides whom to believe (LIMITS.viewVouchers). */
+export async function requestView (libp2p: Host, peer: string, federationId: string, signal?: AbortSignal): Promise<View> {
+  const { header } = await request(libp2p, peer, viewProtocol(federationId), encodeMessage({ type: 'view-request', federationId }), 0, signal)
+  if (header.type !== 'view') throw new ProtocolError('malformed', `expected a view answer, got ${header.type}`)
+  if (header.federationId !== federationId) throw new ProtocolError('wrong-federation', `view answer for federation ${header.federationId.slice(0, 12)}…`)
+  return header
 }

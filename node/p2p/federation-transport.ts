@@ -11,7 +11,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { LIMITS, updatesTopic } from '../../protocol/constants.js'
 import { decodeMessage, encodeMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
-import { fetchPayload, requestState, requestStateHeader, serveExchange, serveTells, tellAnnouncement } from './exchange.js'
+import { fetchPayload, requestState, requestStateHeader, requestView, serveExchange, serveTells, tellAnnouncement } from './exchange.js'
 import type { LimitedRequest } from './exchange.js'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
@@ -150,6 +150,7 @@ export function federationTransport (init: FederationTransportInit): UpdateTrans
     },
     requestState: async (peer, payloadBytes, signal) => await requestState(libp2p, peer, init.federationId, payloadBytes, signal),
     requestStateHeader: async (peer, signal) => await requestStateHeader(libp2p, peer, init.federationId, signal),
+    requestView: async (peer, signal) => await requestView(libp2p, peer, init.federationId, signal),
     participants: () => pubsub.getSubscribers(topic).map(p => p.toString()),
     penalise: (from) => { penalised.add(from) },
     bytes: async () => await trafficSoFar(registry)

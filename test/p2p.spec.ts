@@ -233,8 +233,8 @@ describe('libp2p host', function () {
   })
 
   it('splits its bytes by protocol family, and the families add up to every byte on its connections', async () => {
-    assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), announceProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
-      ['payload', 'state', 'announce', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])
+    assert.deepEqual([payloadProtocol(FED), stateProtocol(FED), announceProtocol(FED), viewProtocol(FED), '/meshsub/1.2.0', '/ipfs/id/push/1.0.0', '/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/fedgrow/kad/1.0.0', '/x/1'].map(protocolFamily),
+      ['payload', 'state', 'announce', 'view', 'gossipsub', 'identify-push', 'identify', 'ping', 'kad-dht', '/x/1'])
     const a = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })
     hosts.push(a)
     const b = await startHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], ipColocationPenalty: false })

@@ -11,7 +11,7 @@ import { LIMITS, announceProtocol, payloadProtocol, stateProtocol, viewProtocol 
 import { decodeMessage, encodeMessage, expectMessage } from '../../protocol/messages.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import { RateLimiter } from './rate-limit.js'
-import type { Fetch, Message, State, View, ViewEntry } from '../../protocol/messages.js'
+import type { Fetch, Message, State, StateRequest, View, ViewEntry, ViewRequest } from '../../protocol/messages.js'
 import { openStream } from './host.js'
 import type { Host } from './host.js'
 import type { Stream } from '@libp2p/interface'
@@ -96,38 +96,37 @@ export async function serveExchange (libp2p: Host, federationId: string, maxPayl
       stream.abort(err as Error)
     }
   }, STREAM_LIMITS)
-  await libp2p.handle(stateProtocol(federationId), async (stream, connection) => {
+  await serveRequests<StateRequest>(libp2p, federationId, stateProtocol(federationId), 'state-request', 'state', maxPayloadBytes, onLimited, {
+    budget: (request) => request.withPayload ? stateBudget : stateHeaderBudget,
+    answer: (request) => {
+      const { header, payload } = handlers.state()
+      return request.withPayload ? [encodeMessage(header), payload] : [encodeMessage(header)]
+    }
+  })
+  await serveRequests<ViewRequest>(libp2p, federationId, viewProtocol(federationId), 'view-request', 'view', 0, onLimited, {
+    budget: () => viewBudget,
+    answer: () => [encodeMessage({ type: 'view', federationId, participants: handlers.view().slice(0, LIMITS.maxViewEntries) })]
+  })
+}
+
+/**
+ * Serves a protocol whose request names the federation and whose answer is this peer's own (state, view):
+ * a request for another federation gets an `error`, one beyond its sender's budget a refusal, any other
+ * the frames `answer` gives.
+ */
+async function serveRequests<R extends StateRequest | ViewRequest> (libp2p: Host, federationId: string, protocol: string, type: R['type'], what: LimitedRequest, maxPayloadBytes: number, onLimited: ((peer: string, what: LimitedRequest) => void) | undefined, serve: { budget: (request: R) => RateLimiter, answer: (request: R) => Uint8Array[] }): Promise<void> {
+  await libp2p.handle(protocol, async (stream, connection) => {
     const lp = frames(stream, maxPayloadBytes)
     const peer = connection.remotePeer.toString()
     try {
-      const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'state-request')
-      const budget = request.withPayload ? stateBudget : stateHeaderBudget
+      const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), type) as R
       if (request.federationId !== federationId) {
         await lp.write(encodeMessage({ type: 'error', reason: 'wrong federation' }))
-      } else if (!budget.allow(peer)) {
-        onLimited?.(peer, 'state')
-        await lp.write(limitedAnswer('state'))
+      } else if (!serve.budget(request).allow(peer)) {
+        onLimited?.(peer, what)
+        await lp.write(limitedAnswer(what))
       } else {
-        const { header, payload } = handlers.state()
-        await lp.writeV(request.withPayload ? [encodeMessage(header), payload] : [encodeMessage(header)])
-      }
-      await stream.close()
-    } catch (err) {
-      stream.abort(err as Error)
-    }
-  }, STREAM_LIMITS)
-  await libp2p.handle(viewProtocol(federationId), async (stream, connection) => {
-    const lp = frames(stream, 0)
-    const peer = connection.remotePeer.toString()
-    try {
-      const request = expectMessage((await lp.read({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray(), 'view-request')
-      if (request.federationId !== federationId) {
-        await lp.write(encodeMessage({ type: 'error', reason: 'wrong federation' }))
-      } else if (!viewBudget.allow(peer)) {
-        onLimited?.(peer, 'view')
-        await lp.write(limitedAnswer('view'))
-      } else {
-        await lp.write(encodeMessage({ type: 'view', federationId, participants: handlers.view().slice(0, LIMITS.maxViewEntries) }))
+        await lp.writeV(serve.answer(request))
       }
       await stream.close()
     } catch (err) {

@@ -24,6 +24,7 @@ const FAMILIES: ReadonlyArray<readonly [string, RegExp]> = [
   ['payload', /^\/fedgrow\/[^/]+\/payload\//],
   ['state', /^\/fedgrow\/[^/]+\/state\//],
   ['announce', /^\/fedgrow\/[^/]+\/announce\//],
+  ['view', /^\/fedgrow\/[^/]+\/view\//],
   ['manifest', /^\/fedgrow\/manifest\//],
   ['gossipsub', /^\/(meshsub|floodsub)\//],
   // Pushed to every connected peer whenever our addresses or protocols change; the plain id runs once a connection.

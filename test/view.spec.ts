@@ -2,7 +2,8 @@
  * View completion's rule by hand: whom a peer counts as a participant on its peers' word (view.ts).
  */
 import assert from 'node:assert/strict'
-import { vouchedParticipants } from '../node/federation/view.js'
+import { PeerViews, vouchedParticipants } from '../node/federation/view.js'
+import { LIMITS } from '../protocol/constants.js'
 
 const answer = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries))
 
@@ -23,3 +24,40 @@ describe('view completion: whom peers vouch for', () => {
     assert.deepEqual([...vouchedParticipants([answer({ X: 5 })], 1)], [['X', 5]])
   })
 })
+
+describe('view completion: one peer\'s views, round by round', () => {
+  const none = (): boolean => false
+  const entries = (round: number, ...peers: string[]): Array<{ peer: string, round: number }> => peers.map(peer => ({ peer, round }))
+
+  it(`asks each peer once a round, and at most ${LIMITS.viewAsksPerRound} a round`, () => {
+    const views = new PeerViews()
+    assert.deepEqual(views.toAsk(['B', 'C']), ['B', 'C'])
+    assert.deepEqual(views.toAsk(['B', 'D', 'E']), ['D'])
+    views.newRound()
+    assert.deepEqual(views.toAsk(['B']), ['B'])
+  })
+
+  it('counts a name two answers of one round give, at a round no later than that one, and forgets it once it is too silent', () => {
+    const views = new PeerViews()
+    views.record('B', entries(4, 'X', 'Y'), 4, none)
+    assert.deepEqual([...views.current(4, 3)], [], 'one answer vouches for nobody')
+    views.newRound()
+    views.record('C', entries(4, 'Y'), 5, none)
+    assert.deepEqual([...views.current(5, 3)], [], 'answers of different rounds do not add up')
+    views.record('C', entries(9, 'X'), 5, none)
+    views.record('D', entries(8, 'X'), 5, none)
+    assert.deepEqual([...views.current(5, 3)], [['X', 5]], 'rounds 9 and 8 named in round 5 count as 5')
+    assert.deepEqual([...views.current(8, 3)], [['X', 5]], 'kept while within the silent rounds')
+    assert.deepEqual([...views.current(9, 3)], [], 'then forgotten')
+  })
+
+  it('takes neither the word of an ignored peer nor its name', () => {
+    const views = new PeerViews()
+    const banned = (peer: string): boolean => peer === 'Z'
+    views.record('Z', entries(1, 'X'), 1, banned)
+    views.record('B', entries(1, 'X', 'Z'), 1, banned)
+    views.record('C', entries(1, 'Z'), 1, banned)
+    assert.deepEqual([...views.names()], [])
+  })
+})
+

@@ -35,8 +35,7 @@ import { decide, partnerClosed, peersAhead } from './round-state.js'
 import type { CloseReason, RoundEnding } from './round-state.js'
 import { REANNOUNCE_MS, ReannounceSchedule } from './reannounce.js'
 import { presenceInterval, presenceRound, roundGroup } from '../../protocol/groups.js'
-import { vouchedParticipants } from './view.js'
-import type { ViewAnswer } from './view.js'
+import { PeerViews } from './view.js'
 import type { RoundGroup } from '../../protocol/groups.js'
 
 /** Reasons to drop an update that an honest peer can cause (timing, the network, our limits): no ban. */
@@ -226,16 +225,11 @@ export class RoundEngine {
    */
   private readonly lastHeard = new Map<string, number>()
   /**
-   * Participants we have not heard from ourselves but LIMITS.viewVouchers peers' view answers name, with
-   * the latest round that many vouch for (view.ts): waited for and grouped with like those in lastHeard,
-   * and forgotten the same way, but never named in our own view answers, so that peers naming each other
-   * cannot keep a departed participant alive.
+   * Participants we have not heard from ourselves but peers' view answers vouch for (view.ts): waited for
+   * and grouped with like those in lastHeard, and forgotten the same way, but never named in our own view
+   * answers, so that peers naming each other cannot keep a departed participant alive.
    */
-  private readonly vouched = new Map<string, number>()
-  /** The round being collected's view answers, by the peer that answered (view completion). */
-  private readonly viewAnswers = new Map<string, ViewAnswer>()
-  /** Peers the round being collected asked for their view, answered or not. */
-  private readonly viewAsked = new Set<string>()
+  private readonly views = new PeerViews()
   /** Silent participants already reported as forgotten (reported again only after they speak again). */
   private readonly forgotten = new Set<string>()
   /** The Global-LiGO this peer last trained from without diverging: where a poisoned one rolls back to. */
@@ -587,9 +581,8 @@ export class RoundEngine {
     const { transport } = this.components
     for (const peer of transport.participants()) if (!this.lastHeard.has(peer)) this.lastHeard.set(peer, round)
     const silentRounds = this.silentRounds
-    for (const [peer, heard] of this.vouched) if (round - heard > silentRounds) this.vouched.delete(peer)
     const out = new Set<string>()
-    for (const [peer, heard] of [...this.lastHeard, ...this.vouched]) {
+    for (const [peer, heard] of [...this.lastHeard, ...this.views.current(round, silentRounds)]) {
       if (peer !== transport.selfId && !this.banned.has(peer) && round - heard <= silentRounds) out.add(peer)
     }
     return out
@@ -607,8 +600,9 @@ export class RoundEngine {
   /** Our view answer: the participants we heard from ourselves within silentRounds, the most lately heard first. */
   private ownView (): ViewEntry[] {
     const self = this.components.transport.selfId
+    const silentRounds = this.silentRounds
     return [...this.lastHeard]
-      .filter(([peer, heard]) => peer !== self && !this.banned.has(peer) && this.collecting - heard <= this.silentRounds)
+      .filter(([peer, heard]) => peer !== self && !this.banned.has(peer) && this.collecting - heard <= silentRounds)
       .sort((a, b) => b[1] - a[1])
       .slice(0, LIMITS.maxViewEntries)
       .map(([peer, round]) => ({ peer, round }))
@@ -619,18 +613,14 @@ export class RoundEngine {
    * arrived (so alive and reachable) whom they have heard from, up to LIMITS.viewAsksPerRound a round.
    */
   private completeView (round: number, contributed: Iterable<string>): void {
-    for (const peer of contributed) {
-      if (this.viewAsked.size >= LIMITS.viewAsksPerRound) return
-      if (peer === this.components.transport.selfId || this.viewAsked.has(peer)) continue
-      this.viewAsked.add(peer)
-      void this.askView(round, peer)
-    }
+    const self = this.components.transport.selfId
+    for (const peer of this.views.toAsk([...contributed].filter(peer => peer !== self))) void this.askView(round, peer)
   }
 
   /**
    * Asks `peer` for its view and counts the participants that LIMITS.viewVouchers of this round's answers
-   * name (vouched). Never throws: an answer that breaks a rule bans its sender; a peer that is unreachable,
-   * or runs a fedgrow without view completion, is simply not counted.
+   * name. Never throws: an answer that breaks a rule bans its sender; a peer that is unreachable, or runs a
+   * fedgrow without view completion, is simply not counted.
    */
   private async askView (round: number, peer: string): Promise<void> {
     let view: View
@@ -641,13 +631,7 @@ export class RoundEngine {
       return
     }
     if (this.stopped || this.collecting !== round || this.banned.has(peer)) return
-    // No participant is heard from in a round after ours: a later one is clipped to ours.
-    this.viewAnswers.set(peer, new Map(view.participants.map(entry => [entry.peer, Math.min(entry.round, round)])))
-    const answers = [...this.viewAnswers].filter(([from]) => !this.banned.has(from)).map(([, answer]) => answer)
-    for (const [participant, heard] of vouchedParticipants(answers, LIMITS.viewVouchers)) {
-      if (participant === this.components.transport.selfId || this.banned.has(participant)) continue
-      if (heard > (this.vouched.get(participant) ?? -1)) this.vouched.set(participant, heard)
-    }
+    this.views.record(peer, view.participants, round, other => other === this.components.transport.selfId || this.banned.has(other))
     this.nudge()
   }
 
@@ -801,7 +785,7 @@ export class RoundEngine {
 
   /** Participants ever heard of or vouched for, self included: what presence rounds and the forgetting window scale with. */
   private get participantsKnown (): number {
-    return new Set([...this.lastHeard.keys(), ...this.vouched.keys()]).size + 1
+    return new Set([...this.lastHeard.keys(), ...this.views.names()]).size + 1
   }
 
   /**
@@ -1044,8 +1028,7 @@ export class RoundEngine {
     for (const old of [...this.fellBackIn].filter(r => r < round - 1)) this.fellBackIn.delete(old)
     for (const old of [...this.failed.keys()].filter(r => r < round)) this.failed.delete(old)
     for (const key of [...this.fetchFailures.keys()].filter(k => Number(k.split(':')[0]) < round)) this.fetchFailures.delete(key)
-    this.viewAnswers.clear()
-    this.viewAsked.clear()
+    this.views.newRound()
     this.firstRound ??= round
     const update = await this.trainFromCurrent(round)
     if (this.stopped) return

@@ -11,6 +11,8 @@
  * everyone it knows of (all-to-all), or with group averaging only this round's group (protocol/groups.ts):
  * it then fetches, waits for and averages its group's updates alone, and tells its update to its group
  * directly, announcing it on the topic only in its presence rounds (protocol/groups.ts, presenceRound).
+ * A round that knows of fewer participants than its quorum asks its partners whom they have heard from
+ * (view completion: view.ts).
  *
  * Hostile peers (protocol/README.md, threat model): nothing a peer sends can make this engine throw;
  * invalid updates and state answers ban their sender, out-of-bounds values are rejected, a poisoned

@@ -16,7 +16,7 @@ import { toTensorMap } from '../node/storage/files.js'
 import { loadModel } from '../node/model/model-file.js'
 import { splitTrainTest } from '../node/data/dataset.js'
 import { federationId, validateManifest } from '../protocol/manifest.js'
-import { announceProtocol, payloadProtocol, stateProtocol } from '../protocol/constants.js'
+import { announceProtocol, payloadProtocol, stateProtocol, viewProtocol } from '../protocol/constants.js'
 import { toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { PeerResult } from '../node/peer.js'
@@ -145,7 +145,7 @@ describe('federation over libp2p', function () {
   })
 
   it('sends nothing but Global-LiGO payloads and small control messages', () => {
-    const fedgrowProtocols = [payloadProtocol(federationId(manifest)), stateProtocol(federationId(manifest)), announceProtocol(federationId(manifest))]
+    const fedgrowProtocols = [payloadProtocol, stateProtocol, announceProtocol, viewProtocol].map(protocol => protocol(federationId(manifest)))
     const libp2pProtocols = [/^\/meshsub\//, /^\/ipfs\/id\//, /^\/ipfs\/ping\//]
     for (const [i, p] of peers.entries()) {
       for (const protocol of p.sent.keys()) assert.ok(fedgrowProtocols.includes(protocol) || libp2pProtocols.some(r => r.test(protocol)), `peer ${i} spoke ${protocol}`)

@@ -198,12 +198,17 @@ describe('hostile peers against honest ones', function () {
     honestIds = honest.map(p => String(listening(p)!.peerId))
     const bounded = filled(i => 0.5 + 0.001 * i)
     const payloadBytes = encodePayload(bounded).length
-    const [inflater, liar, beyond, framer, hijacker, poisoner, ghost] = await Promise.all([
+    const lie = { header: stateOf(ROUNDS - 1, filled(() => 1e30)).header, payload: stateOf(ROUNDS - 1, bounded).payload }
+    const [inflater, liar, accomplice, beyond, framer, hijacker, poisoner, ghost] = await Promise.all([
       // Finding 1: a state of a round inside the schedule with values of 1e30 and their correct digest.
       startHostile(addresses, honestIds, stateOf(ROUNDS - 1, filled(() => 1e30))),
       // Finding 2: a state whose digest is not its payload's. It claims finding 1's state, so that two
       // peers vouch for that state, and a catch-up fetches it (from one, then the other, as each fails).
-      startHostile(addresses, honestIds, { header: stateOf(ROUNDS - 1, filled(() => 1e30)).header, payload: stateOf(ROUNDS - 1, bounded).payload }),
+      startHostile(addresses, honestIds, lie),
+      // Finding 2 again, so that two peers claim the lie even when the inflater is gone: a starting peer
+      // asks only the peers it is connected to, and when the inflater alone answered, it fetched (one
+      // answer suffices then) and banned it, and the liar's claim, now alone, tied with the framer's.
+      startHostile(addresses, honestIds, lie),
       // Finding 1: a well-formed state of a round the schedule never reaches.
       startHostile(addresses, honestIds, stateOf(LIMITS.maxRounds, bounded)),
       // Finding 3: a valid-looking state nobody else vouches for, whose pending list frames honest peer 1.
@@ -231,7 +236,7 @@ describe('hostile peers against honest ones', function () {
       // Finding 8: connected to honest peer 1 only, announces a payload size other than the manifest's.
       startHostile(addresses, honestIds, undefined, [1])
     ])
-    Object.assign(hostile, { inflater, liar, beyond, framer, hijacker, poisoner, ghost, copier, replayer, oversizer, truncator, puller, flooder, missizer })
+    Object.assign(hostile, { inflater, liar, accomplice, beyond, framer, hijacker, poisoner, ghost, copier, replayer, oversizer, truncator, puller, flooder, missizer })
 
     await ghost.publish(announceOf(1, encodePayload(bounded), ghost.id))
     const poison = encodePayload(filled(i => (i % 2 === 0 ? 3e38 : -3e38)))

@@ -599,14 +599,13 @@ export class RoundEngine {
     return LIMITS.silentRoundsForgotten + (this.init.groupSize === undefined ? 0 : presenceInterval(this.participantsKnown) - 1)
   }
 
-  /** Our view answer: the participants we heard from ourselves within silentRounds, the most lately heard first. */
+  /** Our view answer: the participants we heard from ourselves within silentRounds, the most lately heard first (the exchange keeps the first LIMITS.maxViewEntries). */
   private ownView (): ViewEntry[] {
     const self = this.components.transport.selfId
     const silentRounds = this.silentRounds
     return [...this.lastHeard]
       .filter(([peer, heard]) => peer !== self && !this.banned.has(peer) && this.collecting - heard <= silentRounds)
       .sort((a, b) => b[1] - a[1])
-      .slice(0, LIMITS.maxViewEntries)
       .map(([peer, round]) => ({ peer, round }))
   }
 

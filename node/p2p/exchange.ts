@@ -1,9 +1,9 @@
 /**
  * Direct streams between two peers of a federation, beside gossip: fetch an announced payload from its
  * announcer, ask for the last completed round (catch-up: its digest, or its Global-LiGO too), ask whom a
- * peer has heard from (view completion), and tell one peer an announcement. One request and one answer per stream (a told announcement has none), each
- * a length-prefixed frame: a control message (protocol/messages.ts), then for answers with tensors a
- * payload frame. Frame sizes are bounded before anything is buffered.
+ * peer has heard from (view completion), and tell one peer an announcement. One request and one answer
+ * per stream (a told announcement has none), each a length-prefixed frame: a control message
+ * (protocol/messages.ts), then for answers with tensors a payload frame. Frame sizes are bounded before anything is buffered.
  */
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -30,7 +30,7 @@ export interface ExchangeHandlers {
   served: (request: Fetch, from: string) => void
   /** Our last completed round and its Global-LiGO payload. */
   state: () => { header: State, payload: Uint8Array }
-  /** Participants we heard from ourselves lately, with the last round we did (at most LIMITS.maxViewEntries). */
+  /** Participants we heard from ourselves lately, with the last round we did, the most lately heard first: the answer keeps the first LIMITS.maxViewEntries. */
   view: () => ViewEntry[]
 }
 

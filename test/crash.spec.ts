@@ -14,8 +14,8 @@ import { federationId, validateManifest } from '../protocol/manifest.js'
 import { runCli, startNode } from './helpers.js'
 import type { TensorMap } from '../protocol/safetensors.js'
 
-// 13, not more: each kill costs a node start (4-5 s), and the suite stays within its 10 minutes on 2 cores.
-const KILLS = 13
+// 9, not more: each kill costs a node start (4-5 s), and the suite stays within its 10 minutes on 2 cores.
+const KILLS = 9
 
 const roundsOf = (lines: Array<Record<string, unknown>>): number[] => lines.filter(l => l.event === 'round').map(l => Number(l.round))
 
@@ -64,7 +64,8 @@ describe('crash safety', function () {
       saved = now
     }
     assert.ok(killedMidRun >= Math.floor(KILLS / 2), `${killedMidRun} of ${KILLS} kills came after rounds had run`)
-    assert.ok(saved > 10, `the node made progress across restarts (round ${saved})`)
+    // A run that reached rounds ran one, then about 1.5 s of ~0.2 s rounds before its kill (17 rounds over 4 such runs here).
+    assert.ok(saved > 2 * killedMidRun, `the node made progress across restarts (round ${saved} after ${killedMidRun} runs that reached rounds)`)
   })
 
   it('falls back to the previous checkpoint when the newest is damaged, and reports it', () => {

@@ -3,9 +3,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { loadData, parsePartition, parseShard, partition, classCounts, loadShard } from '../node/data/index.js'
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads'
+import { inSharedMemory, loadData, parsePartition, parseShard, partition, classCounts, loadShard } from '../node/data/index.js'
 import { encodeIdx, parseIdx } from '../node/data/idx.js'
 import { loadBundledMnist } from '../node/data/mnist.js'
+import type { ImageDataset, TrainTest } from '../node/data/index.js'
 
 function idxFolder (opts: { gzip?: boolean, count?: number, labelCount?: number, test?: boolean } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'fedgrow-idx-'))
@@ -87,5 +89,26 @@ describe('data', () => {
     assert.deepEqual(parsePartition('0.5'), { kind: 'dirichlet', alpha: 0.5 })
     const shard = loadShard('mnist', parseShard('1/4'), { kind: 'iid' }, 0)
     assert.ok(Math.abs(shard.train.count - 2000) <= 10)
+  })
+
+  it('holds a loaded shard in shared memory, so a compute worker is handed it without a copy', () => {
+    const shard = loadShard('mnist', parseShard('0/1'), { kind: 'iid' }, 0) as TrainTest<ImageDataset>
+    for (const ds of [shard.train, shard.test]) {
+      assert.ok(ds.images.buffer instanceof SharedArrayBuffer && ds.labels.buffer instanceof SharedArrayBuffer)
+    }
+    const { port1, port2 } = new MessageChannel()
+    try {
+      port1.postMessage(shard.train)
+      const received = receiveMessageOnPort(port2)?.message as typeof shard.train
+      shard.train.images[0] += 1
+      assert.equal(received.images[0], shard.train.images[0], 'the receiver reads the same memory')
+    } finally {
+      port1.close()
+    }
+    const again = inSharedMemory(shard)
+    assert.equal(again.train.images, shard.train.images, 'rows already shared are not copied again')
+    const plain = loadData('mnist', 0)
+    assert.ok(!(plain.test.images.buffer instanceof SharedArrayBuffer))
+    assert.deepEqual(inSharedMemory(plain).test.images, plain.test.images)
   })
 })

@@ -12,6 +12,7 @@ import { availableParallelism, freemem } from 'node:os'
 import { ComputeWorkerError, DataError, TrainingDivergedError, InvalidArgumentError, InvalidConfigError, ModelFileError, BackendUnavailableError, NetworkError } from '../errors.js'
 import { InvalidManifestError, ProtocolError } from '../../protocol/errors.js'
 import { parseBackendChoice } from '../backend.js'
+import { inSharedMemory } from '../data/dataset.js'
 import type { RejectionReason } from '../../protocol/errors.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { TensorSpec } from '../../protocol/payload.js'
@@ -246,14 +247,14 @@ export async function startComputePool (init: ComputePoolInit = {}): Promise<Com
       worker.hold()
       const id = nextLearnerId++
       try {
-        const info = await worker.request<LearnerInfo>({ op: 'create-learner', learner: id, spec }, hooks)
+        const info = await worker.request<LearnerInfo>({ op: 'create-learner', learner: id, spec: { ...spec, data: inSharedMemory(spec.data) } }, hooks)
         return peerCompute(worker, id, info, hooks)
       } catch (err) {
         worker.release()
         throw err
       }
     },
-    pretrain: async (job, hooks) => await leastLoaded('busy').request({ op: 'pretrain', job }, hooks),
+    pretrain: async (job, hooks) => await leastLoaded('busy').request({ op: 'pretrain', job: { ...job, data: inSharedMemory(job.data) } }, hooks),
     memory: async () => await Promise.all(workers.map(async w => await w.request<WorkerMemory>({ op: 'memory' }))),
     tensorsAlive: () => workers.reduce((sum, w) => sum + w.tensorsAlive, 0),
     close: async () => { await Promise.all(workers.map(async w => { await w.close() })) }

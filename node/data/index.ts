@@ -6,7 +6,7 @@
  */
 import { DataError, InvalidArgumentError } from '../errors.js'
 import { DEFAULT_TOKENIZER } from '../model/tokenizer.js'
-import { splitTrainTest } from './dataset.js'
+import { inSharedMemory, splitTrainTest } from './dataset.js'
 import { loadIdxDir } from './idx.js'
 import { loadBundledMnist } from './mnist.js'
 import { partition } from './partition.js'
@@ -77,5 +77,5 @@ export function parseShard (text: string): Shard {
 /** The participant's own train and test rows: the same on every machine for the same spec, seed and partition. */
 export function loadShard (spec: string, shard: Shard, how: Partition, seed: number | string, tokenizer?: TokenizerConfig): TrainTest {
   const data = loadData(spec, seed, tokenizer)
-  return shard.count === 1 ? data : partition(data, shard.count, how, seed)[shard.index]
+  return inSharedMemory(shard.count === 1 ? data : partition(data, shard.count, how, seed)[shard.index])
 }

@@ -11,7 +11,7 @@ import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { isTextData, loadData, partition } from '../data/index.js'
+import { inSharedMemory, isTextData, loadData, partition } from '../data/index.js'
 import { configFor } from '../model/config.js'
 import { validateTokenizer } from '../model/tokenizer.js'
 import { countClassifierParams, countParams, flopsPerTrainStep } from '../model/vit.js'
@@ -460,7 +460,7 @@ const publicFractionField = (options: SimulationOptions): { publicFraction?: num
 export async function simulate (options: SimulationOptions): Promise<SimulationResult> {
   checkFaults(options.faults ?? {}, options.rounds)
   const { publicRows, shared } = splitPublic(loadData(options.data ?? 'mnist', options.seed, simulationTokenizer(options.preset)), options.seed, options.publicFraction)
-  const shards = partition(shared, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed)
+  const shards = partition(shared, options.peers, { kind: 'dirichlet', alpha: options.alpha }, options.seed).map(inSharedMemory)
   const smalls = smallConfigs(options.preset, options.peers, options.seed, taskShapeOf(shared))
   const rssBefore = process.memoryUsage().rss
   const pool = await startComputePool({ workers: options.workers ?? defaultWorkerCount(options.peers), backend: options.backend })

@@ -6,7 +6,7 @@
 import { sha256Hex } from './canonical.js'
 import { LIMITS } from './constants.js'
 import { ProtocolError } from './errors.js'
-import { decodeSafetensors, encodeSafetensors, TensorFileError } from './safetensors.js'
+import { decodeSafetensors, encodeSafetensors, float32Bytes, TensorFileError } from './safetensors.js'
 import type { TensorMap } from './safetensors.js'
 
 /** A Global-LiGO tensor's name and shape, as the manifest implies them: what a payload must hold. */
@@ -23,6 +23,12 @@ export function encodePayload (tensors: TensorMap): Uint8Array {
   return encodeSafetensors(ordered)
 }
 
+/** A plain loop: `every(Number.isFinite)`, a call per value, took 13 ms for the paper preset's 2M values. */
+function allFinite (values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false
+  return true
+}
+
 /** Decodes a payload and checks it against the expected names and shapes and for finite values. */
 export function decodePayload (bytes: Uint8Array, expected: TensorSpec[]): TensorMap {
   let tensors: TensorMap
@@ -37,20 +43,14 @@ export function decodePayload (bytes: Uint8Array, expected: TensorSpec[]): Tenso
     throw new ProtocolError('wrong-shape', 'payload tensors differ from the manifest\'s Global-LiGO')
   }
   for (const name of names) {
-    if (!tensors[name].data.every(Number.isFinite)) throw new ProtocolError('not-finite', `tensor ${name} holds NaN or infinity`)
+    if (!allFinite(tensors[name].data)) throw new ProtocolError('not-finite', `tensor ${name} holds NaN or infinity`)
   }
   return tensors
 }
 
 /** SHA-256 hex over the float32 little-endian values of every tensor, in canonical name order. */
 export function globalDigest (tensors: TensorMap): string {
-  const names = canonicalNames(tensors)
-  const total = names.reduce((s, n) => s + tensors[n].data.length, 0)
-  const bytes = new Uint8Array(total * 4)
-  const view = new DataView(bytes.buffer)
-  let at = 0
-  for (const n of names) for (const v of tensors[n].data) { view.setFloat32(at, v, true); at += 4 }
-  return sha256Hex(bytes)
+  return sha256Hex(...canonicalNames(tensors).map(name => float32Bytes(tensors[name].data)))
 }
 
 export { sha256Hex }
@@ -72,7 +72,8 @@ export function l2Distance (tensors: TensorMap, reference?: TensorMap): number {
   for (const name of canonicalNames(tensors)) {
     const data = tensors[name].data
     const base = reference?.[name]?.data
-    for (let i = 0; i < data.length; i++) squared += (data[i] - (base?.[i] ?? 0)) ** 2
+    if (base === undefined) for (let i = 0; i < data.length; i++) squared += data[i] ** 2
+    else for (let i = 0; i < data.length; i++) squared += (data[i] - base[i]) ** 2
   }
   return Math.sqrt(squared)
 }
@@ -85,8 +86,9 @@ export function l2Distance (tensors: TensorMap, reference?: TensorMap): number {
 export function checkValueBounds (tensors: TensorMap, reference?: TensorMap): void {
   for (const name of canonicalNames(tensors)) {
     const data = tensors[name].data
+    const limit = LIMITS.maxAbsValue
     for (let i = 0; i < data.length; i++) {
-      if (!(Math.abs(data[i]) <= LIMITS.maxAbsValue)) throw new ProtocolError('out-of-bounds', `tensor ${name} holds ${data[i]}, beyond +-${LIMITS.maxAbsValue}`)
+      if (!(Math.abs(data[i]) <= limit)) throw new ProtocolError('out-of-bounds', `tensor ${name} holds ${data[i]}, beyond +-${LIMITS.maxAbsValue}`)
     }
   }
   if (reference === undefined) return

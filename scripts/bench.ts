@@ -9,6 +9,7 @@ import { fuzzBench } from './bench/fuzz.js'
 import { workersBench } from './bench/workers.js'
 import { designBench } from './bench/design.js'
 import { textBench } from './bench/text.js'
+import { networkThreadBench } from './bench/network-thread.js'
 
 const BENCHES: Record<string, { help: string, run: (command: string, args: string[]) => Promise<void> }> = {
   'train-step': { help: 'train-step time of target-size models on wasm and cpu, as a fraction of each backend\'s matMul ceiling', run: trainStepBench },
@@ -19,6 +20,7 @@ const BENCHES: Record<string, { help: string, run: (command: string, args: strin
   workers: { help: 'the same simulation with 1 and 2 compute workers: wall time, peak RSS, identical results, and the machine\'s two-worker ceiling [--pairs N]', run: workersBench },
   fuzz: { help: 'the CI fuzz test with many more cases (default 1,000,000) [--cases N]', run: fuzzBench },
   text: { help: 'every method on the bundled spam e-mails, preset text (4 peers; minutes on 2 cores) [--peers N --alpha A]', run: textBench },
+  'network-thread': { help: 'what averaging computes on the network thread, per update received and per round closed, at the tiny, small and paper presets\' Global-LiGO sizes', run: networkThreadBench },
   ligo: { help: 'grow a pre-trained small model with LiGO (both inits) vs train the target from scratch: steps and FLOPs to the same accuracy [--lr RATE]', run: ligoBench }
 }
 

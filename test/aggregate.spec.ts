@@ -52,6 +52,22 @@ describe('aggregation', () => {
     assert.deepEqual(Array.from(coordinateMedian(column(1, 2, 3, 10)).x.data), [2.5])
   })
 
+  it('sorts each coordinate\'s values as TypedArray sort does, -0 before +0, so peers on other versions agree bit for bit', () => {
+    assert.ok(Object.is(coordinateMedian(column(0, -0, 1)).x.data[0], 0), 'sorted -0, +0, 1: the median is +0')
+    assert.ok(Object.is(coordinateMedian(column(-0, 0, -1)).x.data[0], -0), 'sorted -1, -0, +0: the median is -0')
+    // Against sort() itself, on columns short enough for insertion sort and longer, with ties and zeros.
+    let seed = 7
+    const next = (): number => { seed = (seed * 16807) % 2147483647; return seed }
+    for (const n of [2, 5, 16, 32, 33, 40]) {
+      for (let trial = 0; trial < 20; trial++) {
+        const values = Array.from({ length: n }, () => [0, -0, 1, -1, 0.5, next() / 2147483647 - 0.5][next() % 6])
+        const sorted = Float64Array.from(Float32Array.from(values)).sort()
+        const expected = n % 2 === 1 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        assert.ok(Object.is(coordinateMedian(column(...values)).x.data[0], Math.fround(expected)), `median of [${values.map(v => Object.is(v, -0) ? '-0' : v).join(', ')}]`)
+      }
+    }
+  })
+
   it('trims the extremes before averaging (worked by hand)', () => {
     // n = 4, trim 0.25: drop 1 and 100, mean of 2 and 3.
     assert.deepEqual(Array.from(trimmedMean(column(100, 1, 3, 2), 0.25).x.data), [2.5])

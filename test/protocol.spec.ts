@@ -236,6 +236,21 @@ describe('protocol', () => {
     it('digests the values alone, independent of key order', () => {
       assert.equal(globalDigest(tensors), globalDigest({ E: tensors.E, w: tensors.w }))
       assert.notEqual(globalDigest(tensors), globalDigest({ ...tensors, w: { shape: [2], data: Float32Array.from([1, 2.0001]) } }))
+      // As protocol/README.md defines it, computed independently (Python: sha256(struct.pack('<3f', 0.1, 2, -3)
+      // + struct.pack('<2f', 1.5, -0.0))); `b` is a view into a larger array, as a decoded tensor may be.
+      const backing = Float32Array.from([9, 1.5, -0, 9])
+      const known = { b: { shape: [2], data: backing.subarray(1, 3) }, a: { shape: [3], data: Float32Array.from([0.1, 2, -3]) } }
+      assert.equal(globalDigest(known), '6dd1f5cdadf804172bbfb363e56fdb7e59ca1e91f75236ec8bffa757f7774eff')
+    })
+
+    it('decodes a payload at any byte offset, as the network hands it over', () => {
+      const bytes = encodePayload(tensors)
+      const unaligned = new Uint8Array(bytes.length + 3)
+      unaligned.set(bytes, 3)
+      const decoded = decodePayload(unaligned.subarray(3), spec)
+      assert.deepEqual(Array.from(decoded.E.data), [0.5, -1])
+      assert.deepEqual(Array.from(decoded.w.data), [1, 2])
+      assert.equal(decoded.w.data.byteOffset, 0, 'values are copied out, not left as a view of the payload')
     })
   })
 })

@@ -21,7 +21,7 @@ import type { Discovery } from './p2p/discovery.js'
 import type { LimitedRequest } from './p2p/exchange.js'
 import { RoundEngine } from './federation/engine.js'
 import type { RoundResult } from './federation/engine.js'
-import { strategyFor } from './federation/strategy.js'
+import { offThread } from './federation/strategy.js'
 import { planFor } from './federation/participant.js'
 import { startComputePool } from './compute/pool.js'
 import type { ComputePool, PeerCompute } from './compute/pool.js'
@@ -216,7 +216,7 @@ export async function runPeer (init: PeerInit): Promise<PeerResult> {
     let lastScore: { digest: string, score: Evaluation } | undefined
     engine = new RoundEngine({
       transport: federationTransport({ host, federationId: fedId, maxPayloadBytes: encodePayload(startGlobal).length, isMember: member, dropAnnouncement: init.dropAnnouncement, onLimited, onReject: (from, reason) => { log({ event: 'rejected', from, reason, detail: 'topic validator' }) } }),
-      strategy: strategyFor(manifest.aggregation),
+      strategy: offThread(manifest.aggregation, pool.aggregate),
       trainRound: async (global, round) => await compute.trainRound(global, round),
       onRound: async (result, global) => {
         if (init.crash?.aborted === true) return

@@ -7,7 +7,7 @@ import { sha256Hex } from './canonical.js'
 import { LIMITS } from './constants.js'
 import { ProtocolError } from './errors.js'
 import { decodeSafetensors, encodeSafetensors, float32Bytes, TensorFileError } from './safetensors.js'
-import type { TensorMap } from './safetensors.js'
+import type { Float32Allocator, TensorMap } from './safetensors.js'
 
 /** A Global-LiGO tensor's name and shape, as the manifest implies them: what a payload must hold. */
 export interface TensorSpec {
@@ -29,11 +29,14 @@ function allFinite (values: Float32Array): boolean {
   return true
 }
 
-/** Decodes a payload and checks it against the expected names and shapes and for finite values. */
-export function decodePayload (bytes: Uint8Array, expected: TensorSpec[]): TensorMap {
+/**
+ * Decodes a payload and checks it against the expected names and shapes and for finite values. The values
+ * go where `allocate` puts them (shared memory, for a peer that hands updates to another thread).
+ */
+export function decodePayload (bytes: Uint8Array, expected: TensorSpec[], allocate?: Float32Allocator): TensorMap {
   let tensors: TensorMap
   try {
-    tensors = decodeSafetensors(bytes, 'payload').tensors
+    tensors = decodeSafetensors(bytes, 'payload', allocate).tensors
   } catch (err) {
     if (err instanceof TensorFileError) throw new ProtocolError('malformed', err.message)
     throw err

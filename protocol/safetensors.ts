@@ -54,11 +54,16 @@ export function float32Bytes (values: Float32Array): Uint8Array {
   return out
 }
 
-/** Float32 values, in a new array, from little-endian `bytes` at any alignment. */
-export function float32FromBytes (bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.byteLength / 4)
+/** Where decoded values go: a new Float32Array of `length` values, in whatever memory the caller needs. */
+export type Float32Allocator = (length: number) => Float32Array
+
+const ordinaryMemory: Float32Allocator = (length) => new Float32Array(length)
+
+/** Float32 values, in an array from `allocate`, from little-endian `bytes` at any alignment. */
+export function float32FromBytes (bytes: Uint8Array, allocate = ordinaryMemory): Float32Array {
+  const out = allocate(bytes.byteLength / 4)
   if (LITTLE_ENDIAN) {
-    new Uint8Array(out.buffer).set(bytes)
+    new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes)
     return out
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -126,7 +131,7 @@ function checkEntry (name: string, raw: unknown, dataBytes: number, where: strin
 }
 
 /** Decodes and verifies a file: bounds, dtype, offsets and (when present) the checksum. Never returns a partial map. */
-export function decodeSafetensors (bytes: Uint8Array, where = 'safetensors'): { tensors: TensorMap, metadata: Record<string, string> } {
+export function decodeSafetensors (bytes: Uint8Array, where = 'safetensors', allocate = ordinaryMemory): { tensors: TensorMap, metadata: Record<string, string> } {
   const { header, dataStart } = parseHeader(bytes, where)
   const data = bytes.subarray(dataStart)
   const rawMeta = header.__metadata__ ?? {}
@@ -142,6 +147,6 @@ export function decodeSafetensors (bytes: Uint8Array, where = 'safetensors'): { 
   const expected = metadata[CHECKSUM_KEY]
   if (expected !== undefined && sha256Hex(data) !== expected) throw new TensorFileError(`${where}: data checksum does not match the header; the file is corrupt (restore it or re-create it)`)
   const tensors: TensorMap = {}
-  for (const [name, e] of entries) tensors[name] = { shape: e.shape, data: float32FromBytes(data.subarray(e.data_offsets[0], e.data_offsets[1])) }
+  for (const [name, e] of entries) tensors[name] = { shape: e.shape, data: float32FromBytes(data.subarray(e.data_offsets[0], e.data_offsets[1]), allocate) }
   return { tensors, metadata }
 }

@@ -9,6 +9,10 @@ import { validateVitConfig } from '../node/model/config.js'
 import { validateManifest } from '../protocol/manifest.js'
 import { readModelFile } from '../node/model/model-file.js'
 import { INTERMEDIATE_PREFIX } from '../node/federation/participant.js'
+import { OFF_THREAD_MIN_VALUES, offThread, sharedFloat32, strategyFor } from '../node/federation/strategy.js'
+import { globalDigest } from '../protocol/payload.js'
+import type { RemoteAggregate } from '../node/federation/strategy.js'
+import type { Float32Allocator } from '../protocol/safetensors.js'
 import { modelData, toyDataset, useBackend } from './helpers.js'
 import { tinyManifest } from './fixtures.js'
 import type { LearnerSpec } from '../node/compute/messages.js'
@@ -37,6 +41,37 @@ describe('compute workers', function () {
       assert.ok(updates[0].loss > 0 && updates[0].sampleCount === 48)
       assert.ok(progress.includes('round 1'), progress.join())
       assert.equal(pool.tensorsAlive(), 0, 'closed learners leave no tensors behind')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('aggregates a large round in a worker, bit-identical with this thread, from updates in shared and in ordinary memory', async () => {
+    const pool = await startComputePool({ workers: 1, backend: 'wasm' })
+    try {
+      const values = (seed: number, allocate: Float32Allocator = (n) => new Float32Array(n)): Float32Array => {
+        const out = allocate(1000)
+        for (let i = 0; i < out.length; i++) out[i] = Math.sin(seed * 7.1 + i * 0.37) * (i % 3 === 0 ? -0 : 1)
+        return out
+      }
+      // As the engine holds a round: peers' updates decoded into shared memory, its own in ordinary memory.
+      const contributions = [1, 2, 3, 4, 5].map(k => ({ from: `peer${k}`, sampleCount: 10 * k, tensors: { w: { shape: [10, 100], data: values(k, k === 5 ? undefined : sharedFloat32) } } }))
+      const current = { w: { shape: [10, 100], data: values(0) } }
+      const sent: number[] = []
+      const remote: RemoteAggregate = async (aggregation, c, cur) => {
+        sent.push(c.length)
+        return await pool.aggregate(aggregation, c, cur)
+      }
+      for (const rule of ['mean', 'median', 'trimmed-mean', 'centered-clip'] as const) {
+        const here = strategyFor({ rule }).aggregate(contributions, current)
+        const there = await offThread({ rule }, remote, 1).aggregate(contributions, current)
+        assert.equal(globalDigest(there!), globalDigest(here!), rule)
+        assert.equal(await offThread({ rule }, remote, 1).aggregate([], current), null, 'nothing arrived: keep the current Global-LiGO')
+      }
+      assert.deepEqual(sent, [5, 5, 5, 5], 'each non-empty round went to the worker')
+      const below = await offThread({ rule: 'mean' }, remote).aggregate(contributions, current)
+      assert.equal(sent.length, 4, `a round of ${5 * 1000} values, below ${OFF_THREAD_MIN_VALUES}, stays on this thread`)
+      assert.equal(globalDigest(below!), globalDigest(strategyFor({ rule: 'mean' }).aggregate(contributions, current)!))
     } finally {
       await pool.close()
     }

@@ -462,6 +462,45 @@ describe('round engine, scripted peers', () => {
     assert.deepEqual(stateAsked, ['H', 'C'], 'one catch-up, asking H and the participant C')
   })
 
+  it('waits for an aggregation run elsewhere, answering state requests for the last completed round meanwhile', async () => {
+    const payload = encodePayload(constant(2))
+    let handlers: ExchangeHandlers | undefined
+    const { transport } = scripted({
+      participants: ['B'],
+      fetch: async () => payload,
+      onAnnounce: (_own, h, deliver) => {
+        handlers = h
+        deliver('B', announceOf('B', 1, payload))
+      }
+    })
+    let markAsked = (): void => {}
+    const asked = new Promise<void>(resolve => { markAsked = resolve })
+    let comeBack = (): void => {}
+    const back = new Promise<void>(resolve => { comeBack = resolve })
+    // As offThread's worker: the round's contributions leave, the result comes back later.
+    const elsewhere: Strategy = {
+      name: 'mean',
+      aggregate: async (contributions, current) => {
+        markAsked()
+        await back
+        return fedAvg.aggregate(contributions, current)
+      }
+    }
+    const results: RoundResult[] = []
+    const engine = new RoundEngine({ transport, strategy: elsewhere, trainRound: async () => ({ tensors: constant(1), sampleCount: 1, loss: 1 }), onRound: (r) => { results.push(r) } },
+      { federationId: FED, expected: SPEC, rounds: 1, scheduleRounds: 10, roundTimeoutMs: 60_000, quorum: 2, initial: constant(1), completedRound: 0 })
+    await engine.join()
+    const running = engine.run()
+    await asked
+    const during = handlers!.state().header
+    assert.deepEqual([during.round, during.globalDigest], [0, globalDigest(constant(1))], 'still round 0 and the initial Global-LiGO')
+    assert.equal(results.length, 0)
+    comeBack()
+    await running
+    assert.equal(results[0].globalDigest, globalDigest(constant(1.5)), 'the mean of 1 and 2, once the aggregation came back')
+    assert.equal(handlers!.state().header.round, 1)
+  })
+
   it('closes a group round once its group has reported, when it knows of the quorum: other groups\' updates are not waited for', async () => {
     const others = ['B', 'C', 'D', 'E', 'F', 'G', 'H', 'I']
     const partners = roundGroup(FED, 1, 'A', others, 4).members

@@ -16,6 +16,7 @@ import type { ProgressEvent } from '../train/progress.js'
 import type { Evaluation, TrainOptions } from '../train/trainer.js'
 import type { EarlyStopping } from '../train/pretrain.js'
 import type { LocalUpdate } from '../federation/engine.js'
+import type { Contribution } from '../federation/aggregate.js'
 
 /** A model as plain data: its config and named parameters. */
 export interface ModelData {
@@ -86,6 +87,8 @@ export type WorkerRequest =
   | { id: number, op: 'call', learner: number, call: LearnerCall, args: unknown[] }
   | { id: number, op: 'dispose-learner', learner: number }
   | { id: number, op: 'pretrain', job: PretrainJob }
+  /** A round's aggregation (strategy.ts offThread): contributions in shared memory arrive without a copy. */
+  | { id: number, op: 'aggregate', aggregation: Manifest['aggregation'], contributions: Contribution[], current: TensorMap }
   | { id: number, op: 'memory' }
 
 /** A created learner's constants, known without a call. */

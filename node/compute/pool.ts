@@ -21,6 +21,7 @@ import type { ModelInfo } from '../model/model-file.js'
 import type { Evaluation } from '../train/trainer.js'
 import type { ProgressSink } from '../train/progress.js'
 import type { LocalUpdate } from '../federation/engine.js'
+import type { RemoteAggregate } from '../federation/strategy.js'
 import type { Logger } from '../log.js'
 import type { PeerEvent } from '../events.js'
 import type { FinalScore, LearnerCall, LearnerCalls, LearnerInfo, LearnerSpec, PretrainJob, PretrainResult, SerializedError, WorkerInit, WorkerMemory, WorkerMessage, WorkerRequest } from './messages.js'
@@ -72,6 +73,8 @@ export interface ComputePool {
   createLearner: (spec: LearnerSpec, hooks?: ComputeHooks, worker?: number) => Promise<PeerCompute>
   /** Pre-trains and saves a model on the least busy worker. */
   pretrain: (job: PretrainJob, hooks?: ComputeHooks) => Promise<PretrainResult>
+  /** A round's aggregation on the least busy worker (strategy.ts offThread). */
+  aggregate: RemoteAggregate
   memory: () => Promise<WorkerMemory[]>
   /** tfjs tensors alive across the workers, as last reported. */
   tensorsAlive: () => number
@@ -255,6 +258,7 @@ export async function startComputePool (init: ComputePoolInit = {}): Promise<Com
       }
     },
     pretrain: async (job, hooks) => await leastLoaded('busy').request({ op: 'pretrain', job: { ...job, data: inSharedMemory(job.data) } }, hooks),
+    aggregate: async (aggregation, contributions, current) => await leastLoaded('busy').request({ op: 'aggregate', aggregation, contributions, current }),
     memory: async () => await Promise.all(workers.map(async w => await w.request<WorkerMemory>({ op: 'memory' }))),
     tensorsAlive: () => workers.reduce((sum, w) => sum + w.tensorsAlive, 0),
     close: async () => { await Promise.all(workers.map(async w => { await w.close() })) }

@@ -1,7 +1,7 @@
 /**
  * A compute worker: one worker thread with its own tfjs engine and backend, holding the Learners of the
  * peers assigned to it and running their heavy work (pre-training, Local-LiGO, each round's training,
- * evaluation, growing and saving the final model). The thread that spawned it keeps libp2p and the
+ * evaluation, growing and saving the final model, and large rounds' aggregation). The thread that spawned it keeps libp2p and the
  * round engine, and so keeps answering its peers while this one computes.
  *
  * Requests are handled one at a time, in arrival order, each to completion: a worker shared by several
@@ -20,6 +20,7 @@ import { fromTensorMap } from '../storage/files.js'
 import { Participant, planFor } from '../federation/participant.js'
 import { FedAvgLearner } from '../federation/fedavg-learner.js'
 import { hostileLearner } from '../federation/attacks.js'
+import { strategyFor } from '../federation/strategy.js'
 import { ProtocolError } from '../../protocol/errors.js'
 import type { Learner } from '../federation/learner.js'
 import type { ProgressEvent } from '../train/progress.js'
@@ -127,6 +128,8 @@ function handle (request: WorkerRequest): unknown {
       return undefined
     case 'pretrain':
       return runPretrain(request.job)
+    case 'aggregate':
+      return strategyFor(request.aggregation).aggregate(request.contributions, request.current)
     case 'memory':
       return memory()
     default: {

@@ -27,7 +27,7 @@ import type { Announce, AnnounceContentContext, State, View, ViewEntry } from '.
 import type { TensorSpec } from '../../protocol/payload.js'
 import type { TensorMap } from '../../protocol/safetensors.js'
 import type { Contribution } from './aggregate.js'
-import { ROBUST_RULES } from './strategy.js'
+import { ROBUST_RULES, sharedFloat32 } from './strategy.js'
 import type { Strategy } from './strategy.js'
 import { trafficSince } from './transport.js'
 import type { ByteCounts, DropReason, Traffic, UpdateTransport } from './transport.js'
@@ -539,7 +539,7 @@ export class RoundEngine {
     const vouchers = (digest: string): StateClaim[] => (byDigest.get(digest) ?? []).filter(a => !this.banned.has(a.from))
     const states = this.nearbyStates(fetched).flatMap(a => vouchers(a.digest).map(({ from }) => ({ from, sampleCount: 1, tensors: a.tensors })))
     if (states.length < required) return this.unvouched(best, required, `${states.length} of the ${required} distinct peers needed delivered a state near ours`)
-    const tensors = ROBUST_RULES.has(this.components.strategy.name) ? coordinateMedian(states) : this.components.strategy.aggregate(states, this.global)
+    const tensors = ROBUST_RULES.has(this.components.strategy.name) ? coordinateMedian(states) : await this.components.strategy.aggregate(states, this.global)
     return tensors === null ? null : { round: best[0].round, tensors, payload: encodePayload(tensors) }
   }
 
@@ -853,7 +853,9 @@ export class RoundEngine {
     let contribution: Contribution
     try {
       if (updateHash(this.init.federationId, announce.round, from, payload) !== announce.payloadHash) throw new ProtocolError('hash-mismatch', `payload, with its announcer and round ${announce.round}, does not hash to the announced value`)
-      const tensors = decodePayload(payload, this.init.expected)
+      // In shared memory, so that a worker aggregating the round reads it in place (strategy.ts offThread).
+      // An update is never adopted as it is: tfjs, which may not take shared memory, sees only aggregates.
+      const tensors = decodePayload(payload, this.init.expected, sharedFloat32)
       checkValueBounds(tensors, this.global)
       contribution = { from, sampleCount: announce.sampleCount, tensors }
     } catch (err) {
@@ -1141,7 +1143,9 @@ export class RoundEngine {
     }
     this.roundsRun++
     const contributions = closed.flatMap(p => p.contribution === undefined || !group.members.has(p.from) ? [] : [p.contribution])
-    const next = this.components.strategy.aggregate(contributions, this.global)
+    // Nothing of this round changes while a worker aggregates: a late update is not among `contributions`,
+    // and state answers name the last completed round with the Global-LiGO it held.
+    const next = await this.components.strategy.aggregate(contributions, this.global)
     if (next !== null) this.adoptAggregate(round, next)
     this.completed = round
     this.collecting = round + 1

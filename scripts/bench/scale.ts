@@ -2,7 +2,8 @@
  * How averaging scales: tiny-preset federations of 16, 64 and 256 peers in one process (real libp2p on
  * 127.0.0.1), each run with all-to-all averaging and with group averaging, side by side. Reports what a
  * peer pays per round (bytes, and in payloads of its Global-LiGO), round time, memory, how far the
- * peers' Global-LiGOs spread, and accuracy.
+ * peers' Global-LiGOs spread, and accuracy. `--preset small` measures the same at a Global-LiGO almost
+ * six times larger, where what a round costs besides the payloads weighs less.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -18,6 +19,7 @@ import { ROUND_ENDINGS } from '../../node/federation/round-state.js'
 import { flagValue, markdownTable, utcMinute, writeSection } from './report.js'
 
 const DEFAULT_SIZES = [16, 64, 256]
+const DEFAULT_PRESET = 'tiny'
 const DEFAULT_ROUNDS = 3
 const BYTES_PER_PARAM = 4
 
@@ -32,6 +34,8 @@ interface ScaleRun {
   scheme: string
   /** The simulation's seed (shards, small models, training order); absent in runs older than the flag, which used 0. */
   seed?: number
+  /** The simulation preset; absent in runs older than the flag, which used tiny. */
+  preset?: string
   rounds: number
   row: Array<string | number>
   payloadBytes: number
@@ -90,9 +94,10 @@ const COMMIT_AT_START = currentCommit()
 function saveRun (run: ScaleRun): void {
   mkdirSync(RUNS_DIR, { recursive: true })
   const seedPart = (run.seed ?? 0) === 0 ? '' : `-seed-${run.seed}`
+  const presetPart = (run.preset ?? DEFAULT_PRESET) === DEFAULT_PRESET ? '' : `-preset-${run.preset}`
   // Runs of other lengths are other rows (schemeLabel), so they are other files.
   const roundsPart = run.rounds === DEFAULT_ROUNDS ? '' : `-rounds-${run.rounds}`
-  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}${seedPart}${roundsPart}.json`), JSON.stringify(run, null, 1))
+  writeFileSync(join(RUNS_DIR, `${run.peers}-${run.scheme.replace(/[^a-z0-9]+/g, '-')}${presetPart}${seedPart}${roundsPart}.json`), JSON.stringify(run, null, 1))
 }
 
 /** Every run kept, by federation size, then seed, all-to-all first, then by rounds. */
@@ -101,17 +106,17 @@ function savedRuns (): ScaleRun[] {
   return runs.sort((a, b) => a.peers - b.peers || (a.seed ?? 0) - (b.seed ?? 0) || Number(b.scheme === 'all-to-all') - Number(a.scheme === 'all-to-all') || a.rounds - b.rounds)
 }
 
-async function runOne (peers: number, rounds: number, scheme: Scheme, seed: number): Promise<ScaleRun> {
+async function runOne (peers: number, rounds: number, scheme: Scheme, seed: number, preset: string): Promise<ScaleRun> {
   const rssBefore = process.memoryUsage().rss
   let peakRss = rssBefore
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }, 200)
   const roundSeconds: number[] = []
   let previous = 0
-  const tag = `[${peers} peers, ${scheme.name}, seed ${seed}]`
+  const tag = `[${peers} peers, ${scheme.name}, seed ${seed}, preset ${preset}]`
   const result = await simulate({
     peers,
     rounds,
-    preset: PRESETS.tiny,
+    preset: PRESETS[preset],
     alpha: 100,
     methods: ['fedgrow'],
     seed,
@@ -143,7 +148,7 @@ async function runOne (peers: number, rounds: number, scheme: Scheme, seed: numb
     `${(100 * last.spread.mean).toFixed(2)}% / ${(100 * last.spread.max).toFixed(2)}%`,
     `${(100 * m.accuracy.mean).toFixed(2)}%`
   ]
-  return { peers, scheme: scheme.name, seed, rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), fillByRound: m.curve.map(p => p.fill), measuredAt: utcMinute(), commit: COMMIT_AT_START }
+  return { peers, scheme: scheme.name, seed, ...(preset === DEFAULT_PRESET ? {} : { preset }), rounds, row, payloadBytes, bytesByProtocol: m.bytesByProtocolPerPeerPerRound, announcementsPerPeerPerRound: m.announcementsPerPeerPerRound, announcementsToldPerPeerPerRound: m.announcementsToldPerPeerPerRound, afterFirstRound: steadyRounds(m.curve), fillByRound: m.curve.map(p => p.fill), measuredAt: utcMinute(), commit: COMMIT_AT_START }
 }
 
 export async function scaleBench (command: string, args: string[]): Promise<void> {
@@ -151,12 +156,14 @@ export async function scaleBench (command: string, args: string[]): Promise<void
   const rounds = Number(flagValue(args, '--rounds') ?? DEFAULT_ROUNDS)
   const groupSize = Number(flagValue(args, '--group-size') ?? DEFAULTS.groupSize)
   const seed = Number(flagValue(args, '--seed') ?? 0)
+  const preset = flagValue(args, '--preset') ?? DEFAULT_PRESET
+  if (PRESETS[preset] === undefined || PRESETS[preset].tokenizer !== undefined) throw new Error(`--preset: '${preset}' is not an image preset; use one of ${Object.keys(PRESETS).filter(name => PRESETS[name].tokenizer === undefined).join(', ')}`)
   const schemes = chosenSchemes(flagValue(args, '--schemes') ?? SCHEME_NAMES.join(','), groupSize)
   // Each run is saved and the section rewritten at once, so that a long run that fails late keeps what
   // it measured, and a run of other sizes adds its rows to the earlier ones (each row names its code).
   for (const peers of sizes) {
     for (const scheme of schemes) {
-      saveRun(await runOne(peers, rounds, scheme, seed))
+      saveRun(await runOne(peers, rounds, scheme, seed, preset))
       writeScaleSection(command, groupSize, savedRuns())
     }
   }
@@ -180,9 +187,10 @@ function chosenSchemes (list: string, groupSize: number): Scheme[] {
 const WHERE_OTHER_GOES = 'What a peer sends besides the payloads (KiB a peer a round, from round 2, in the second and fourth tables; how each rule below was found, and what it changed run by run, is in docs/method.md from "Group averaging" on). Gossipsub carries the announcements: each one on the topic reaches every peer, and each peer forwards it along its mesh (1.6 to 4 KiB sent per peer per announcement, measured), so with group averaging a peer announces on the topic only in its first round and its presence rounds (about 8 peers a round, at any size) and tells its group directly otherwise (f78edbe and 73b6fda took 64 peers from 24.2 payloads\' worth a round to 9.2). "state" is catch-ups: a peer that fell behind asks up to 8 peers for their round and digest, then fetches only the state it adopts (with groups, one per distinct digest). "connection" is Noise, Yamux and multistream-select framing, mostly libp2p\'s pings (every 10 s on every connection, each a stream of its own; pinging once a minute was tried and reverted, docs/method.md). "view" is view completion: a round short of its quorum asks 3 partners whom they have heard from (0a2974e). Waiting rounds pay for pings and re-announcements by the second: with view completion, 64-peer group rounds closed at the hard deadline 10 times in 5 rounds instead of 92, and a peer sent 7.8 payloads\' worth a round from round 2 instead of 9.5 (connection framing 54 against 92 KiB a round). What keeps group averaging above its aim of about 3 at 64 peers: the payloads themselves (each update fetched by its 3 to 6 partners, and again by late peers catching up), gossip (first-round and presence announcements, and the first trained round of each peer that caught up), catch-ups (36 of 64 peers caught up in round 1, as the training queue of 2 workers spreads the peers over minutes) and pings. A 64-peer run varies from run to run by about 2 payloads\' worth. At 256 peers in one process on 2 cores, gossipsub delivered about a quarter of the announcements, so no peer came to know of the quorum of 256 and nearly every round closed at the hard deadline; view completion did not change that (1f7bd93; not traced: a name counts only once two partners name it, and each partner knows only part of the federation). Near 3 payloads\' worth at every size would take a butterfly all-reduce (each member reduces one slice of the update and sends about 2 payloads, whatever the group size) and fewer catch-ups than 2 cores allow 64 peers; neither is built.'
 
 function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]): void {
-  const payload = `${(runs[0].payloadBytes / 1024).toFixed(1)} KiB`
+  const payloadSizes = new Map(runs.map(r => [r.preset ?? DEFAULT_PRESET, r.payloadBytes]))
+  const payload = [...payloadSizes].map(([preset, bytes]) => `${(bytes / 1024).toFixed(1)} KiB at the ${preset} preset`).join(', ')
   const rounds = [...new Set(runs.map(r => r.rounds))].join(' or ')
-  writeSection('scale', 'Scale: all-to-all against group averaging (preset tiny, fedgrow)', command, [
+  writeSection('scale', 'Scale: all-to-all against group averaging (fedgrow; preset tiny unless a row names another)', command, [
     `One process holds every peer (real libp2p nodes on 127.0.0.1 on the main thread; training on the compute workers, one per core). ${rounds} rounds each, alpha 100, seed 0 unless the averaging column names another; every peer bootstraps from peer 0. Group averaging: groups of ${groupSize} to ${2 * groupSize - 1} peers, redrawn every round (protocol/groups.ts).`,
     `"payloads" is how many whole Global-LiGO payloads (${payload} each) a peer served per round, on average; "other" is the rest of its bytes sent (rows before 99556d9 re-announced every 2 s and sent 903-byte announcements, later ones back off from 2 s to 16 s and send 338 bytes); the second table splits every byte by protocol. "round s" is the time from one round's last peer to the next's (round 1 includes preparing every peer). Memory per peer is the growth of the process's peak RSS during the run over the peers. "spread" is the consensus distance after the last round: each peer's Global-LiGO's distance from the peers' mean, relative to the mean's norm (mean / max over peers). Rows are kept from earlier runs of other sizes and name the commit they measured: the engine may have changed between them (\`git log -- node/federation protocol/groups.ts\`).`,
     '',
@@ -195,11 +203,12 @@ function writeScaleSection (command: string, groupSize: number, runs: ScaleRun[]
   ].join('\n'))
 }
 
-/** A run's scheme, with its seed when that is not the first, and its rounds when not the default. */
+/** A run's scheme, with its preset, seed and rounds where they are not the defaults. */
 function schemeLabel (run: ScaleRun): string {
+  const preset = (run.preset ?? DEFAULT_PRESET) === DEFAULT_PRESET ? [] : [`preset ${run.preset}`]
   const seed = (run.seed ?? 0) === 0 ? [] : [`seed ${run.seed}`]
   const rounds = run.rounds === DEFAULT_ROUNDS ? [] : [`${run.rounds} rounds`]
-  return [run.scheme, ...seed, ...rounds].join(', ')
+  return [run.scheme, ...preset, ...seed, ...rounds].join(', ')
 }
 
 /** The families that the steady table splits out: the payloads themselves, and the three largest of the rest. */

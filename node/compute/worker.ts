@@ -1,8 +1,8 @@
 /**
  * A compute worker: one worker thread with its own tfjs engine and backend, holding the Learners of the
  * peers assigned to it and running their heavy work (pre-training, Local-LiGO, each round's training,
- * evaluation, growing and saving the final model, and large rounds' aggregation). The thread that spawned it keeps libp2p and the
- * round engine, and so keeps answering its peers while this one computes.
+ * evaluation, growing and saving the final model, and large rounds' aggregation). The thread that
+ * spawned it keeps libp2p and the round engine, and so keeps answering its peers while this one computes.
  *
  * Requests are handled one at a time, in arrival order, each to completion: a worker shared by several
  * peers serialises their jobs, and each job's result depends only on its inputs (seeded), never on
